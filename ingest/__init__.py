@@ -1,0 +1,1 @@
+"""Receiving support mail and turning it into case messages."""

@@ -1,0 +1,1 @@
+"""Where raw mail comes from: SMTP, IMAP and standard input."""

@@ -1,0 +1,1 @@
+"""mail2case: the composition root (CLI, config, logging, supervisor)."""

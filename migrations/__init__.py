@@ -1,0 +1,1 @@
+"""Alembic migrations for the mail2case schema."""

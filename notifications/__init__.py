@@ -1,0 +1,1 @@
+"""Outgoing mail: Jinja2 templates, rendering, transports and the outbox sender."""

@@ -1,0 +1,1 @@
+"""SLA policy, business calendar, deadline arithmetic and the reminder scheduler."""
