@@ -1,0 +1,8 @@
+.PHONY: run test lint check
+run:
+	./scripts/run.sh
+test:
+	./scripts/test.sh
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy .
+check: lint test

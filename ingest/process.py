@@ -1,0 +1,465 @@
+"""The process stage: one raw message in, one transaction of case changes out."""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from ingest.classify import Classification, ClassifySettings, Kind, classify
+from ingest.errors import ParseError
+from ingest.parse import parse_message
+from ingest.priority import PriorityRules, infer_priority
+from ingest.reply_matching import CaseToken, is_participant, referenced_ids
+from sla.deadlines import first_response_due, reminder_due
+from sla.policy import Priority, SlaPolicy, describe_target
+from storage import blobs, cases, inbound, outbox
+from storage.models import Attachment, Case, Message, SlaClock
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ingest.customers import CustomerDirectory, CustomerRule
+    from ingest.parsed import ParsedMail
+    from sla.business_hours import BusinessCalendar
+    from storage.models import Inbound
+
+log = structlog.get_logger("mail2case.process")
+
+
+@dataclass(frozen=True)
+class ProcessSettings:
+    """What the process stage needs to know, and nothing else."""
+
+    support_address: str
+    support_name: str
+    own_addresses: frozenset[str]
+    message_id_domain: str
+    token: CaseToken
+    first_ref: int
+    customers: CustomerDirectory
+    policy: SlaPolicy
+    calendar: BusinessCalendar
+    classify: ClassifySettings
+    priority_rules: PriorityRules = field(default_factory=PriorityRules.default)
+    max_parts: int = 1000
+    attachments_dir: Path | None = None
+    auto_reply_opens_case: bool = False
+    batch_size: int = 50
+
+    def calendar_for(self, tz_name: str) -> BusinessCalendar:
+        """The business calendar in a customer's time zone."""
+        return dataclasses.replace(self.calendar, tz=ZoneInfo(tz_name))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What processing one raw message did, for the canonical log line."""
+
+    status: str
+    reason: str | None = None
+    case_ref: int | None = None
+    case_id: int | None = None
+    opened: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Processor:
+    """Turns committed raw mail into cases; ``run_once`` handles one batch."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: ProcessSettings) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    def run_once(self, now: datetime) -> int:
+        """Process pending raw messages, oldest first; returns how many were settled."""
+        with self.sessions() as s:
+            ids = inbound.pending_ids(s, self.settings.batch_size)
+        return sum(1 for i in ids if self.handle(i, now) is not None)
+
+    def handle(self, inbound_id: int, now: datetime) -> Outcome | None:
+        """Process one raw message in one transaction (invariant 4); None if taken already."""
+        with structlog.contextvars.bound_contextvars(inbound_id=inbound_id):
+            with self.sessions.begin() as s:
+                row = inbound.lock_pending(s, inbound_id)
+                if row is None:
+                    return None
+                outcome = self._process(s, row, now)
+                inbound.settle(
+                    s,
+                    row,
+                    status=outcome.status,
+                    now=now,
+                    reason=outcome.reason,
+                    case_id=outcome.case_id,
+                )
+            _log_outcome(row, outcome)
+            return outcome
+
+    def _process(self, s: Session, row: Inbound, now: datetime) -> Outcome:
+        try:
+            mail = parse_message(row.raw, max_parts=self.settings.max_parts)
+        except ParseError as exc:
+            return Outcome("quarantined", reason=f"parse error: {exc.reason}")
+        existing = cases.message_by_dedupe_key(s, mail.content_key)
+        if existing is not None:
+            return Outcome(
+                "duplicate", reason=f"same message as #{existing.id}", case_id=existing.case_id
+            )
+        verdict = self._classify(row, mail)
+        return _Step(self, s, row, mail, verdict, now).run()
+
+    def _classify(self, row: Inbound, mail: ParsedMail) -> Classification:
+        verdict = classify(mail, self.settings.classify)
+        if verdict.is_automatic:
+            return verdict
+        return_path = (mail.header("Return-Path") or "").strip()
+        if (row.source == "smtp" and not row.mail_from) or return_path == "<>":
+            # RFC 5321 4.5.5: a null reverse-path marks a notification, never to be answered.
+            return Classification(Kind.AUTO_REPLY, "empty return path (<>)")
+        return verdict
+
+
+class _Step:
+    """One message's processing inside its transaction (kept apart for readability)."""
+
+    def __init__(
+        self,
+        proc: Processor,
+        s: Session,
+        row: Inbound,
+        mail: ParsedMail,
+        verdict: Classification,
+        now: datetime,
+    ) -> None:
+        self.cfg = proc.settings
+        self.s, self.row, self.mail, self.verdict, self.now = s, row, mail, verdict, now
+        self.sender = mail.from_.addr if mail.from_ else (row.mail_from or "")
+
+    def run(self) -> Outcome:
+        case = self._existing_case()
+        if self.verdict.kind is Kind.LOOP:
+            return Outcome("suppressed", reason=f"loop: {self.verdict.reason}")
+        if case is None and self.verdict.is_automatic and not self._opens_case_anyway():
+            return Outcome("suppressed", reason=f"{self.verdict.kind}: {self.verdict.reason}")
+        if case is None:
+            return self._open_case()
+        return self._add_to_case(case)
+
+    def _opens_case_anyway(self) -> bool:
+        return self.cfg.auto_reply_opens_case and self.verdict.kind is Kind.AUTO_REPLY
+
+    def _existing_case(self) -> Case | None:
+        ids = referenced_ids(self.mail)
+        if self.verdict.bounce and self.verdict.bounce.original_message_id:
+            ids.insert(0, self.verdict.bounce.original_message_id)
+        found = cases.case_by_message_ids(self.s, ids)
+        if found is not None:
+            return found
+        for ref in self.cfg.token.refs_in(self.mail.subject):
+            case = cases.case_by_ref(self.s, ref)
+            if case is not None and self._may_join(case):
+                return case
+        return None
+
+    def _may_join(self, case: Case) -> bool:
+        rule = self.cfg.customers.match(case.customer_address)
+        return is_participant(
+            self.sender,
+            customer_address=case.customer_address,
+            participants=case.participants,
+            customer_domains=rule.domains if rule else (),
+            agent=self.verdict.kind is Kind.AGENT,
+        )
+
+    def _open_case(self) -> Outcome:
+        rule = self.cfg.customers.resolve(self.sender)
+        case = self._new_case(rule)
+        self._store_message(case)
+        self._start_first_response_clock(case)
+        acked = self._queue_ack(case, rule)
+        return Outcome(
+            "processed", case_ref=case.ref, case_id=case.id, opened=True, extra={"ack": acked}
+        )
+
+    def _new_case(self, rule: CustomerRule) -> Case:
+        tz = ZoneInfo(rule.timezone)
+        plan = self.cfg.policy.plan(rule.plan_on(self.now.astimezone(tz).date()))
+        decision = infer_priority(
+            self.mail.subject, self.mail.text, self.mail, self.cfg.priority_rules
+        )
+        cust_id = cases.customer_id(self.s, rule.name, self.now)
+        case = Case(
+            ref=cases.next_ref(self.s, self.cfg.first_ref),
+            subject=self.mail.subject[:2000],
+            status="open",
+            priority=decision.priority.value,
+            priority_reason=decision.reason,
+            customer_priority=decision.customer_priority.value
+            if decision.customer_priority
+            else None,
+            plan=plan.name,
+            customer_id=cust_id,
+            customer_address=self.sender.lower(),
+            timezone=rule.timezone,
+            participants=self._cc_participants(),
+            opened_at=self.now,
+            updated_at=self.now,
+        )
+        self.s.add(case)
+        self.s.flush()
+        cases.touch_contact(self.s, self.sender, self._sender_name(), cust_id, self.now)
+        cases.add_event(
+            self.s, case, "opened", self.now, actor=self.sender, data={"plan": plan.name}
+        )
+        cases.add_event(
+            self.s,
+            case,
+            "priority_set",
+            self.now,
+            detail=decision.reason,
+            data={"priority": case.priority, "customer_priority": case.customer_priority},
+        )
+        return case
+
+    def _sender_name(self) -> str:
+        return self.mail.from_.name if self.mail.from_ else ""
+
+    def _cc_participants(self) -> list[str]:
+        ours = self.cfg.own_addresses
+        found = [
+            a.key for a in (*self.mail.to, *self.mail.cc) if a.key not in ours and "@" in a.key
+        ]
+        return sorted(set(found) - {self.sender.lower()})
+
+    def _start_first_response_clock(self, case: Case) -> None:
+        plan = self.cfg.policy.plan(case.plan)
+        calendar = self.cfg.calendar_for(case.timezone)
+        due = first_response_due(case.opened_at, plan, Priority(case.priority), calendar)
+        remind = reminder_due(
+            case.opened_at, due, self.cfg.policy.reminder_share, plan.clock, calendar
+        )
+        case.first_response_due = due
+        self.s.add(
+            SlaClock(
+                case_id=case.id,
+                kind="first",
+                started_at=case.opened_at,
+                due_at=due,
+                remind_at=remind,
+            )
+        )
+
+    def _add_to_case(self, case: Case) -> Outcome:
+        self._store_message(case)
+        case.updated_at = self.now
+        if self.verdict.kind is Kind.BOUNCE and self.verdict.bounce:
+            b = self.verdict.bounce
+            cases.add_event(
+                self.s,
+                case,
+                "bounce",
+                self.now,
+                actor=self.sender,
+                detail=self.verdict.reason,
+                data={"recipient": b.recipient, "status": b.status, "diagnostic": b.diagnostic},
+            )
+        elif not self.verdict.is_automatic and case.status in {"solved", "closed", "pending"}:
+            cases.add_event(
+                self.s,
+                case,
+                "status_changed",
+                self.now,
+                actor=self.sender,
+                detail=f"{case.status} -> open: customer replied",
+                data={"from": case.status, "to": "open"},
+            )
+            case.status = "open"
+            case.closed_at = None
+        return Outcome("processed", case_ref=case.ref, case_id=case.id)
+
+    def _store_message(self, case: Case) -> Message:
+        m = self.mail
+        msg = Message(
+            case_id=case.id,
+            inbound_id=self.row.id,
+            direction="in",
+            kind=self.verdict.kind.value,
+            from_addr=self.sender.lower(),
+            from_name=self._sender_name()[:200],
+            to_addrs=[a.addr for a in m.to],
+            cc_addrs=[a.addr for a in m.cc],
+            subject=m.subject[:2000],
+            message_id=m.message_id,
+            in_reply_to=m.in_reply_to[0] if m.in_reply_to else None,
+            references=list(m.references),
+            at=self.now,
+            text=m.text,
+            dedupe_key=m.content_key,
+        )
+        self.s.add(msg)
+        self.s.flush()
+        for att in m.attachments:
+            blobs.store_blob(self.s, att.sha256, att.data, self.cfg.attachments_dir)
+            self.s.add(
+                Attachment(
+                    message_id=msg.id,
+                    filename=att.filename[:255],
+                    content_type=att.content_type[:255],
+                    size=att.size,
+                    sha256=att.sha256,
+                    is_inline=att.is_inline,
+                )
+            )
+        detail = (
+            "" if not self.verdict.is_automatic else f"{self.verdict.kind}: {self.verdict.reason}"
+        )
+        cases.add_event(
+            self.s,
+            case,
+            "message_added",
+            self.now,
+            actor=self.sender,
+            detail=detail,
+            data={"message_id": m.message_id, "kind": self.verdict.kind.value},
+        )
+        return msg
+
+    def _queue_ack(self, case: Case, rule: CustomerRule) -> bool:
+        if self.verdict.is_automatic or self.verdict.kind is Kind.AGENT:
+            cases.add_event(
+                self.s,
+                case,
+                "ack_suppressed",
+                self.now,
+                detail=f"suppressed: {self.verdict.kind}: {self.verdict.reason}",
+            )
+            return False
+        to = _reply_address(self.mail, self.sender)
+        if to.lower() in self.cfg.own_addresses or _is_system_address(to):
+            cases.add_event(
+                self.s, case, "ack_suppressed", self.now, detail=f"suppressed: system address {to}"
+            )
+            return False
+        return self._enqueue_ack(case, rule, to)
+
+    def _enqueue_ack(self, case: Case, rule: CustomerRule, to: str) -> bool:
+        plan = self.cfg.policy.plan(case.plan)
+        target = plan.target("first", Priority(case.priority))
+        subject = "Re: " + self.cfg.token.subject_with_token(case.ref, _strip_re(case.subject))
+        message_id = _new_message_id(case.ref, self.cfg.message_id_domain)
+        refs = [*self.mail.references, *([self.mail.message_id] if self.mail.message_id else [])]
+        due = case.first_response_due
+        context = {
+            "case_ref": case.ref,
+            "ref_token": self.cfg.token.render(case.ref),
+            "subject": case.subject,
+            "customer_name": self._sender_name() or rule.name,
+            "customer_address": to,
+            "plan": case.plan,
+            "priority": case.priority,
+            "priority_reason": case.priority_reason,
+            "first_response_words": describe_target(target, plan.clock),
+            "first_response_due": due.isoformat() if due else "",
+            "first_response_due_local": _local_words(due, case.timezone),
+            "support_name": self.cfg.support_name,
+            "support_address": self.cfg.support_address,
+        }
+        queued = outbox.enqueue(
+            self.s,
+            kind="ack",
+            case_id=case.id,
+            to_addrs=[to],
+            subject=subject,
+            template="ack",
+            context=context,
+            message_id=message_id,
+            in_reply_to=self.mail.message_id,
+            references=refs[-20:],
+            dedupe_key=f"ack:case:{case.ref}",
+            now=self.now,
+        )
+        if queued:
+            self.s.add(
+                Message(
+                    case_id=case.id,
+                    direction="out",
+                    kind="ack",
+                    from_addr=self.cfg.support_address,
+                    from_name=self.cfg.support_name,
+                    to_addrs=[to],
+                    subject=subject,
+                    message_id=message_id,
+                    in_reply_to=self.mail.message_id,
+                    references=refs[-20:],
+                    at=self.now,
+                    text="",
+                )
+            )
+            cases.add_event(
+                self.s, case, "ack_queued", self.now, data={"to": to, "message_id": message_id}
+            )
+        return queued
+
+
+_SYSTEM_LOCALS = (
+    "mailer-daemon",
+    "postmaster",
+    "noreply",
+    "no-reply",
+    "donotreply",
+    "do-not-reply",
+)
+
+
+def _is_system_address(address: str) -> bool:
+    local = address.lower().partition("@")[0]
+    return any(local.startswith(s) for s in _SYSTEM_LOCALS)
+
+
+def _reply_address(mail: ParsedMail, sender: str) -> str:
+    # RFC 5322 3.6.2: replies go to Reply-To when present.
+    return mail.reply_to[0].addr if mail.reply_to else sender
+
+
+def _strip_re(subject: str) -> str:
+    text = subject.strip()
+    while text[:3].lower() in {"re:", "aw:", "sv:"} or text[:4].lower() in {"fwd:", "re :"}:
+        text = text.partition(":")[2].strip()
+    return text
+
+
+def _new_message_id(ref: int, domain: str) -> str:
+    return f"<case{ref}.{secrets.token_hex(8)}@{domain}>"
+
+
+def _local_words(at: datetime | None, tz_name: str) -> str:
+    if at is None:
+        return ""
+    local = at.astimezone(ZoneInfo(tz_name))
+    return local.strftime("%a %d %b %Y %H:%M %Z")
+
+
+def _log_outcome(row: Inbound, outcome: Outcome) -> None:
+    event = {
+        "processed": "message.processed",
+        "duplicate": "message.duplicate_dropped",
+        "suppressed": "message.suppressed",
+        "quarantined": "message.quarantined",
+    }[outcome.status]
+    level = log.warning if outcome.status == "quarantined" else log.info
+    level(
+        event,
+        source=row.source,
+        case_ref=outcome.case_ref,
+        reason=outcome.reason,
+        case_opened=outcome.opened,
+        **outcome.extra,
+    )

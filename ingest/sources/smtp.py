@@ -1,0 +1,147 @@
+"""The SMTP source: aiosmtpd that commits raw mail before it answers 250."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiosmtpd.smtp import SMTP
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from aiosmtpd.smtp import Envelope, Session
+
+log = structlog.get_logger("mail2case.smtp")
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The listener: address, limits, and optional STARTTLS."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 2525
+    max_message_size: int = 25 * 1024 * 1024
+    max_recipients: int = 100
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    require_starttls: bool = False
+    hostname: str = "mail2case"
+    data_timeout_seconds: float = 300.0
+
+
+def accepts_recipient(address: str, own: Iterable[str]) -> bool:
+    """Whether ``address`` is one of ours, plus-extensions included (no open relay)."""
+    local, _, domain = address.lower().rpartition("@")
+    base = local.partition("+")[0]
+    return f"{base}@{domain}" in own or address.lower() in own
+
+
+class SupportHandler:
+    """aiosmtpd handler: accepts mail for the support addresses only.
+
+    Handlers return SMTP status strings (aiosmtpd's contract) and never raise:
+    a failed commit answers 451 so the client keeps the message and retries.
+    """
+
+    def __init__(
+        self,
+        own_addresses: frozenset[str],
+        commit: Callable[[bytes, str, list[str]], int],
+        wake: Callable[[], None],
+        max_recipients: int,
+    ) -> None:
+        self.own = own_addresses
+        self.commit = commit
+        self.wake = wake
+        self.max_recipients = max_recipients
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> str:
+        """Accept our own addresses; refuse everything else (550, no relay)."""
+        del server, session, rcpt_options
+        if not accepts_recipient(address, self.own):
+            log.info("smtp.recipient_refused", recipient=address)
+            return (
+                "550 5.7.1 Relaying denied: this server accepts mail for its support address only"
+            )
+        if len(envelope.rcpt_tos) >= self.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        """Commit the raw bytes and envelope, then (and only then) answer 250."""
+        del server, session
+        raw = _as_bytes(envelope.original_content or envelope.content)
+        try:
+            inbound_id = await asyncio.to_thread(
+                self.commit, raw, envelope.mail_from or "", list(envelope.rcpt_tos)
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure to commit must become a 4xx, not a 250
+            log.warning(
+                "message.commit_failed",
+                source="smtp",
+                error=type(exc).__name__,
+                detail=str(exc)[:200],
+            )
+            return "451 4.3.0 Temporary failure storing the message, please retry"
+        log.info(
+            "message.received",
+            source="smtp",
+            inbound_id=inbound_id,
+            size=len(raw),
+            mail_from=envelope.mail_from,
+        )
+        self.wake()
+        return f"250 2.0.0 OK: queued as {inbound_id}"
+
+
+def _as_bytes(content: Any) -> bytes:
+    if isinstance(content, bytes):
+        return content
+    return str(content or "").encode("utf-8", "surrogateescape")
+
+
+def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    """A server TLS context when a certificate is configured, for STARTTLS."""
+    if not settings.tls_cert_file:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(settings.tls_cert_file, settings.tls_key_file or None)
+    return ctx
+
+
+async def start_server(settings: SmtpSettings, handler: SupportHandler) -> asyncio.Server:
+    """Listen on the configured address in the running loop."""
+    context = tls_context(settings)
+    loop = asyncio.get_running_loop()
+
+    def factory() -> SMTP:
+        return SMTP(
+            handler,
+            data_size_limit=settings.max_message_size,
+            enable_SMTPUTF8=True,
+            hostname=settings.hostname,
+            ident="mail2case ESMTP",
+            tls_context=context,
+            require_starttls=settings.require_starttls and context is not None,
+            timeout=settings.data_timeout_seconds,
+            loop=loop,
+        )
+
+    server = await loop.create_server(factory, host=settings.host, port=settings.port)
+    log.info("smtp.listening", host=settings.host, port=settings.port, starttls=context is not None)
+    return server

@@ -1,0 +1,119 @@
+"""Wiring: builds engines, stages and their settings from a validated Config."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ingest.classify import ClassifySettings
+from ingest.process import ProcessSettings, Processor
+from ingest.reply_matching import CaseToken
+from mail2case.config_reader import ConfigError
+from notifications.render import build_environment
+from notifications.sender import Sender, SenderSettings
+from notifications.transports import MaildirTransport, SmtpTransport
+from sla.business_hours import BusinessCalendar, holidays_for
+from storage import schema
+from storage.engine import is_sqlite, make_engine, session_factory
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from mail2case.config import Config
+    from notifications.transports import Transport
+
+
+def team_calendar(config: Config, now: datetime | None = None) -> BusinessCalendar:
+    """The business calendar in the team's zone, holidays from the list and the country."""
+    bh = config.business_hours
+    holidays = set(bh.holidays)
+    if bh.holiday_country:
+        year = (now or datetime.now(UTC)).year
+        try:
+            holidays |= holidays_for(
+                bh.holiday_country, range(year - 1, year + 6), bh.holiday_subdivision or None
+            )
+        except ValueError as exc:
+            raise ConfigError([f"business_hours.holiday_country: {exc}"]) from exc
+    return BusinessCalendar(
+        tz=bh.timezone,
+        opens=bh.opens,
+        closes=bh.closes,
+        weekdays=bh.weekdays,
+        holidays=frozenset(holidays),
+    )
+
+
+def process_settings(config: Config, calendar: BusinessCalendar) -> ProcessSettings:
+    """The process stage's settings."""
+    support = config.support
+    return ProcessSettings(
+        support_address=support.address,
+        support_name=support.name,
+        own_addresses=support.addresses,
+        message_id_domain=support.id_domain,
+        token=CaseToken(support.ref_prefix),
+        first_ref=support.first_ref,
+        customers=config.customers,
+        policy=config.policy,
+        calendar=calendar,
+        classify=ClassifySettings(
+            own_addresses=support.addresses,
+            own_domains_message_id=frozenset({support.id_domain}),
+            agent_addresses=config.agents.addresses,
+            agent_domains=config.agents.domains,
+        ),
+        max_parts=config.processing.max_parts,
+        attachments_dir=Path(config.processing.attachments_dir)
+        if config.processing.attachments_dir
+        else None,
+        auto_reply_opens_case=config.processing.auto_reply_opens_case,
+        batch_size=config.processing.batch_size,
+    )
+
+
+def open_database(
+    config: Config, *, upgrade: bool | None = None
+) -> tuple[Engine, sessionmaker[Session]]:
+    """Engine and sessions; SQLite (or auto_upgrade) brings the schema up to date first."""
+    engine = make_engine(config.database.url)
+    wanted = upgrade if upgrade is not None else (is_sqlite(engine) or config.database.auto_upgrade)
+    if wanted:
+        schema.upgrade(engine)
+    return engine, session_factory(engine)
+
+
+def build_processor(config: Config, sessions: sessionmaker[Session]) -> Processor:
+    """The process stage, ready to run."""
+    return Processor(sessions, process_settings(config, team_calendar(config)))
+
+
+def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
+    """The outbox sender with the configured transport (maildir by default)."""
+    out = config.outgoing
+    transport: Transport
+    if out.transport == "smtp":
+        transport = SmtpTransport(
+            out.host,
+            out.port,
+            starttls=out.starttls,
+            ssl=out.ssl,
+            username=out.username or None,
+            password=out.password or None,
+            timeout=out.timeout_seconds,
+            ssl_context=None,
+        )
+    else:
+        transport = MaildirTransport(Path(out.maildir))
+    settings = SenderSettings(
+        from_name=config.support.name,
+        from_addr=config.support.address,
+        loop_marker=config.support.address,
+        max_attempts=out.max_attempts,
+    )
+    env = build_environment(Path(config.templates_dir) if config.templates_dir else None)
+    return Sender(sessions, transport, env, settings, structlog.get_logger("mail2case.sender"))

@@ -1,0 +1,184 @@
+"""A TOML table reader that validates values and gathers every problem with its key."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, time
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+T = TypeVar("T")
+_MISSING: Any = object()
+
+
+class ConfigError(Exception):
+    """The configuration has problems; ``problems`` lists each as ``key: problem``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Section:
+    """Reads one table; each getter returns the default when the value is bad."""
+
+    def __init__(self, data: dict[str, Any], path: str, problems: list[str]) -> None:
+        self.data = data
+        self.path = path
+        self.problems = problems
+        self.seen: set[str] = set()
+        self.children: list[Section] = []
+
+    def key(self, name: str) -> str:
+        """The dotted path of ``name`` in this section, for messages."""
+        return f"{self.path}.{name}" if self.path else name
+
+    def problem(self, name: str, text: str, got: Any = _MISSING) -> None:
+        """Record a problem with key ``name``."""
+        suffix = "" if got is _MISSING else f" (got {got!r})"
+        self.problems.append(f"{self.key(name)}: {text}{suffix}")
+
+    def raw(self, name: str, default: Any) -> Any:
+        """The value as found, or ``default``."""
+        self.seen.add(name)
+        return self.data.get(name, default)
+
+    def typed(self, name: str, kind: type[T] | tuple[type, ...], default: T, what: str) -> T:
+        """The value if it is of ``kind``, else a problem and ``default``."""
+        value = self.raw(name, default)
+        if isinstance(value, bool) and kind is not bool:
+            self.problem(name, f"must be {what}", value)
+            return default
+        if not isinstance(value, kind):
+            self.problem(name, f"must be {what}", value)
+            return default
+        return value  # type: ignore[return-value]
+
+    def str(self, name: str, default: str = "") -> str:
+        """A string value."""
+        return self.typed(name, str, default, "a string")
+
+    def bool(self, name: str, *, default: bool) -> bool:
+        """A boolean value."""
+        return self.typed(name, bool, default, "true or false")
+
+    def int(self, name: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+        """An integer within [lo, hi]."""
+        value = self.typed(name, int, default, "an integer")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            self.problem(name, f"must be an integer between {lo} and {hi}", value)
+            return default
+        return value
+
+    def number(self, name: str, default: float, lo: float = 0.0, hi: float | None = None) -> float:
+        """A float or integer within [lo, hi]."""
+        value = float(self.typed(name, (int, float), default, "a number"))
+        if value < lo or (hi is not None and value > hi):
+            self.problem(name, f"must be a number between {lo} and {hi}", value)
+            return default
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        """One of ``choices``."""
+        value = self.str(name, default)
+        if value not in choices:
+            self.problem(name, f"must be one of {', '.join(choices)}", value)
+            return default
+        return value
+
+    def str_list(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """A list of strings."""
+        value = self.raw(name, list(default))
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(name, "must be a list of strings", value)
+            return default
+        return tuple(value)
+
+    def zone(self, name: str, default: str = "UTC") -> ZoneInfo:
+        """An IANA time zone name."""
+        value = self.str(name, default)
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            self.problem(name, "must be an IANA time zone such as Europe/Berlin", value)
+            return ZoneInfo(default)
+
+    def clock_time(self, name: str, default: str) -> time:
+        """A local time of day as HH:MM."""
+        value = self.str(name, default)
+        try:
+            return time.fromisoformat(value)
+        except ValueError:
+            self.problem(name, "must be a time of day as HH:MM", value)
+            return time.fromisoformat(default)
+
+    def optional_date(self, name: str) -> date | None:
+        """A date (TOML date or YYYY-MM-DD string), or None when absent."""
+        value = self.raw(name, None)
+        return None if value is None else self.as_date(name, value)
+
+    def as_date(self, name: str, value: Any) -> date | None:
+        """Coerce a TOML date or an ISO string into a date, recording a problem if neither."""
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
+        self.problem(name, "must be a date as YYYY-MM-DD", value)
+        return None
+
+    def table(self, name: str) -> Section:
+        """A sub-table (missing means empty)."""
+        value = self.raw(name, {})
+        if not isinstance(value, dict):
+            self.problem(name, "must be a table", value)
+            value = {}
+        child = Section(value, self.key(name), self.problems)
+        self.children.append(child)
+        return child
+
+    def tables(self, name: str) -> list[Section]:
+        """An array of tables (``[[name]]``)."""
+        value = self.raw(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(name, "must be an array of tables ([[...]])", type(value).__name__)
+            return []
+        found = [Section(v, f"{self.key(name)}[{i}]", self.problems) for i, v in enumerate(value)]
+        self.children.extend(found)
+        return found
+
+    def secret(self, name: str) -> str:
+        """A secret from ``name``, ``name_file`` or ``name_env``; at most one may be set."""
+        sources = {k: self.str(k) for k in (name, f"{name}_file", f"{name}_env")}
+        given = [k for k, v in sources.items() if v]
+        if len(given) > 1:
+            self.problem(name, f"set only one of {', '.join(given)}")
+            return ""
+        if sources[f"{name}_file"]:
+            return self._read_secret_file(f"{name}_file", sources[f"{name}_file"])
+        if sources[f"{name}_env"]:
+            env_value = os.environ.get(sources[f"{name}_env"])
+            if env_value is None:
+                self.problem(
+                    f"{name}_env", "environment variable is not set", sources[f"{name}_env"]
+                )
+                return ""
+            return env_value
+        return sources[name]
+
+    def _read_secret_file(self, name: str, path: str) -> str:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            self.problem(name, f"cannot read secret file: {exc.strerror}", path)
+            return ""
+
+    def finish(self) -> None:
+        """Report keys that no getter asked for: a typo should not pass silently."""
+        for name in sorted(set(self.data) - self.seen):
+            self.problem(name, "unknown key")
+        for child in self.children:
+            child.finish()

@@ -1,0 +1,24 @@
+"""Builds the daemon's stages from the configuration."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mail2case import app
+from mail2case.supervisor import Daemon, Stage
+
+if TYPE_CHECKING:
+    from mail2case.config import Config
+
+
+def build_daemon(config: Config) -> Daemon:
+    """Open the database (migrating SQLite) and assemble the stages."""
+    engine, sessions = app.open_database(config)
+    processor = app.build_processor(config, sessions)
+    sender = app.build_sender(config, sessions)
+    send = Stage("send", sender.run_once, config.outgoing.poll_interval_seconds)
+    process = Stage(
+        "process", processor.run_once, config.processing.poll_interval_seconds, then=[send.wake]
+    )
+    stages = [process, send]
+    return Daemon(config=config, engine=engine, sessions=sessions, stages=stages)

@@ -1,0 +1,156 @@
+"""The daemon: runs the sources and stages in one asyncio loop until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from ingest.sources.smtp import SupportHandler, start_server
+from storage import inbound
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from mail2case.config import Config
+
+log = structlog.get_logger("mail2case.supervisor")
+
+
+@dataclass
+class Stage:
+    """A loop around ``run_once(now) -> int``; sleeps ``interval`` when idle or until woken."""
+
+    name: str
+    run_once: Callable[[datetime], int]
+    interval: float
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    then: list[asyncio.Event] = field(default_factory=list)
+    handled: int = 0
+    errors: int = 0
+    last_pass: float = 0.0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until ``stop`` is set; one failing pass is logged and retried, never fatal."""
+        backoff = self.interval
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                n = await asyncio.to_thread(self.run_once, datetime.now(UTC))
+            except Exception:  # noqa: BLE001 - loop boundary: log, back off, go on (Mailman _one_iteration)
+                self.errors += 1
+                log.exception("stage.pass_failed", stage=self.name)
+                backoff = min(backoff * 2, 60.0)
+                await _wait_any(stop, self.wake, backoff)
+                continue
+            backoff = self.interval
+            self.handled += n
+            self.last_pass = time.monotonic()
+            for event in self.then:
+                if n:
+                    event.set()
+            if n == 0:
+                await _wait_any(stop, self.wake, self.interval)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
+
+
+@dataclass
+class Daemon:
+    """Everything ``mail2case run`` starts, and the order it stops them in."""
+
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    stages: list[Stage]
+    shutdown_timeout: float = 30.0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    received: int = 0
+
+    def commit_raw(self, raw: bytes, mail_from: str, rcpt_to: list[str]) -> int:
+        """Commit one SMTP delivery (runs in a worker thread); returns the inbound id."""
+        with self.sessions.begin() as s:
+            row = inbound.add_inbound(
+                s,
+                raw=raw,
+                source="smtp",
+                now=datetime.now(UTC),
+                mail_from=mail_from,
+                rcpt_to=rcpt_to,
+            )
+            inbound_id = row.id
+        self.received += 1
+        return inbound_id
+
+    def wake(self, name: str) -> Callable[[], None]:
+        """A callback that wakes stage ``name`` (the processor after a receive)."""
+        stage = next(s for s in self.stages if s.name == name)
+        return stage.wake.set
+
+    async def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; drain in order; return the exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        server = await self._start_smtp()
+        tasks = [asyncio.create_task(s.run(self.stop), name=s.name) for s in self.stages]
+        log.info(
+            "daemon.started",
+            stages=[s.name for s in self.stages],
+            database=self.engine.dialect.name,
+        )
+        await self.stop.wait()
+        await self._shutdown(server, tasks)
+        return 0
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        log.info("daemon.stopping", signal=sig.name)
+        self.stop.set()
+
+    async def _start_smtp(self) -> asyncio.Server | None:
+        smtp = self.config.smtp
+        if not smtp.enabled:
+            return None
+        handler = SupportHandler(
+            self.config.support.addresses,
+            self.commit_raw,
+            self.wake("process"),
+            smtp.max_recipients,
+        )
+        return await start_server(smtp, handler)
+
+    async def _shutdown(
+        self, server: asyncio.Server | None, tasks: list[asyncio.Task[None]]
+    ) -> None:
+        # Order: stop accepting, let in-flight work finish within the grace period, then cancel.
+        if server is not None:
+            server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), timeout=self.shutdown_timeout / 2)
+        done, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+        for task in pending:
+            task.cancel()
+        del done
+        self.engine.dispose()
+        log.info(
+            "daemon.stopped",
+            received=self.received,
+            **{f"{s.name}_handled": s.handled for s in self.stages},
+            cancelled=len(pending),
+        )

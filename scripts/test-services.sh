@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the real servers the integration tests start (Dovecot, PostgreSQL), as root.
+# The tests start their own throwaway instances on 127.0.0.1; nothing runs as a system service.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+  echo "test-services: not root; tests needing Dovecot or PostgreSQL will skip if absent" >&2
+  exit 0
+fi
+need=()
+dpkg -s dovecot-imapd >/dev/null 2>&1 || need+=(dovecot-imapd)
+dpkg -s postgresql >/dev/null 2>&1 || need+=(postgresql)
+dpkg -s systemd >/dev/null 2>&1 || true
+if [ ${#need[@]} -gt 0 ]; then
+  # policy-rc.d keeps the packages' postinst scripts from starting system services.
+  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi

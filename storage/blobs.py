@@ -1,0 +1,61 @@
+"""Content-addressed attachment storage: in the database or under a directory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from storage.models import Blob
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+
+def blob_path(root: Path, sha256: str) -> Path:
+    """Where a blob lives on disk: derived from its hash only, never from a filename."""
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise ValueError("not a sha256 hex digest")
+    return root / sha256[:2] / sha256[2:4] / sha256
+
+
+def store_blob(session: Session, sha256: str, data: bytes, root: Path | None) -> None:
+    """Keep ``data`` once under its hash; a second copy of the same content is free."""
+    if session.get(Blob, sha256) is not None:
+        return
+    if root is None:
+        session.add(Blob(sha256=sha256, size=len(data), data=data))
+        return
+    _write_file(blob_path(root, sha256), data)
+    session.add(Blob(sha256=sha256, size=len(data), data=None))
+
+
+def load_blob(session: Session, sha256: str, root: Path | None) -> bytes | None:
+    """The content stored under ``sha256``, or None when unknown."""
+    row = session.get(Blob, sha256)
+    if row is None:
+        return None
+    if row.data is not None:
+        return row.data
+    if root is None:
+        return None
+    return blob_path(root, sha256).read_bytes()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    # tmp -> fsync -> rename: the file is whole or absent, and it is durable before
+    # the transaction that names it commits.
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,159 @@
+"""Queries on cases, their messages, participants and audit events."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import case as sql_case
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import selectinload
+
+from storage.models import (
+    Attachment,
+    Case,
+    CaseEvent,
+    Contact,
+    Counter,
+    Customer,
+    Message,
+    SlaClock,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+REF_COUNTER = "case_ref"
+OPEN_STATUSES = ("open", "pending")
+
+
+def next_ref(session: Session, first_ref: int) -> int:
+    """Allocate the next case reference (atomic: the counter row is locked by the update)."""
+    bumped = session.execute(
+        update(Counter)
+        .where(Counter.name == REF_COUNTER)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    ).scalar_one_or_none()
+    if bumped is not None:
+        return bumped
+    highest = session.scalar(select(func.max(Case.ref)))
+    start = max(first_ref, (highest or 0) + 1)
+    session.execute(insert(Counter).values(name=REF_COUNTER, value=start))
+    return start
+
+
+def case_by_ref(session: Session, ref: int) -> Case | None:
+    """The case with reference ``ref``."""
+    return session.scalars(select(Case).where(Case.ref == ref)).first()
+
+
+def case_by_message_ids(session: Session, message_ids: Sequence[str]) -> Case | None:
+    """The case holding the newest of the messages named (In-Reply-To, References)."""
+    if not message_ids:
+        return None
+    stmt = (
+        select(Case)
+        .join(Message, Message.case_id == Case.id)
+        .where(Message.message_id.in_(list(message_ids)))
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
+def message_by_dedupe_key(session: Session, key: str) -> Message | None:
+    """The case message already stored for this content key, if any."""
+    return session.scalars(select(Message).where(Message.dedupe_key == key)).first()
+
+
+def customer_id(session: Session, name: str, now: datetime) -> int | None:
+    """The id of customer ``name``, created on first use; None for the anonymous default."""
+    if not name:
+        return None
+    found = session.scalars(select(Customer.id).where(Customer.name == name)).first()
+    if found is not None:
+        return found
+    row = Customer(name=name, created_at=now)
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def touch_contact(
+    session: Session, address: str, display_name: str, cust_id: int | None, now: datetime
+) -> None:
+    """Record an address we have heard from (first sight wins the display name)."""
+    key = address.lower()
+    found = session.scalars(select(Contact).where(Contact.address == key)).first()
+    if found is None:
+        session.add(
+            Contact(
+                address=key, display_name=display_name[:200], customer_id=cust_id, created_at=now
+            )
+        )
+    elif found.customer_id is None and cust_id is not None:
+        found.customer_id = cust_id
+
+
+def add_event(
+    session: Session,
+    case: Case,
+    kind: str,
+    now: datetime,
+    *,
+    actor: str = "system",
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry to the case's audit trail."""
+    session.add(
+        CaseEvent(case_id=case.id, at=now, kind=kind, actor=actor, detail=detail, data=data or {})
+    )
+
+
+def queue_order() -> list[Any]:
+    """ORDER BY for the queue: priority, then premier before other plans, then oldest."""
+    rank = sql_case({"high": 0, "medium": 1, "low": 2}, value=Case.priority, else_=3)
+    plan_rank = sql_case((Case.plan == "premier", 0), else_=1)
+    return [rank, plan_rank, Case.opened_at, Case.id]
+
+
+def list_cases(session: Session, *, open_only: bool, limit: int = 10000) -> list[tuple[Case, int]]:
+    """Cases in queue order with their message counts."""
+    counts = select(Message.case_id, func.count().label("n")).group_by(Message.case_id).subquery()
+    stmt = (
+        select(Case, func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.case_id == Case.id)
+        .order_by(*queue_order())
+        .limit(limit)
+    )
+    if open_only:
+        stmt = stmt.where(Case.status.in_(OPEN_STATUSES))
+    return [(c, int(n)) for c, n in session.execute(stmt).tuples()]
+
+
+def case_detail(session: Session, ref: int) -> Case | None:
+    """A case with its messages, attachments and events loaded."""
+    stmt = (
+        select(Case)
+        .where(Case.ref == ref)
+        .options(
+            selectinload(Case.messages).selectinload(Message.attachments),
+            selectinload(Case.events),
+        )
+    )
+    return session.scalars(stmt).first()
+
+
+def running_clocks(session: Session, case_id: int) -> list[SlaClock]:
+    """The case's SLA clocks that are still running."""
+    stmt = select(SlaClock).where(SlaClock.case_id == case_id, SlaClock.state == "running")
+    return list(session.scalars(stmt))
+
+
+def attachment_rows(message: Message) -> list[Attachment]:
+    """A message's attachments (loaded through the relationship)."""
+    return list(message.attachments)

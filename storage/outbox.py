@@ -1,0 +1,149 @@
+"""Outbox queries: enqueue idempotently, claim due rows, record each attempt's outcome."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from storage.models import Outbox
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from datetime import datetime, timedelta
+
+    from sqlalchemy.orm import Session
+    from sqlalchemy.sql.dml import Insert
+
+STATUSES = ("queued", "sent", "failed")
+MAX_ERROR_CHARS = 2000  # last_error is for a human reading `outbox list`, not a log
+
+
+def enqueue(
+    session: Session,
+    *,
+    kind: str,
+    case_id: int | None,
+    to_addrs: Sequence[str],
+    subject: str,
+    template: str,
+    context: Mapping[str, Any],
+    message_id: str,
+    in_reply_to: str | None,
+    references: Sequence[str],
+    dedupe_key: str,
+    now: datetime,
+) -> bool:
+    """Queue a mail unless one with ``dedupe_key`` exists; True when this call added it.
+
+    Safe when two instances race on one key: the database decides (ON CONFLICT DO
+    NOTHING on SQLite and PostgreSQL, a SAVEPOINT elsewhere), neither raises.
+    """
+    values: dict[str, Any] = {
+        "kind": kind,
+        "case_id": case_id,
+        "to_addrs": list(to_addrs),
+        "subject": subject,
+        "template": template,
+        "context": dict(context),
+        "message_id": message_id,
+        "in_reply_to": in_reply_to,
+        "references": list(references),
+        "dedupe_key": dedupe_key,
+        "status": "queued",
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect in {"sqlite", "postgresql"}:
+        stmt = _insert_ignoring_duplicates(dialect, values)
+        return session.execute(stmt).first() is not None
+    return _insert_in_savepoint(session, values)
+
+
+def _insert_ignoring_duplicates(dialect: str, values: dict[str, Any]) -> Insert:
+    insert_for = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    stmt = insert_for(Outbox).values(values)
+    return stmt.on_conflict_do_nothing(index_elements=[Outbox.dedupe_key]).returning(Outbox.id)
+
+
+def _insert_in_savepoint(session: Session, values: dict[str, Any]) -> bool:
+    try:
+        with session.begin_nested():
+            session.execute(insert(Outbox).values(values))
+    except IntegrityError:
+        # Only the unique dedupe key can conflict here: the row is already queued.
+        return False
+    return True
+
+
+def claim_due(session: Session, now: datetime, limit: int) -> list[Outbox]:
+    """Queued rows due by ``now``, oldest due first, locked until the transaction ends.
+
+    On PostgreSQL the rows are locked FOR UPDATE SKIP LOCKED, so concurrent senders take
+    different rows; SQLite has one writer at a time and a single instance.
+    """
+    stmt = (
+        select(Outbox)
+        .where(Outbox.status == "queued", Outbox.next_attempt_at <= now)
+        .order_by(Outbox.next_attempt_at, Outbox.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return list(session.scalars(stmt))
+
+
+def mark_sent(session: Session, row: Outbox, now: datetime) -> None:
+    """Record that the transport accepted ``row``."""
+    del session  # the row is attached to it; the signature matches its siblings
+    row.status = "sent"
+    row.attempts += 1
+    row.sent_at = now
+    row.last_error = None
+
+
+def mark_retry(session: Session, row: Outbox, now: datetime, error: str, delay: timedelta) -> None:
+    """Record a temporary failure and when to try ``row`` again."""
+    del session
+    row.attempts += 1
+    row.last_error = error[:MAX_ERROR_CHARS]
+    row.next_attempt_at = now + delay
+
+
+def mark_failed(session: Session, row: Outbox, now: datetime, error: str) -> None:
+    """Give up on ``row``: it stays visible as failed until an operator retries it."""
+    del session
+    row.status = "failed"
+    row.attempts += 1
+    row.last_error = error[:MAX_ERROR_CHARS]
+    row.next_attempt_at = now
+
+
+def retry_now(session: Session, outbox_id: int, now: datetime) -> bool:
+    """Requeue a failed row with a fresh budget of attempts; False if it is not failed."""
+    row = session.get(Outbox, outbox_id, with_for_update=True)
+    if row is None or row.status != "failed":
+        return False
+    row.status = "queued"
+    row.attempts = 0
+    row.next_attempt_at = now
+    return True
+
+
+def list_rows(session: Session, *, limit: int = 100, status: str | None = None) -> list[Outbox]:
+    """The newest rows first (optionally only those with ``status``)."""
+    stmt = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
+    if status is not None:
+        stmt = stmt.where(Outbox.status == status)
+    return list(session.scalars(stmt))
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Rows per status; every status in :data:`STATUSES` is present, zero if none."""
+    stmt = select(Outbox.status, func.count()).group_by(Outbox.status)
+    found = {status: int(n) for status, n in session.execute(stmt).tuples()}
+    return {status: found.get(status, 0) for status in STATUSES} | found

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites: ports, servers, the daemon as a process."""
