@@ -1,0 +1,182 @@
+"""End to end over real sockets: SMTP in, case stored, acknowledgement out, reply threaded."""
+
+from __future__ import annotations
+
+import email
+import smtplib
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.daemon import Daemon, Site, wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+def customer_mail(subject: str, body: str, *, sender: str = "alice@customer.example", **headers: str) -> EmailMessage:
+    """A plain customer message."""
+    msg = EmailMessage()
+    msg["From"] = f"Alice Example <{sender}>"
+    msg["To"] = "support@example.com"
+    msg["Subject"] = subject
+    msg["Message-ID"] = email.utils.make_msgid(domain="customer.example")
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(body)
+    return msg
+
+
+def send(site: Site, msg: EmailMessage | bytes, *, rcpt: str = "support@example.com", mail_from: str = "alice@customer.example") -> None:
+    """Deliver one message over SMTP to the daemon."""
+    data = msg if isinstance(msg, bytes) else msg.as_bytes()
+    with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=10) as s:
+        s.sendmail(mail_from, [rcpt], data)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    """A fresh site directory with a config file."""
+    s = Site(tmp_path)
+    s.write()
+    return s
+
+
+@pytest.fixture
+def daemon(site: Site) -> Iterator[Daemon]:
+    """The daemon running on the site, stopped with SIGTERM afterwards."""
+    d = Daemon(site).start()
+    yield d
+    assert d.stop() == 0
+
+
+def cases_of(site: Site) -> list[dict[str, object]]:
+    """``cases list --json``."""
+    return list(site.cli_json("cases", "list"))
+
+
+def test_mail_becomes_case_with_ack(site: Site, daemon: Daemon) -> None:
+    """A customer's mail opens a case with plan, priority and due time, and is acknowledged in words."""
+    send(site, customer_mail("Export button does nothing", "When I click export nothing happens. Is there a way?"))
+    listed = wait_for(lambda: cases_of(site))
+    case = listed[0]
+    assert case["plan"] == "standard"
+    assert case["customer"] == "alice@customer.example"
+    assert case["priority"] in {"high", "medium", "low"}
+    assert case["priority_reason"]
+    assert str(case["first_response_due"]).endswith("Z")
+    assert case["next_update_due"] is None
+    acks = wait_for(site.outgoing_messages)
+    ack = email.message_from_bytes(acks[0], policy=default_policy)
+    assert f"[#{case['ref']}]" in ack["Subject"]
+    assert ack["Auto-Submitted"] == "auto-replied"
+    assert ack["To"].addresses[0].addr_spec == "alice@customer.example"
+    body = ack.get_body(preferencelist=("plain",)).get_content()
+    assert str(case["ref"]) in body
+    assert "business hours" in body
+
+
+def test_reply_threads_onto_same_case(site: Site, daemon: Daemon) -> None:
+    """A reply to the acknowledgement joins the case instead of opening a new one."""
+    send(site, customer_mail("Cannot log in", "Login fails for me since this morning."))
+    ack = email.message_from_bytes(wait_for(site.outgoing_messages)[0], policy=default_policy)
+    reply = customer_mail("Re: " + ack["Subject"], "More detail: error 403.", In_Reply_To=ack["Message-ID"])
+    send(site, reply)
+    detail = wait_for(lambda: (c := cases_of(site)) and c[0]["message_count"] >= 3 and c)
+    assert len(detail) == 1
+    shown = site.cli_json("cases", "show", str(detail[0]["ref"]))
+    assert [m["direction"] for m in shown["messages"]] == ["in", "out", "in"]
+    assert len(site.outgoing_messages()) == 1
+
+
+def test_relay_refused_and_size_limited(site: Site, daemon: Daemon) -> None:
+    """Mail for other domains is refused with 550, and an oversized message with 552."""
+    with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=10) as s:
+        s.mail("alice@customer.example")
+        code, _ = s.rcpt("victim@elsewhere.example")
+        assert code == 550
+        code, _ = s.rcpt("support+billing@example.com")
+        assert code == 250
+    big = customer_mail("Huge", "x" * 300_000)
+    with pytest.raises(smtplib.SMTPException) as info:
+        send(site, big)
+    assert "552" in str(info.value)
+    assert cases_of(site) == []
+
+
+def test_malformed_message_is_quarantined(site: Site, daemon: Daemon) -> None:
+    """Bytes that are no RFC 5322 message are kept in quarantine with a reason."""
+    send(site, b"\x00\x01\x02 not a message\r\n\xff\xfe\r\n")
+    rows = wait_for(lambda: site.cli_json("quarantine", "list"))
+    assert rows[0]["reason"]
+    assert cases_of(site) == []
+
+
+def test_duplicate_delivery_stored_once(site: Site, daemon: Daemon) -> None:
+    """The same message delivered twice (an MTA retry) becomes one case message and one ack."""
+    msg = customer_mail("Sync stopped", "Our nightly sync stopped yesterday.")
+    send(site, msg)
+    send(site, msg, rcpt="support+copy@example.com")
+    wait_for(lambda: site.cli_json("status")["inbound"]["pending"] == 0 and site.cli_json("status")["inbound"]["received"] == 2)
+    listed = cases_of(site)
+    assert len(listed) == 1
+    assert listed[0]["message_count"] == 2  # the customer's mail and our ack
+    assert len(wait_for(site.outgoing_messages)) == 1
+
+
+def test_stranger_quoting_token_opens_new_case(site: Site, daemon: Daemon) -> None:
+    """Someone outside a case who quotes its token gets a case of their own."""
+    send(site, customer_mail("Question", "How do I export?"))
+    first = wait_for(lambda: cases_of(site))[0]
+    send(site, customer_mail(f"About [#{first['ref']}]", "Let me in", sender="mallory@evil.example"),
+         mail_from="mallory@evil.example")
+    listed = wait_for(lambda: (c := cases_of(site)) and len(c) == 2 and c)
+    assert {c["customer"] for c in listed} == {"alice@customer.example", "mallory@evil.example"}
+
+
+def test_auto_reply_not_acknowledged(site: Site, daemon: Daemon) -> None:
+    """An auto-submitted message opens no case and gets no acknowledgement."""
+    send(site, customer_mail("Out of office", "I am away.", Auto_Submitted="auto-replied"))
+    wait_for(lambda: site.cli_json("status")["inbound"]["suppressed"] == 1)
+    assert cases_of(site) == []
+    assert site.outgoing_messages() == []
+
+
+def test_restart_keeps_everything(site: Site) -> None:
+    """Cases, messages and the outbox survive a stop and start of the daemon."""
+    d = Daemon(site).start()
+    send(site, customer_mail("Billing question", "Where is my invoice?"))
+    before = wait_for(lambda: cases_of(site))
+    wait_for(site.outgoing_messages)
+    assert d.stop() == 0
+    d = Daemon(site).start()
+    try:
+        send(site, customer_mail("Second", "Another question."))
+        after = wait_for(lambda: (c := cases_of(site)) and len(c) == 2 and c)
+        assert before[0]["ref"] in {c["ref"] for c in after}
+        assert len({c["ref"] for c in after}) == 2
+    finally:
+        assert d.stop() == 0
+
+
+def test_ingest_from_stdin(site: Site) -> None:
+    """``mail2case ingest`` takes a message on stdin, exits 0, and the case exists."""
+    proc = site.cli("ingest", stdin=customer_mail("Piped", "Hello from the MTA").as_bytes())
+    assert proc.returncode == 0
+    listed = cases_of(site)
+    assert [c["subject"] for c in listed] == ["Piped"]
+
+
+def test_bad_config_exits_2_naming_key(tmp_path: Path) -> None:
+    """A bad value exits 2 and the message names the dotted key."""
+    site = Site(tmp_path)
+    site.write()
+    site.config.write_text(site.config.read_text() + "\n[plans.standard.first_response_hours]\nhigh = -1\n")
+    site.config.write_text(site.config.read_text().replace(f"port = {site.smtp_port}", "port = 99999"))
+    proc = site.cli("check-config", check=False)
+    assert proc.returncode == 2
+    err = proc.stderr.decode()
+    assert "smtp.port" in err
