@@ -8,7 +8,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -16,7 +16,7 @@ from ingest.sources.smtp import SupportHandler, start_server
 from storage import inbound
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Coroutine
 
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
@@ -79,6 +79,9 @@ class Daemon:
     engine: Engine
     sessions: sessionmaker[Session]
     stages: list[Stage]
+    # Long-running services that are not run_once loops (IMAP IDLE): started with the
+    # stop event, awaited on shutdown like the stages.
+    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(default_factory=list)
     shutdown_timeout: float = 30.0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     received: int = 0
@@ -110,6 +113,7 @@ class Daemon:
             loop.add_signal_handler(sig, self._request_stop, sig)
         server = await self._start_smtp()
         tasks = [asyncio.create_task(s.run(self.stop), name=s.name) for s in self.stages]
+        tasks += [asyncio.create_task(service(self.stop)) for service in self.services]
         log.info(
             "daemon.started",
             stages=[s.name for s in self.stages],

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 05:33:21.154699
+Create Date: 2026-11-26 05:39:28.274747
 """
 from __future__ import annotations
 
@@ -37,6 +37,16 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers')),
     sa.UniqueConstraint('name', name=op.f('uq_customers_name'))
+    )
+    op.create_table('mailbox_state',
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('uidvalidity', sa.BigInteger(), nullable=True),
+    sa.Column('last_uid', sa.BigInteger(), nullable=False),
+    sa.Column('lease_owner', sa.String(length=200), nullable=True),
+    sa.Column('lease_expires_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('name', name=op.f('pk_mailbox_state'))
     )
     op.create_table('cases',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -234,6 +244,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_cases_status_opened')
 
     op.drop_table('cases')
+    op.drop_table('mailbox_state')
     op.drop_table('customers')
     op.drop_table('counters')
     op.drop_table('blobs')
