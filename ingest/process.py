@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -23,6 +22,7 @@ from storage.models import Attachment, Case, Message, SlaClock
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from pathlib import Path
 
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -93,7 +93,6 @@ class Processor:
                     return None
                 outcome = self._process(s, row, now)
                 inbound.settle(
-                    s,
                     row,
                     status=outcome.status,
                     now=now,
@@ -130,7 +129,7 @@ class Processor:
 class _Step:
     """One message's processing inside its transaction (kept apart for readability)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - one private call site passes the unit of work
         self,
         proc: Processor,
         s: Session,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from ingest.classify import ClassifySettings
-from ingest.process import ProcessSettings, Processor
+from ingest.process import Processor, ProcessSettings
 from ingest.reply_matching import CaseToken
 from mail2case.config_reader import ConfigError
 from notifications.render import build_environment

@@ -17,7 +17,7 @@ from mail2case.config_reader import ConfigError
 from mail2case.log_setup import configure_logging
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from mail2case.config import Config
 

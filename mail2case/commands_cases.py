@@ -99,8 +99,10 @@ def cases_show(args: argparse.Namespace, config: Config) -> int:
 def _case_text(d: dict[str, Any]) -> str:
     lines = [
         f"[{d['ref']}] {d['subject']}",
-        f"status {d['status']}, priority {d['priority']} "
-        f"({d['priority_reason']}), plan {d['plan']}, customer {d['customer']}",
+        (
+            f"status {d['status']}, priority {d['priority']} "
+            f"({d['priority_reason']}), plan {d['plan']}, customer {d['customer']}"
+        ),
         f"opened {d['opened_at']}, first response due {d['first_response_due']}",
     ]
     for m in d["messages"]:

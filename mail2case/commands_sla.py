@@ -50,7 +50,7 @@ def _priority(text: str) -> Priority:
 
 def _instant(text: str) -> datetime:
     try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        at = datetime.fromisoformat(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from exc
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)

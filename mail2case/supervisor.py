@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,14 +17,13 @@ from ingest.sources.smtp import SupportHandler, start_server
 from storage import inbound
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
-
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from mail2case.config import Config
 
 log = structlog.get_logger("mail2case.supervisor")
+Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Stage:
             self.wake.clear()
             try:
                 n = await asyncio.to_thread(self.run_once, datetime.now(UTC))
-            except Exception:  # noqa: BLE001 - loop boundary: log, back off, go on (Mailman _one_iteration)
+            except Exception:
                 self.errors += 1
                 log.exception("stage.pass_failed", stage=self.name)
                 backoff = min(backoff * 2, 60.0)
@@ -62,10 +62,10 @@ class Stage:
                 await _wait_any(stop, self.wake, self.interval)
 
 
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
     waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
     try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for w in waiters:
             w.cancel()
@@ -81,7 +81,9 @@ class Daemon:
     stages: list[Stage]
     # Long-running services that are not run_once loops (IMAP IDLE): started with the
     # stop event, awaited on shutdown like the stages.
-    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
+        default_factory=list
+    )
     shutdown_timeout: float = 30.0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     received: int = 0

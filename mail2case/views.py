@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from storage.models import Case, CaseEvent, Inbound, Message, Outbox
 
 
+CELL_WIDTH = 60
+
+
 def iso(at: datetime | None) -> str | None:
     """ISO 8601 in UTC with a Z, or None."""
     return None if at is None else at.isoformat().replace("+00:00", "Z")
@@ -127,4 +130,4 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 def _cell(value: Any) -> str:
     text = "-" if value is None else str(value)
     text = text.replace("\n", " ")
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= CELL_WIDTH else text[: CELL_WIDTH - 3] + "..."

@@ -13,9 +13,12 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 
+SHA256_HEX_LEN = 64
+
+
 def blob_path(root: Path, sha256: str) -> Path:
     """Where a blob lives on disk: derived from its hash only, never from a filename."""
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+    if len(sha256) != SHA256_HEX_LEN or any(c not in "0123456789abcdef" for c in sha256):
         raise ValueError("not a sha256 hex digest")
     return root / sha256[:2] / sha256[2:4] / sha256
 

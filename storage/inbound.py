@@ -67,7 +67,6 @@ def lock_pending(session: Session, inbound_id: int) -> Inbound | None:
 
 
 def settle(
-    session: Session,
     row: Inbound,
     *,
     status: str,
@@ -109,4 +108,4 @@ def quarantined(session: Session, limit: int = 1000) -> list[Inbound]:
 def status_counts(session: Session) -> dict[str, int]:
     """How many raw messages are in each status."""
     rows = session.execute(select(Inbound.status, func.count()).group_by(Inbound.status))
-    return {status: count for status, count in rows.tuples()}
+    return dict(rows.tuples())

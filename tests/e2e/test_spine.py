@@ -17,7 +17,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def customer_mail(subject: str, body: str, *, sender: str = "alice@customer.example", **headers: str) -> EmailMessage:
+def customer_mail(
+    subject: str, body: str, *, sender: str = "alice@customer.example", **headers: str
+) -> EmailMessage:
     """A plain customer message."""
     msg = EmailMessage()
     msg["From"] = f"Alice Example <{sender}>"
@@ -30,7 +32,13 @@ def customer_mail(subject: str, body: str, *, sender: str = "alice@customer.exam
     return msg
 
 
-def send(site: Site, msg: EmailMessage | bytes, *, rcpt: str = "support@example.com", mail_from: str = "alice@customer.example") -> None:
+def send(
+    site: Site,
+    msg: EmailMessage | bytes,
+    *,
+    rcpt: str = "support@example.com",
+    mail_from: str = "alice@customer.example",
+) -> None:
     """Deliver one message over SMTP to the daemon."""
     data = msg if isinstance(msg, bytes) else msg.as_bytes()
     with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=10) as s:
@@ -59,8 +67,13 @@ def cases_of(site: Site) -> list[dict[str, object]]:
 
 
 def test_mail_becomes_case_with_ack(site: Site, daemon: Daemon) -> None:
-    """A customer's mail opens a case with plan, priority and due time, and is acknowledged in words."""
-    send(site, customer_mail("Export button does nothing", "When I click export nothing happens. Is there a way?"))
+    """A customer mail opens a case with plan, priority and due time, acknowledged in words."""
+    send(
+        site,
+        customer_mail(
+            "Export button does nothing", "When I click export nothing happens. Is there a way?"
+        ),
+    )
     listed = wait_for(lambda: cases_of(site))
     case = listed[0]
     assert case["plan"] == "standard"
@@ -83,7 +96,9 @@ def test_reply_threads_onto_same_case(site: Site, daemon: Daemon) -> None:
     """A reply to the acknowledgement joins the case instead of opening a new one."""
     send(site, customer_mail("Cannot log in", "Login fails for me since this morning."))
     ack = email.message_from_bytes(wait_for(site.outgoing_messages)[0], policy=default_policy)
-    reply = customer_mail("Re: " + ack["Subject"], "More detail: error 403.", In_Reply_To=ack["Message-ID"])
+    reply = customer_mail(
+        "Re: " + ack["Subject"], "More detail: error 403.", In_Reply_To=ack["Message-ID"]
+    )
     send(site, reply)
     detail = wait_for(lambda: (c := cases_of(site)) and c[0]["message_count"] >= 3 and c)
     assert len(detail) == 1
@@ -120,7 +135,12 @@ def test_duplicate_delivery_stored_once(site: Site, daemon: Daemon) -> None:
     msg = customer_mail("Sync stopped", "Our nightly sync stopped yesterday.")
     send(site, msg)
     send(site, msg, rcpt="support+copy@example.com")
-    wait_for(lambda: site.cli_json("status")["inbound"]["pending"] == 0 and site.cli_json("status")["inbound"]["received"] == 2)
+    wait_for(
+        lambda: (
+            site.cli_json("status")["inbound"]["pending"] == 0
+            and site.cli_json("status")["inbound"]["received"] == 2
+        )
+    )
     listed = cases_of(site)
     assert len(listed) == 1
     assert listed[0]["message_count"] == 2  # the customer's mail and our ack
@@ -131,8 +151,11 @@ def test_stranger_quoting_token_opens_new_case(site: Site, daemon: Daemon) -> No
     """Someone outside a case who quotes its token gets a case of their own."""
     send(site, customer_mail("Question", "How do I export?"))
     first = wait_for(lambda: cases_of(site))[0]
-    send(site, customer_mail(f"About [#{first['ref']}]", "Let me in", sender="mallory@evil.example"),
-         mail_from="mallory@evil.example")
+    send(
+        site,
+        customer_mail(f"About [#{first['ref']}]", "Let me in", sender="mallory@evil.example"),
+        mail_from="mallory@evil.example",
+    )
     listed = wait_for(lambda: (c := cases_of(site)) and len(c) == 2 and c)
     assert {c["customer"] for c in listed} == {"alice@customer.example", "mallory@evil.example"}
 
@@ -174,8 +197,12 @@ def test_bad_config_exits_2_naming_key(tmp_path: Path) -> None:
     """A bad value exits 2 and the message names the dotted key."""
     site = Site(tmp_path)
     site.write()
-    site.config.write_text(site.config.read_text() + "\n[plans.standard.first_response_hours]\nhigh = -1\n")
-    site.config.write_text(site.config.read_text().replace(f"port = {site.smtp_port}", "port = 99999"))
+    site.config.write_text(
+        site.config.read_text() + "\n[plans.standard.first_response_hours]\nhigh = -1\n"
+    )
+    site.config.write_text(
+        site.config.read_text().replace(f"port = {site.smtp_port}", "port = 99999")
+    )
     proc = site.cli("check-config", check=False)
     assert proc.returncode == 2
     err = proc.stderr.decode()

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.support.services import free_port
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass
@@ -111,9 +113,10 @@ class Daemon:
             try:
                 with smtplib.SMTP("127.0.0.1", self.site.smtp_port, timeout=2) as s:
                     s.noop()
-                return self
             except OSError:
                 time.sleep(0.05)
+            else:
+                return self
         raise RuntimeError(f"daemon did not listen in {timeout}s: {self.log.read_text()[-3000:]}")
 
     def stop(self, timeout: float = 30.0) -> int:
