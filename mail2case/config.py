@@ -171,6 +171,7 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "mapping") -> Con
     """Validate parsed TOML into a Config, gathering all problems."""
     problems: list[str] = []
     root = Section(data, "", problems)
+    policy = _policy(root.table("plans"), root.table("sla"))
     config = Config(
         source=source,
         database=_database(root.table("database")),
@@ -180,10 +181,10 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "mapping") -> Con
         processing=_processing(root.table("processing")),
         templates_dir=root.table("templates").str("directory"),
         business_hours=_business_hours(root.table("business_hours")),
-        policy=_policy(root.table("plans"), root.table("sla")),
+        policy=policy,
         sla=_sla(root.table("sla")),
         agents=_agents(root.table("agents")),
-        customers=_customers(root),
+        customers=_customers(root, frozenset(policy.plans)),
         logging=_logging(root.table("logging")),
     )
     root.finish()
@@ -329,17 +330,18 @@ def _agents(s: Section) -> AgentSettings:
     )
 
 
-def _customers(root: Section) -> CustomerDirectory:
-    default = _customer(root.table("default_customer"), is_default=True)
-    rules = tuple(_customer(t, is_default=False) for t in root.tables("customers"))
+def _customers(root: Section, plans: frozenset[str]) -> CustomerDirectory:
+    default = _customer(root.table("default_customer"), plans, is_default=True)
+    rules = tuple(_customer(t, plans, is_default=False) for t in root.tables("customers"))
     return CustomerDirectory(rules=rules, default=default)
 
 
-def _customer(s: Section, *, is_default: bool) -> CustomerRule:
+def _customer(s: Section, plans: frozenset[str], *, is_default: bool) -> CustomerRule:
     name = s.str("name", "" if is_default else s.path)
     plan = s.str("plan", "standard")
-    if plan not in {"standard", "premier"} and not plan:
-        s.problem("plan", "must name a plan", plan)
+    if plan not in plans:
+        s.problem("plan", f"no such plan; configured plans are {', '.join(sorted(plans))}", plan)
+        plan = "standard" if "standard" in plans else min(plans)
     tz = s.zone("timezone")
     addresses = () if is_default else s.str_list("addresses")
     domains = () if is_default else s.str_list("domains")

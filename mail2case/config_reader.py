@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 from datetime import date, time
 from pathlib import Path
@@ -23,31 +24,35 @@ class ConfigError(Exception):
 class Section:
     """Reads one table; each getter returns the default when the value is bad."""
 
-    def __init__(self, data: dict[str, Any], path: str, problems: list[str]) -> None:
+    def __init__(
+        self, data: dict[builtins.str, Any], path: builtins.str, problems: list[builtins.str]
+    ) -> None:
         self.data = data
         self.path = path
         self.problems = problems
-        self.seen: set[str] = set()
+        self.seen: set[builtins.str] = set()
         self.children: list[Section] = []
 
-    def key(self, name: str) -> str:
+    def key(self, name: builtins.str) -> builtins.str:
         """The dotted path of ``name`` in this section, for messages."""
         return f"{self.path}.{name}" if self.path else name
 
-    def problem(self, name: str, text: str, got: Any = _MISSING) -> None:
+    def problem(self, name: builtins.str, text: builtins.str, got: Any = _MISSING) -> None:
         """Record a problem with key ``name``."""
         suffix = "" if got is _MISSING else f" (got {got!r})"
         self.problems.append(f"{self.key(name)}: {text}{suffix}")
 
-    def raw(self, name: str, default: Any) -> Any:
+    def raw(self, name: builtins.str, default: Any) -> Any:
         """The value as found, or ``default``."""
         self.seen.add(name)
         return self.data.get(name, default)
 
-    def typed(self, name: str, kind: type[T] | tuple[type, ...], default: T, what: str) -> T:
+    def typed(
+        self, name: builtins.str, kind: type[T] | tuple[type, ...], default: T, what: builtins.str
+    ) -> T:
         """The value if it is of ``kind``, else a problem and ``default``."""
         value = self.raw(name, default)
-        if isinstance(value, bool) and kind is not bool:
+        if isinstance(value, builtins.bool) and kind is not builtins.bool:
             self.problem(name, f"must be {what}", value)
             return default
         if not isinstance(value, kind):
@@ -55,31 +60,41 @@ class Section:
             return default
         return value  # type: ignore[return-value]
 
-    def str(self, name: str, default: str = "") -> str:
+    def str(self, name: builtins.str, default: builtins.str = "") -> builtins.str:
         """A string value."""
-        return self.typed(name, str, default, "a string")
+        return self.typed(name, builtins.str, default, "a string")
 
-    def bool(self, name: str, *, default: bool) -> bool:
+    def bool(self, name: builtins.str, *, default: builtins.bool) -> builtins.bool:
         """A boolean value."""
-        return self.typed(name, bool, default, "true or false")
+        return self.typed(name, builtins.bool, default, "true or false")
 
-    def int(self, name: str, default: int, lo: int | None = None, hi: int | None = None) -> int:
+    def int(
+        self,
+        name: builtins.str,
+        default: builtins.int,
+        lo: builtins.int | None = None,
+        hi: builtins.int | None = None,
+    ) -> builtins.int:
         """An integer within [lo, hi]."""
-        value = self.typed(name, int, default, "an integer")
+        value = self.typed(name, builtins.int, default, "an integer")
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             self.problem(name, f"must be an integer between {lo} and {hi}", value)
             return default
         return value
 
-    def number(self, name: str, default: float, lo: float = 0.0, hi: float | None = None) -> float:
+    def number(
+        self, name: builtins.str, default: float, lo: float = 0.0, hi: float | None = None
+    ) -> float:
         """A float or integer within [lo, hi]."""
-        value = float(self.typed(name, (int, float), default, "a number"))
+        value = float(self.typed(name, (builtins.int, float), default, "a number"))
         if value < lo or (hi is not None and value > hi):
             self.problem(name, f"must be a number between {lo} and {hi}", value)
             return default
         return value
 
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(
+        self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]
+    ) -> builtins.str:
         """One of ``choices``."""
         value = self.str(name, default)
         if value not in choices:
@@ -87,15 +102,17 @@ class Section:
             return default
         return value
 
-    def str_list(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+    def str_list(
+        self, name: builtins.str, default: tuple[builtins.str, ...] = ()
+    ) -> tuple[builtins.str, ...]:
         """A list of strings."""
         value = self.raw(name, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, builtins.str) for v in value):
             self.problem(name, "must be a list of strings", value)
             return default
         return tuple(value)
 
-    def zone(self, name: str, default: str = "UTC") -> ZoneInfo:
+    def zone(self, name: builtins.str, default: builtins.str = "UTC") -> ZoneInfo:
         """An IANA time zone name."""
         value = self.str(name, default)
         try:
@@ -104,7 +121,7 @@ class Section:
             self.problem(name, "must be an IANA time zone such as Europe/Berlin", value)
             return ZoneInfo(default)
 
-    def clock_time(self, name: str, default: str) -> time:
+    def clock_time(self, name: builtins.str, default: builtins.str) -> time:
         """A local time of day as HH:MM."""
         value = self.str(name, default)
         try:
@@ -113,16 +130,16 @@ class Section:
             self.problem(name, "must be a time of day as HH:MM", value)
             return time.fromisoformat(default)
 
-    def optional_date(self, name: str) -> date | None:
+    def optional_date(self, name: builtins.str) -> date | None:
         """A date (TOML date or YYYY-MM-DD string), or None when absent."""
         value = self.raw(name, None)
         return None if value is None else self.as_date(name, value)
 
-    def as_date(self, name: str, value: Any) -> date | None:
+    def as_date(self, name: builtins.str, value: Any) -> date | None:
         """Coerce a TOML date or an ISO string into a date, recording a problem if neither."""
         if isinstance(value, date):
             return value
-        if isinstance(value, str):
+        if isinstance(value, builtins.str):
             try:
                 return date.fromisoformat(value)
             except ValueError:
@@ -130,8 +147,11 @@ class Section:
         self.problem(name, "must be a date as YYYY-MM-DD", value)
         return None
 
-    def table(self, name: str) -> Section:
-        """A sub-table (missing means empty)."""
+    def table(self, name: builtins.str) -> Section:
+        """A sub-table (missing means empty); asking twice gives the same reader."""
+        for child in self.children:
+            if child.path == self.key(name):
+                return child
         value = self.raw(name, {})
         if not isinstance(value, dict):
             self.problem(name, "must be a table", value)
@@ -140,7 +160,7 @@ class Section:
         self.children.append(child)
         return child
 
-    def tables(self, name: str) -> list[Section]:
+    def tables(self, name: builtins.str) -> list[Section]:
         """An array of tables (``[[name]]``)."""
         value = self.raw(name, [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
@@ -150,7 +170,7 @@ class Section:
         self.children.extend(found)
         return found
 
-    def secret(self, name: str) -> str:
+    def secret(self, name: builtins.str) -> builtins.str:
         """A secret from ``name``, ``name_file`` or ``name_env``; at most one may be set."""
         sources = {k: self.str(k) for k in (name, f"{name}_file", f"{name}_env")}
         given = [k for k, v in sources.items() if v]
@@ -169,7 +189,7 @@ class Section:
             return env_value
         return sources[name]
 
-    def _read_secret_file(self, name: str, path: str) -> str:
+    def _read_secret_file(self, name: builtins.str, path: builtins.str) -> builtins.str:
         try:
             return Path(path).read_text(encoding="utf-8").strip()
         except OSError as exc:
