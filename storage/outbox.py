@@ -145,5 +145,5 @@ def list_rows(session: Session, *, limit: int = 100, status: str | None = None) 
 def counts(session: Session) -> dict[str, int]:
     """Rows per status; every status in :data:`STATUSES` is present, zero if none."""
     stmt = select(Outbox.status, func.count()).group_by(Outbox.status)
-    found = {status: int(n) for status, n in session.execute(stmt).tuples()}
+    found = {status: int(n) for status, n in session.execute(stmt)}
     return {status: found.get(status, 0) for status in STATUSES} | found
