@@ -148,6 +148,11 @@ class Sender:
         except (PermanentTransportError, RenderError) as exc:
             mark_failed(session, row, now, str(exc))
             return _Attempt(Outcome.FAILED, {"attempts": row.attempts, "error": str(exc)})
+        # One row's unit of work: an error no transport should raise (a bug, a value
+        # smtplib refuses) must not roll back and leave this row at the head of the
+        # queue for ever; it backs off like a temporary error and fails in the end.
+        except Exception as exc:  # noqa: BLE001 - recorded on the row and logged
+            return self._retry_or_fail(session, row, now, f"{type(exc).__name__}: {exc}")
         mark_sent(session, row, now)
         return _Attempt(Outcome.SENT, {"attempts": row.attempts, "message_id": row.message_id})
 

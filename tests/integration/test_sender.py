@@ -354,3 +354,42 @@ def test_savepoint_fallback_is_idempotent_too(sessions: sessionmaker[Session]) -
         assert outbox._insert_in_savepoint(s, values | {"dedupe_key": "k2"}) is True
     with sessions() as s:
         assert outbox.counts(s)["queued"] == 2
+
+
+class BrokenTransport:
+    """A transport with a bug: it raises something no transport should."""
+
+    def send(self, msg: EmailMessage, *, from_addr: str, to_addrs: Any) -> None:
+        """Fail with an unexpected exception."""
+        del msg, from_addr, to_addrs
+        raise RuntimeError("bug in transport")
+
+
+def test_unexpected_transport_error_backs_off_instead_of_blocking(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A transport bug is recorded on the row and retried later, not left at the queue's head."""
+    enqueue(sessions)
+    assert make_sender(sessions, BrokenTransport()).run_once(NOW) == 0
+    row = only_row(sessions)
+    assert (row.status, row.attempts) == ("queued", 1)
+    assert row.next_attempt_at > NOW
+    assert row.last_error == "RuntimeError: bug in transport"
+
+
+def test_run_survives_a_failing_pass(tmp_path: Path) -> None:
+    """A pass that raises (no schema here) is logged and the loop goes on until stopped."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    sender = make_sender(session_factory(engine), MaildirTransport(tmp_path / "md"))
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().call_later(0.3, stop.set)
+        await asyncio.wait_for(sender.run(stop, timedelta(seconds=0.05)), timeout=10)
+
+    with capture_logs() as logs:
+        asyncio.run(scenario())
+    engine.dispose()
+    failures = [e for e in logs if e["event"] == "sender.pass_failed"]
+    assert len(failures) >= 2
+    assert all(e["log_level"] == "error" for e in failures)
