@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -12,6 +13,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from sla.business_hours import MAX_CLOSED_DAYS, BusinessCalendar, holidays_for, to_utc
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -262,9 +266,8 @@ def test_time_zone_must_be_a_zoneinfo() -> None:
         lambda: BERLIN_CAL.next_opening(datetime(2024, 6, 3, 9)),  # noqa: DTZ001
     ],
 )
-def test_naive_datetimes_are_refused(call: object) -> None:
+def test_naive_datetimes_are_refused(call: Callable[[], object]) -> None:
     """A naive datetime names no instant, so every method refuses one."""
-    assert callable(call)
     with pytest.raises(ValueError, match="naive"):
         call()
 
