@@ -166,7 +166,9 @@ class Sender:
         delay = backoff.delay(self._rng)
         mark_retry(session, row, now, error, delay)
         fields = {"attempts": row.attempts, "error": error, "delay_s": round(delay.total_seconds())}
-        return _Attempt(Outcome.RETRY, fields | {"next_attempt_at": row.next_attempt_at})
+        return _Attempt(
+            Outcome.RETRY, fields | {"next_attempt_at": row.next_attempt_at.isoformat()}
+        )
 
     def _envelope(self, row: Outbox) -> Envelope:
         settings = self._settings
