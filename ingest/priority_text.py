@@ -1,0 +1,68 @@
+"""Reduce a customer's email to the new text that priority rules should read."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["first_line", "new_text", "sentences", "strip_subject_prefixes"]
+
+# Where quoted history starts: "On ... wrote:", Outlook's "-----Original Message-----",
+# and the German, French and Spanish forms of the attribution line.
+_HISTORY_START = re.compile(
+    r"^\s*(on\b.{0,200}\bwrote:\s*$|-{2,}\s*original message\s*-{2,}|"
+    r"am\b.{0,200}\bschrieb.{0,80}:\s*$|le\b.{0,200}\ba écrit\s*:\s*$|"
+    r"el\b.{0,200}\bescribió\s*:\s*$|_{10,}\s*$)",
+    re.IGNORECASE,
+)
+# A closing phrase on its own line ends the message: what follows is the signature.
+_CLOSING = re.compile(
+    r"^\s*(thanks|thank you|thx|many thanks|thanks in advance|regards|kind regards|"
+    r"best regards|warm regards|best|cheers|greetings|sincerely|"
+    r"(viele |beste |freundliche )?grüße|(mit )?freundlichen grüßen|gruß|"
+    r"danke( und gruß| im voraus)?|vielen dank|bien cordialement|cordialement|"
+    r"merci( d'avance| beaucoup)?|salutations|saludos|gracias|atentamente|un saludo|"
+    r"met vriendelijke groet)\s*[,.!]?\s*$",
+    re.IGNORECASE,
+)
+_SIGNATURE_DASHES = re.compile(r"^--\s*$")
+_GREETING = re.compile(
+    r"^\s*(hi|hello|hey|dear|hallo|guten tag|bonjour|hola|buenas)\b[^.!?]{0,40}[,!:]?\s*$",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^a-z])|\s+-\s+(?=[A-Z])")
+_SUBJECT_PREFIX = re.compile(r"^\s*((re|aw|fw|fwd|wg|tr|rv|sv)\s*:\s*)+", re.IGNORECASE)
+
+
+def new_text(body: str) -> str:
+    """The body without quoted history ('>' lines, 'On ... wrote:' onwards) and signature."""
+    kept: list[str] = []
+    for line in body.splitlines():
+        if _HISTORY_START.match(line) or _SIGNATURE_DASHES.match(line):
+            break
+        if _CLOSING.match(line) and kept:
+            break
+        if not line.lstrip().startswith(">"):
+            kept.append(line.rstrip())
+    return "\n".join(kept).strip()
+
+
+def first_line(text: str) -> str:
+    """The first line with content that is not a greeting (where claims like 'P1' sit)."""
+    for line in text.splitlines():
+        if line.strip() and not _GREETING.match(line):
+            return line.strip()
+    return ""
+
+
+def sentences(text: str) -> list[str]:
+    """Sentences of ``text``; hard-wrapped lines of one paragraph are joined first."""
+    found: list[str] = []
+    for paragraph in re.split(r"\n\s*\n", text):
+        joined = " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
+        found.extend(s.strip() for s in _SENTENCE_END.split(joined) if s.strip())
+    return found
+
+
+def strip_subject_prefixes(subject: str) -> str:
+    """The subject without reply and forward prefixes (Re:, AW:, Fwd:, TR: ...)."""
+    return _SUBJECT_PREFIX.sub("", subject).strip()
