@@ -133,7 +133,7 @@ class BusinessCalendar:
             elif window[1] > at:
                 closed_days = 0
                 yield window
-        raise ValueError(f"calendar is closed for {MAX_CLOSED_DAYS} days in a row after {day}")
+        raise ValueError(f"calendar is closed for {MAX_CLOSED_DAYS} days in a row, up to {day}")
 
     def _window(self, day: date) -> Window | None:
         """Return the UTC opening and closing instants of `day`, or None if closed."""
