@@ -152,7 +152,7 @@ def outbox_list(args: argparse.Namespace, config: Config) -> int:
     """``outbox list [--json]``."""
     engine, sessions = app.open_database(config)
     with sessions() as s:
-        refs = dict(s.execute(select(Case.id, Case.ref)).tuples().all())
+        refs = {row.id: row.ref for row in s.execute(select(Case.id, Case.ref))}
         rows = [
             views.outbox_view(r, refs.get(r.case_id))
             for r in s.scalars(select(Outbox).order_by(Outbox.id))
@@ -190,9 +190,10 @@ def _status_counts(s: Any) -> dict[str, dict[str, int]]:
     raw = inbound.status_counts(s)
     settled = sum(v for k, v in raw.items() if k != "received")
     box = outbox.counts(s)
-    by_status = dict(
-        s.execute(select(Case.status, cases.func.count()).group_by(Case.status)).tuples().all()
-    )
+    by_status = {
+        row[0]: row[1]
+        for row in s.execute(select(Case.status, cases.func.count()).group_by(Case.status))
+    }
     return {
         "inbound": {
             "received": sum(raw.values()),

@@ -132,7 +132,7 @@ def list_cases(session: Session, *, open_only: bool, limit: int = 10000) -> list
     )
     if open_only:
         stmt = stmt.where(Case.status.in_(OPEN_STATUSES))
-    return [(c, int(n)) for c, n in session.execute(stmt).tuples()]
+    return [(row[0], int(row[1])) for row in session.execute(stmt)]
 
 
 def case_detail(session: Session, ref: int) -> Case | None:

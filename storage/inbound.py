@@ -108,4 +108,4 @@ def quarantined(session: Session, limit: int = 1000) -> list[Inbound]:
 def status_counts(session: Session) -> dict[str, int]:
     """How many raw messages are in each status."""
     rows = session.execute(select(Inbound.status, func.count()).group_by(Inbound.status))
-    return dict(rows.tuples())
+    return {row[0]: row[1] for row in rows}
