@@ -66,6 +66,7 @@ class Base(DeclarativeBase):
         datetime: UtcDateTime(),
         dict[str, Any]: JSON(),
         list[str]: JSON(),
+        list[dict[str, str]]: JSON(),
     }
 
 
@@ -255,6 +256,12 @@ class Outbox(Base):
     kind: Mapped[str] = mapped_column(String(20))  # ack | notify | relay | reminder | escalation
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     to_addrs: Mapped[list[str]] = mapped_column(default=list)
+    cc_addrs: Mapped[list[str]] = mapped_column(default=list)
+    # None: the sender's defaults (support name, support address as Reply-To).
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    # [{"sha256", "filename", "content_type"}]: blobs to attach (relayed agent attachments).
+    attachments: Mapped[list[dict[str, str]]] = mapped_column(default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
     template: Mapped[str] = mapped_column(String(100))
     context: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 05:39:28.274747
+Create Date: 2026-11-26 05:44:03.860511
 """
 from __future__ import annotations
 
@@ -125,6 +125,10 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=20), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=True),
     sa.Column('to_addrs', sa.JSON(), nullable=False),
+    sa.Column('cc_addrs', sa.JSON(), nullable=False),
+    sa.Column('from_name', sa.String(length=200), nullable=True),
+    sa.Column('reply_to', sa.String(length=320), nullable=True),
+    sa.Column('attachments', sa.JSON(), nullable=False),
     sa.Column('subject', sa.Text(), nullable=False),
     sa.Column('template', sa.String(length=100), nullable=False),
     sa.Column('context', sa.JSON(), nullable=False),
