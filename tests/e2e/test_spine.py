@@ -110,6 +110,7 @@ def test_reply_threads_onto_same_case(site: Site, daemon: Daemon) -> None:
 def test_relay_refused_and_size_limited(site: Site, daemon: Daemon) -> None:
     """Mail for other domains is refused with 550, and an oversized message with 552."""
     with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=10) as s:
+        s.ehlo()
         s.mail("alice@customer.example")
         code, _ = s.rcpt("victim@elsewhere.example")
         assert code == 550
