@@ -1,0 +1,589 @@
+"""Turn raw RFC 5322 bytes into a ParsedMail: pure, lenient with messy mail, bounded in time."""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import functools
+import hashlib
+import mimetypes
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email import policy as email_policy
+from email.headerregistry import AddressHeader, BaseHeader, HeaderRegistry
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from email.utils import getaddresses, parsedate_to_datetime
+from typing import TYPE_CHECKING
+
+from ingest.errors import ParseError
+from ingest.html_text import html_to_text
+from ingest.parsed import Address, Attachment, ParsedMail
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+# CPython 3.11's structured-header parser is super-linear (a 40 kB From of
+# quotes takes 9 s) and raises IndexError/RecursionError on some garbage. The
+# parser itself reads Content-Type of every part, so every value it sees is
+# capped, and a header it cannot parse reads as empty.
+_MAX_HEADER_CHARS = 8192
+_MAX_ADDRESS_POLICY_CHARS = 2048  # longer address lists go straight to getaddresses
+_MAX_REFERENCES = 100
+_MAX_FILENAME = 200
+_MAX_DEFECTS = 100
+_DSN = "message/delivery-status"
+
+
+class _BoundedHeaderRegistry(HeaderRegistry):
+    """The default header registry, with inputs capped and failures contained."""
+
+    def __call__(self, name: str, value: str) -> BaseHeader:
+        try:
+            return super().__call__(name, value[:_MAX_HEADER_CHARS])
+        except Exception:  # noqa: BLE001 - stdlib header parser bugs on hostile input
+            return super().__call__(name, "")
+
+
+_POLICY = email_policy.default.clone(header_factory=_BoundedHeaderRegistry())
+_PLAIN_HEADERS = HeaderRegistry()
+# Serialising message/* parts: keep header text as received (no refolding).
+_RAW_POLICY = _POLICY.clone(refold_source="none", linesep="\r\n")
+
+
+def parse_message(raw: bytes, *, max_parts: int = 1000, max_depth: int = 20) -> ParsedMail:
+    """Parse one message.
+
+    Raises:
+        ParseError: the bytes are not an RFC 5322 message, or exceed the limits.
+    """
+    defects = _Defects()
+    raw = _trim_preamble(raw, defects)
+    msg = _parse_tree(raw)
+    _check_limits(msg, max_parts, max_depth, defects)
+    body = _Body(defects=defects)
+    for part, parent_type in _leaves(msg):
+        _take_part(part, parent_type, body)
+    return ParsedMail(
+        message_id=next(iter(_ids(_first(msg, "message-id"), loose=True)), None),
+        in_reply_to=tuple(_ids(_first(msg, "in-reply-to"), loose=False)),
+        references=_capped(_ids(" ".join(_all(msg, "references")), loose=False)),
+        from_=next(iter(_addresses(msg, "from")), None),
+        reply_to=_addresses(msg, "reply-to"),
+        to=_addresses(msg, "to"),
+        cc=_addresses(msg, "cc"),
+        subject=decode_header_text(_first(msg, "subject")),
+        date=_date(_first(msg, "date")),
+        text=body.best_text(),
+        html=body.html,
+        attachments=tuple(body.attachments),
+        headers=tuple((name, decode_header_text(value)) for name, value in msg.raw_items()),
+        content_type=msg.get_content_type(),
+        content_key=content_key(raw, msg),
+        defects=tuple(defects.items),
+        tree=msg,
+    )
+
+
+# --- structure and limits ----------------------------------------------------
+
+
+@dataclass
+class _Defects:
+    """Short defect notes, de-duplicated and capped (a hostile message can make thousands)."""
+
+    items: list[str] = field(default_factory=list)
+
+    def add(self, note: str) -> None:
+        if note not in self.items and len(self.items) < _MAX_DEFECTS:
+            self.items.append(note)
+
+
+def _trim_preamble(raw: bytes, defects: _Defects) -> bytes:
+    """Drop a UTF-8 BOM and blank or indented lead-in that some exporters put before the headers."""
+    trimmed = raw.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if not trimmed:
+        raise ParseError("not an RFC 5322 message: empty")
+    if len(trimmed) != len(raw):
+        defects.add("leading BOM or whitespace before the headers removed")
+    return trimmed
+
+
+def _parse_tree(raw: bytes) -> EmailMessage:
+    try:
+        msg = BytesParser(policy=_POLICY).parsebytes(raw)
+    except RecursionError:
+        raise ParseError("MIME nesting too deep for the parser") from None
+    if not isinstance(msg, EmailMessage):  # pragma: no cover - _POLICY builds EmailMessage
+        raise ParseError("parser returned an unexpected type")
+    if not msg.keys():
+        first_line = raw.split(b"\n", 1)[0][:40]
+        raise ParseError(f"not an RFC 5322 message: no header fields (starts {first_line!r})")
+    return msg
+
+
+def _check_limits(msg: Message, max_parts: int, max_depth: int, defects: _Defects) -> None:
+    """Walk every part (iteratively: Message.walk recurses) and record parser defects."""
+    stack: list[tuple[Message, int, str]] = [(msg, 0, "")]
+    count = 0
+    while stack:
+        part, depth, path = stack.pop()
+        count += 1
+        if count > max_parts:
+            raise ParseError(f"more than {max_parts} MIME parts")
+        if depth > max_depth:
+            raise ParseError(f"MIME nesting deeper than {max_depth}", part=path)
+        for defect in part.defects:
+            defects.add(f"{path + ': ' if path else ''}{type(defect).__name__}")
+        for index, child in reversed(list(enumerate(_children(part), 1))):
+            stack.append((child, depth + 1, f"{path}.{index}" if path else str(index)))
+
+
+def _leaves(msg: Message) -> Iterator[tuple[Message, str]]:
+    """Leaf parts in document order with their parent's type; message/* parts are leaves."""
+    stack: list[tuple[Message, str]] = [(msg, "")]
+    while stack:
+        part, parent_type = stack.pop()
+        ctype = part.get_content_type()
+        if part.is_multipart() and ctype.startswith("multipart/"):
+            stack.extend((child, ctype) for child in reversed(_children(part)))
+        else:
+            yield part, parent_type
+
+
+def _children(part: Message) -> list[Message]:
+    """Sub-parts of a multipart or message/* part (a DSN's field groups included)."""
+    payload = part.get_payload() if part.is_multipart() else []
+    return [child for child in payload if isinstance(child, Message)]
+
+
+# --- body text and attachments ---------------------------------------------
+
+
+@dataclass
+class _Body:
+    """What the part walk has found so far."""
+
+    defects: _Defects
+    text: str | None = None
+    html: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+
+    def best_text(self) -> str:
+        """The plain text part, else the HTML as text, else a bare DSN's delivery status."""
+        if self.text and self.text.strip():
+            return self.text
+        if self.html:
+            return html_to_text(self.html)
+        status = next((a for a in self.attachments if a.content_type == _DSN), None)
+        if status is not None:  # a report without its human-readable part (RFC 3462 requires one)
+            return _newlines(decode_text(status.data, None)[0]).strip()
+        return self.text or ""
+
+
+def _take_part(part: Message, parent_type: str, body: _Body) -> None:
+    ctype = part.get_content_type()
+    if ctype.startswith("multipart/"):  # no usable boundary: the parser kept the body as text
+        ctype = "text/plain"
+    if ctype.startswith("text/") and not _is_attachment(part):
+        if ctype == "text/plain" and body.text is None:
+            body.text = _newlines(_part_text(part, body.defects))
+            return
+        if ctype == "text/html" and body.html is None:
+            body.html = _part_text(part, body.defects)
+            return
+        if parent_type == "multipart/alternative":
+            return  # another rendition (text/enriched, a second HTML) of the body
+    body.attachments.append(_attachment(part, len(body.attachments) + 1, body.defects))
+
+
+def _is_attachment(part: Message) -> bool:
+    return part.get_content_disposition() == "attachment"
+
+
+def _attachment(part: Message, index: int, defects: _Defects) -> Attachment:
+    ctype = part.get_content_type()
+    content_id = _content_id(part)
+    disposition = part.get_content_disposition()
+    return Attachment(
+        filename=safe_filename(part.get_filename(), ctype, index),
+        content_type=ctype,
+        data=_part_bytes(part, defects),
+        is_inline=disposition == "inline" or (disposition is None and content_id is not None),
+        content_id=content_id,
+    )
+
+
+def _content_id(part: Message) -> str | None:
+    """The Content-ID without angle brackets, as ``cid:`` URLs (RFC 2392) spell it."""
+    value = _clean(decode_header_text(_first(part, "content-id")))
+    return "".join(value.split()).strip("<>") or None
+
+
+def _part_text(part: Message, defects: _Defects) -> str:
+    text, note = decode_text(_part_bytes(part, defects), part.get_content_charset())
+    if note:
+        defects.add(f"body: {note}")
+    if "\x00" in text:
+        defects.add("body: NUL characters removed")
+    return _clean(text)
+
+
+def _part_bytes(part: Message, defects: _Defects) -> bytes:
+    """Decoded content; message/* parts (rfc822, delivery-status) serialised as received."""
+    if part.is_multipart():
+        return b"".join(_serialise(sub, defects) for sub in _children(part))
+    cte = next(iter(_first(part, "content-transfer-encoding").lower().split()), "")
+    if cte == "base64":  # base64 text is ASCII: any other character is junk to skip anyway
+        return _base64(str(part.get_payload()).encode("ascii", "ignore"), defects)
+    if cte == "quoted-printable" and _BAD_QP.search(str(part.get_payload())):
+        defects.add("body: invalid quoted-printable escapes kept as is")
+    # decode=True hands back the raw 8-bit bytes (and decodes QP and uuencode);
+    # plain get_payload() would already have replaced 8-bit bytes with U+FFFD.
+    decoded = part.get_payload(decode=True)
+    return decoded if isinstance(decoded, bytes) else b""
+
+
+_BAD_QP = re.compile(r"=(?![0-9A-Fa-f]{2}|\r?\n|[ \t]*\r?$)", re.MULTILINE)
+_B64_JUNK = bytes(
+    set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+)
+
+
+def _base64(data: bytes, defects: _Defects) -> bytes:
+    try:
+        return binascii.a2b_base64(data)  # non-strict: skips line breaks and stray characters
+    except binascii.Error:
+        defects.add("body: invalid base64, decoded what could be decoded")
+    return _salvage_base64(data)
+
+
+def _salvage_base64(data: bytes) -> bytes:
+    """Keep only base64 alphabet characters, drop a dangling sixth bit group, re-pad."""
+    clean = data.translate(None, _B64_JUNK)
+    if len(clean) % 4 == 1:
+        clean = clean[:-1]
+    return binascii.a2b_base64(clean + b"=" * (-len(clean) % 4))
+
+
+def _serialise(msg: Message, defects: _Defects) -> bytes:
+    try:
+        return msg.as_bytes(policy=_RAW_POLICY)
+    except Exception:  # noqa: BLE001 - the generator re-reads headers; never let it sink the message
+        defects.add("an enclosed message could not be serialised")
+        return b""
+
+
+# --- charsets ----------------------------------------------------------------
+
+# Labels Python does not know, mapped to a codec that reads them.
+_LABEL_ALIASES = {
+    "unicode-1-1-utf-7": "utf-7",
+    "unicode-1-1-utf-8": "utf-8",
+    # RFC 1556: the -i/-e suffixes only say how bidirectional text is laid out.
+    "iso-8859-8-i": "iso-8859-8",
+    "iso-8859-8-e": "iso-8859-8",
+    "iso-8859-6-i": "iso-8859-6",
+    "iso-8859-6-e": "iso-8859-6",
+    "x-sjis": "cp932",
+    "x-gbk": "gb18030",
+    "x-euc-jp": "euc_jp",
+    "x-mac-roman": "mac_roman",
+}
+# Codecs replaced by the superset that senders actually use (as WHATWG Encoding does).
+_SUPERSETS = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "euc_kr": "cp949",  # 'ks_c_5601-1987' is an alias of euc_kr in Python
+    "shift_jis": "cp932",
+    "big5": "big5hkscs",
+    "iso8859-1": "cp1252",
+    "tis-620": "cp874",
+}
+# What to try next when the declared codec fails on the data. UTF-7 mislabelled
+# ASCII (a '+' in a PGP signature) decodes to garbage, so try ASCII first.
+_NEXT_TRY = {"iso2022_jp": ("iso2022_jp_2", "iso2022_jp_ext"), "utf-7": ("ascii",)}
+_NOT_A_CHARSET = frozenset(
+    {"undefined", "unicode-escape", "raw-unicode-escape", "punycode", "idna", "mbcs", "oem"}
+)
+
+
+def decode_text(data: bytes, label: str | None) -> tuple[str, str | None]:
+    """Decode with the declared charset, falling back sanely; never raises.
+
+    Returns:
+        The text, and a short note when the declared charset was unknown or wrong.
+    """
+    codec = _codec(label)
+    tries = [codec, *_NEXT_TRY.get(codec or "", ())] if codec else ["ascii"]
+    if not data.isascii():  # a stateful 7-bit codec that failed on ASCII input is not 'lying'
+        tries += ["utf-8", "cp1252"]
+    for name in tries:
+        try:
+            text = data.decode(name)
+        except (UnicodeError, LookupError):
+            continue
+        return text, _charset_note(label, codec, name)
+    if codec is None:
+        return data.decode("latin-1"), f"charset {label!r} unknown; used latin-1"
+    return data.decode(
+        codec, errors="replace"
+    ), f"charset {label!r} did not decode; bad bytes replaced"
+
+
+def _charset_note(label: str | None, codec: str | None, used: str) -> str | None:
+    if label is None or used == codec:
+        return None
+    if codec is None and used == "ascii":
+        return None
+    return f"charset {label!r} {'unknown' if codec is None else 'did not decode'}; used {used}"
+
+
+def _codec(label: str | None) -> str | None:
+    """The codec name for a charset label, or None when it is missing or unknown."""
+    if not label:
+        return None
+    name = label.strip().strip("\"'").lower()
+    name = _LABEL_ALIASES.get(name, name)
+    try:
+        name = codecs.lookup(name).name
+    except (LookupError, ValueError, TypeError):
+        return None
+    return None if name in _NOT_A_CHARSET else _SUPERSETS.get(name, name)
+
+
+def _newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _clean(text: str) -> str:
+    """Drop NULs (PostgreSQL text refuses them) and lone surrogates (UTF-8 refuses them)."""
+    text = text.replace("\x00", "")
+    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
+
+
+# --- header text (RFC 2047) ---------------------------------------------------
+
+_ENCODED_WORD = re.compile(r"=\?([^?\s]{1,64})\?([bBqQ])\?([^?]*)\?=")
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_LINE_BREAK = re.compile(r"[\r\n]+")
+
+
+def decode_header_text(raw: str) -> str:
+    """A header value as one line of text: 8-bit bytes and RFC 2047 encoded words decoded."""
+    text = _LINE_BREAK.sub(" ", _FOLD.sub("", _from_surrogates(raw)))
+    return _clean(_LINE_BREAK.sub(" ", _decode_words(text))).strip()
+
+
+def _from_surrogates(value: str) -> str:
+    """Read raw 8-bit header bytes as UTF-8 (RFC 6532), else cp1252."""
+    if value.isascii():
+        return value
+    data = value.encode("utf-8", "surrogateescape")
+    return decode_text(data, None)[0]
+
+
+def _decode_words(text: str) -> str:
+    out: list[str] = []
+    pending = bytearray()
+    pending_charset: str | None = None
+    pos = 0
+    for match in _ENCODED_WORD.finditer(text):
+        between = text[pos : match.start()]
+        # RFC 2047 section 6.2: whitespace between adjacent encoded words is not displayed.
+        if between and not (pending_charset is not None and between.isspace()):
+            out.append(_flush(pending, pending_charset))
+            pending_charset = None
+            out.append(between)
+        charset = match[1].partition("*")[0].lower()  # RFC 2231 section 5 language suffix
+        if charset != pending_charset:  # a multibyte character may span two words
+            out.append(_flush(pending, pending_charset))
+            pending_charset = charset
+        pending += _word_bytes(match[2].upper(), match[3])
+        pos = match.end()
+    out.append(_flush(pending, pending_charset))
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _flush(pending: bytearray, charset: str | None) -> str:
+    if not pending:
+        return ""
+    text = decode_text(bytes(pending), charset)[0]
+    pending.clear()
+    return text
+
+
+def _word_bytes(encoding: str, payload: str) -> bytes:
+    data = payload.encode("ascii", "replace")
+    if encoding == "Q":
+        return binascii.a2b_qp(data, header=True)  # header=True: '_' is a space (RFC 2047 4.2)
+    return _salvage_base64(data)
+
+
+# --- individual headers ------------------------------------------------------
+
+
+def _all(msg: Message, name: str) -> list[str]:
+    return [value for key, value in msg.raw_items() if key.lower() == name]
+
+
+def _first(msg: Message, name: str) -> str:
+    return next(iter(_all(msg, name)), "")
+
+
+_ANGLE_ID = re.compile(r"<([^<>]*)>")
+
+
+def _ids(value: str, *, loose: bool) -> list[str]:
+    """Message-IDs as ``<id>``: comments and spaces dropped, missing brackets tolerated.
+
+    ``loose`` (for Message-ID) also accepts a bare token without '@'.
+    """
+    text = _strip_comments(decode_header_text(value))
+    ids = ["".join(found.split()) for found in _ANGLE_ID.findall(text)]
+    if not any(ids):
+        ids = [token.strip("<>") for token in text.split() if loose or "@" in token]
+    return list(dict.fromkeys(f"<{found}>" for found in ids if found))
+
+
+def _capped(ids: list[str]) -> tuple[str, ...]:
+    """Keep the first id and the most recent ones (RFC 5537 section 3.4.4 trims the same way)."""
+    if len(ids) <= _MAX_REFERENCES:
+        return tuple(ids)
+    return (ids[0], *ids[-(_MAX_REFERENCES - 1) :])
+
+
+def _strip_comments(text: str) -> str:
+    """Remove RFC 5322 (comments), which nest and take quoted-pairs, outside <...>."""
+    if "(" not in text:
+        return text
+    out: list[str] = []
+    depth, in_angle, escaped = 0, False, False
+    for char in text:
+        if depth:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            else:
+                depth += {"(": 1, ")": -1}.get(char, 0)
+            continue
+        if char == "(" and not in_angle:
+            depth = 1
+            continue
+        in_angle = (in_angle or char == "<") and char != ">"
+        out.append(char)
+    return "".join(out)
+
+
+def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
+    found: list[Address] = []
+    for raw in _all(msg, name):
+        value = _FOLD.sub("", _from_surrogates(raw))
+        parsed = _policy_addresses(name, value) if len(value) <= _MAX_ADDRESS_POLICY_CHARS else None
+        found.extend(parsed if parsed is not None else _fallback_addresses(value))
+    return tuple(found)
+
+
+def _policy_addresses(name: str, value: str) -> list[Address] | None:
+    """Addresses by the policy's RFC 5322 parser, or None if it found the header defective."""
+    try:
+        header = _PLAIN_HEADERS(name, value)
+    except Exception:  # noqa: BLE001 - stdlib header parser bugs on hostile input
+        return None
+    if not isinstance(header, AddressHeader) or header.defects:
+        return None
+    return [
+        Address(_clean(addr.display_name).strip(), _clean(addr.addr_spec))
+        for addr in header.addresses
+        if addr.addr_spec not in {"", "<>"}
+    ]
+
+
+def _fallback_addresses(value: str) -> list[Address]:
+    try:
+        pairs = getaddresses([value])
+    except (RecursionError, IndexError, ValueError):  # nested comments overflow its recursion
+        return []
+    return [Address(decode_header_text(name), _clean(addr)) for name, addr in pairs if addr]
+
+
+def _date(value: str) -> datetime | None:
+    """The Date header as aware UTC; a date without zone (RFC 5322 '-0000') is taken as UTC."""
+    text = " ".join(decode_header_text(value).split())[:200]
+    if not text:
+        return None
+    try:
+        parsed = parsedate_to_datetime(text)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+# --- filenames and identity ---------------------------------------------------
+
+_EXTENSIONS = {
+    "message/delivery-status": ".txt",
+    "message/disposition-notification": ".txt",
+    "message/feedback-report": ".txt",
+    "text/rfc822-headers": ".txt",
+    "application/ms-tnef": ".dat",
+    "text/calendar": ".ics",
+}
+# Unicode categories never shown in a name: controls, format (bidi overrides that
+# disguise 'exe.pdf'), surrogates, private use, line and paragraph separators.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def safe_filename(name: str | None, content_type: str, index: int) -> str:
+    """A display filename that can never act as a path; 'attachment-N.ext' when none is usable."""
+    cleaned = _clean_filename(name) if name else ""
+    return cleaned or f"attachment-{index}{_extension(content_type)}"
+
+
+def _clean_filename(name: str) -> str:
+    name = decode_header_text(name)  # RFC 2047 inside a filename is common, though not allowed
+    base = name.replace("\\", "/").rpartition("/")[2].replace(":", "_")
+    base = "".join(ch for ch in base if unicodedata.category(ch) not in _HIDDEN_CATEGORIES)
+    base = base.strip().lstrip(".").rstrip(". ")  # Windows drops trailing dots and spaces
+    if len(base) <= _MAX_FILENAME:
+        return base
+    stem, dot, ext = base.rpartition(".")
+    if dot and stem and len(ext) <= 16:  # noqa: PLR2004 - longer is no extension
+        return f"{stem[: _MAX_FILENAME - len(ext) - 1].rstrip('. ')}.{ext}"
+    return base[:_MAX_FILENAME].rstrip(". ")
+
+
+def _extension(content_type: str) -> str:
+    known = _EXTENSIONS.get(content_type) or _mime_types().guess_extension(content_type)
+    return known or (".txt" if content_type.startswith("text/") else ".bin")
+
+
+@functools.cache
+def _mime_types() -> mimetypes.MimeTypes:
+    """Python's built-in table only, so names do not depend on the host's /etc/mime.types."""
+    return mimetypes.MimeTypes()
+
+
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def content_key(raw: bytes, msg: Message) -> str:
+    """Hex SHA-256 of Message-ID, From, Date, Subject and the body.
+
+    Trace headers (Received, Delivered-To, Return-Path, ...) are left out, so
+    the same mail delivered twice gets the same key. Line endings, header
+    folding and trailing blank lines are normalised: SMTP, IMAP and an MTA
+    pipe deliver the same mail with different ones.
+    """
+    digest = hashlib.sha256()
+    for name in ("message-id", "from", "date", "subject"):
+        value = b" ".join(_first(msg, name).encode("utf-8", "surrogateescape").split())
+        digest.update(b"%s:%d:%s\n" % (name.encode(), len(value), value))
+    separator = _BLANK_LINE.search(raw)
+    body = raw[separator.end() :] if separator else b""
+    digest.update(body.replace(b"\r\n", b"\n").rstrip(b"\r\n"))
+    return digest.hexdigest()
