@@ -1,0 +1,489 @@
+"""The IMAP source: polls or IDLEs on a mailbox and commits each message before moving it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import random
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from email.utils import parseaddr
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import case, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ingest.sources.mailbox import MailboxError, MailboxLoginError
+from storage.inbound import add_inbound, find_by_source_ref
+from storage.models import MailboxState
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+    from email.message import Message
+
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ingest.sources.mailbox import Mailbox
+
+log = structlog.get_logger("mail2case.imap")
+
+SOURCE = "imap"
+# Bodies fetched per round trip stay under this, however large batch_size is.
+FETCH_BUDGET_BYTES = 64 * 1024 * 1024
+TOKEN_EXPIRY_WARNING = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class ImapSettings:
+    """One ``[[imap]]`` mailbox; the field names are the config keys."""
+
+    host: str = ""
+    username: str = ""
+    name: str = ""  # empty: "host/username/folder"
+    port: int = 0  # 0: 993 for tls = "ssl", else 143
+    tls: str = "ssl"  # "ssl" | "starttls" | "none"
+    tls_verify: bool = True
+    tls_ca_file: str = ""
+    password: str = field(default="", repr=False)
+    oauth2_token_file: str = ""
+    oauth2_token_command: str = ""
+    folder: str = "INBOX"
+    processed: str = "move"  # "move" | "flag"
+    processed_folder: str = "Processed"
+    idle: bool = True
+    poll_interval_seconds: float = 60.0
+    max_message_size: int = 25 * 1024 * 1024
+    batch_size: int = 100
+    # RFC 2177: clients re-issue IDLE at least every 29 minutes; 25 leaves margin.
+    idle_timeout_seconds: float = 1500.0
+    lease_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        # Frozen: fill the derived defaults in place once, so every reader sees them.
+        if not self.port:
+            object.__setattr__(self, "port", 993 if self.tls == "ssl" else 143)
+        if not self.name:
+            object.__setattr__(self, "name", f"{self.host}/{self.username}/{self.folder}")
+
+    @property
+    def uses_oauth2(self) -> bool:
+        """Whether the login is XOAUTH2 rather than a password."""
+        return bool(self.oauth2_token_file or self.oauth2_token_command)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Retry delay as an immutable value (urllib3 ``Retry`` style): ``next()`` is the next step.
+
+    The ceiling doubles from ``base_seconds`` up to ``cap_seconds``; the delay is drawn from
+    its upper half, so a refused password never retries in a tight loop yet mailboxes
+    that failed together drift apart.
+    """
+
+    attempt: int = 0
+    base_seconds: float = 1.0
+    cap_seconds: float = 300.0
+
+    def next(self) -> Backoff:
+        """The backoff after one more failure."""
+        return replace(self, attempt=self.attempt + 1)
+
+    def reset(self) -> Backoff:
+        """The backoff after a success."""
+        return replace(self, attempt=0)
+
+    def ceiling(self) -> float:
+        """The longest delay at this step, in seconds."""
+        return min(self.cap_seconds, self.base_seconds * 2.0 ** min(self.attempt, 32))
+
+    def delay(self, rng: random.Random) -> float:
+        """A jittered delay in ``[ceiling / 2, ceiling]`` seconds."""
+        top = self.ceiling()
+        return rng.uniform(top / 2, top)
+
+
+class LeaseLostError(Exception):
+    """Another instance took this mailbox's lease; stop reading it."""
+
+
+# --- OAuth2 tokens -----------------------------------------------------------------
+
+
+def read_oauth2_token(settings: ImapSettings) -> str:
+    """The access token from ``oauth2_token_file`` or ``oauth2_token_command``'s stdout.
+
+    Raises:
+        MailboxLoginError: the file or command gave no token (the reason says why).
+    """
+    try:
+        if settings.oauth2_token_file:
+            token = Path(settings.oauth2_token_file).read_text(encoding="utf-8").strip()
+        else:
+            token = _token_from_command(settings.oauth2_token_command)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MailboxLoginError(f"oauth2 token: {exc}") from exc
+    if not token:
+        raise MailboxLoginError("oauth2 token: empty")
+    return token
+
+
+def _token_from_command(command: str) -> str:
+    # The command is the operator's own, from the config file; no shell is involved.
+    proc = subprocess.run(  # noqa: S603 - argv from trusted config, no shell
+        shlex.split(command), capture_output=True, timeout=60, check=False
+    )
+    if proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip()[-200:]
+        raise MailboxLoginError(f"oauth2_token_command exited {proc.returncode}: {detail}")
+    return proc.stdout.decode("utf-8", "replace").strip()
+
+
+def token_expires_at(token: str) -> datetime | None:
+    """The ``exp`` claim of a JWT access token (Microsoft 365), or None (Gmail's are opaque)."""
+    parts = token.split(".")
+    if len(parts) != 3:  # noqa: PLR2004 - header.payload.signature
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        return datetime.fromtimestamp(int(payload["exp"]), UTC)
+    except (ValueError, KeyError, TypeError, binascii.Error, OverflowError):
+        return None
+
+
+class OAuth2TokenSource:
+    """Reads the token afresh on each connect; refuses an expired one, warns before expiry."""
+
+    def __init__(self, settings: ImapSettings) -> None:
+        self.settings = settings
+        self.expires_at: datetime | None = None
+
+    def __call__(self) -> str:
+        """The current token."""
+        token = read_oauth2_token(self.settings)
+        self.expires_at = token_expires_at(token)
+        now = datetime.now(UTC)
+        if self.expires_at is not None and self.expires_at <= now:
+            raise MailboxLoginError(f"oauth2 token expired at {self.expires_at.isoformat()}")
+        if self.expires_at is not None and self.expires_at - now < TOKEN_EXPIRY_WARNING:
+            log.warning("imap.oauth2_token_expiring", expires_at=self.expires_at.isoformat())
+        return token
+
+
+# --- mailbox state and lease (one row per mailbox) ---------------------------------
+
+
+def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
+    """Take or renew the mailbox's lease; False while another instance holds it."""
+    _ensure_state(session, name, now)
+    held = or_(
+        MailboxState.lease_owner == owner,
+        MailboxState.lease_owner.is_(None),
+        MailboxState.lease_expires_at < now,
+    )
+    result = session.execute(
+        update(MailboxState)
+        .where(MailboxState.name == name, held)
+        .values(lease_owner=owner, lease_expires_at=now + ttl, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def release_lease(session: Session, name: str, owner: str, now: datetime) -> None:
+    """Give the lease up so another instance can take over at once."""
+    session.execute(
+        update(MailboxState)
+        .where(MailboxState.name == name, MailboxState.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None, updated_at=now)
+    )
+
+
+def _ensure_state(session: Session, name: str, now: datetime) -> None:
+    if session.scalar(select(MailboxState.name).where(MailboxState.name == name)) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(MailboxState(name=name, last_uid=0, updated_at=now))
+    except IntegrityError:
+        return  # another instance inserted it first: the row exists, which is all we need
+
+
+def sync_uidvalidity(session: Session, name: str, uidvalidity: int, now: datetime) -> int:
+    """The last UID read; reset to 0 when UIDVALIDITY changed (the old UIDs mean nothing)."""
+    state = session.get_one(MailboxState, name)
+    if state.uidvalidity != uidvalidity:
+        if state.uidvalidity is not None:
+            log.warning("imap.uidvalidity_changed", old=state.uidvalidity, new=uidvalidity)
+        state.uidvalidity = uidvalidity
+        state.last_uid = 0
+        state.updated_at = now
+    return state.last_uid
+
+
+def advance(session: Session, name: str, owner: str, uid: int, now: datetime) -> None:
+    """Record ``uid`` as read, in the caller's transaction; only the lease holder may.
+
+    Raises:
+        LeaseLostError: another instance holds the lease now; the transaction must roll back.
+    """
+    result = session.execute(
+        update(MailboxState)
+        .where(MailboxState.name == name, MailboxState.lease_owner == owner)
+        .values(
+            last_uid=_greatest(MailboxState.last_uid, uid),
+            last_error=None,
+            updated_at=now,
+        )
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise LeaseLostError(name)
+
+
+def _greatest(column: Any, value: int) -> Any:
+    # CASE rather than GREATEST/MAX: the same SQL works on SQLite and PostgreSQL.
+    return case((column < value, value), else_=column)
+
+
+# --- the poller ----------------------------------------------------------------------
+
+
+def _headers(raw: bytes) -> Message:
+    return BytesHeaderParser(policy=default_policy).parsebytes(raw)
+
+
+def return_path(headers: Message) -> str:
+    """The envelope sender from the Return-Path header the delivering server added, or ""."""
+    value = headers.get("Return-Path")
+    return parseaddr(str(value))[1] if value is not None else ""
+
+
+def _fetch_groups(uids: Sequence[int], sizes: dict[int, int]) -> Iterator[list[int]]:
+    """Split ``uids`` so that each group's bodies stay under the fetch budget."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        if group and total + sizes[uid] > FETCH_BUDGET_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += sizes[uid]
+    if group:
+        yield group
+
+
+class MailboxPoller:
+    """Reads one mailbox: commits each message, then moves or flags it (invariant 1)."""
+
+    def __init__(
+        self,
+        settings: ImapSettings,
+        mailbox_factory: Callable[[], Mailbox],
+        sessions: sessionmaker[Session],
+        wake: Callable[[], None],
+        owner: str,
+        *,
+        backoff: Backoff | None = None,
+        idle_slice_seconds: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.mailbox_factory = mailbox_factory
+        self.sessions = sessions
+        self.wake = wake
+        self.owner = owner
+        self.backoff = backoff or Backoff()
+        self.idle_slice_seconds = idle_slice_seconds
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self.has_lease = False
+        self._box: Mailbox | None = None
+        self._swept = False  # a fresh connection first sweeps below last_uid too
+        self._lease_renewed_at = float("-inf")
+        # run_once works in a worker thread under run(); asyncio events are not thread-safe.
+        self._notify = wake
+
+    def run_once(self, now: datetime) -> int:
+        """One pass: lease, connect, select, ingest what is new; returns messages handled."""
+        if not self._renew_lease(now):
+            self.close()
+            return 0
+        box = self._connected()
+        uidvalidity, _uidnext = box.select(self.settings.folder)
+        with self.sessions.begin() as s:
+            last_uid = sync_uidvalidity(s, self.settings.name, uidvalidity, now)
+        # After a reconnect, also sweep up messages committed but not yet moved or
+        # flagged (a crash between the two): they sit at or below last_uid.
+        uids = box.unprocessed(last_uid if self._swept else 0)
+        size = self.settings.batch_size
+        handled = sum(
+            self._ingest_batch(box, uidvalidity, uids[i : i + size], now)
+            for i in range(0, len(uids), size)
+        )
+        self._swept = True
+        return handled
+
+    def _renew_lease(self, now: datetime) -> bool:
+        ttl = timedelta(seconds=self.settings.lease_seconds)
+        with self.sessions.begin() as s:
+            held = take_lease(s, self.settings.name, self.owner, now, ttl)
+        if held != self.has_lease:
+            event = "imap.lease_taken" if held else "imap.lease_held_elsewhere"
+            log.info(event, owner=self.owner)
+        self.has_lease = held
+        self._lease_renewed_at = time.monotonic()
+        return held
+
+    def _connected(self) -> Mailbox:
+        if self._box is None:
+            box = self.mailbox_factory()
+            box.connect()
+            self._box, self._swept = box, False
+            s = self.settings
+            log.info("imap.connected", host=s.host, port=s.port, tls=s.tls, folder=s.folder)
+        return self._box
+
+    def _ingest_batch(
+        self, box: Mailbox, uidvalidity: int, uids: Sequence[int], now: datetime
+    ) -> int:
+        sizes = box.sizes(uids)  # a UID missing here was expunged by someone else
+        limit = self.settings.max_message_size
+        fits = [u for u in uids if u in sizes and sizes[u] <= limit]
+        handled = 0
+        for group in _fetch_groups(fits, sizes):
+            raws = box.fetch(group)
+            done = [u for u in group if u in raws]
+            stored = [u for u in done if self._commit(uidvalidity, u, raws[u], now)]
+            box.mark_processed(done)  # only now: every one of them is committed
+            if stored:
+                self._notify()
+            handled += len(done)
+        too_large = [u for u in uids if sizes.get(u, 0) > limit]
+        if too_large:
+            self._set_aside(box, too_large, sizes, now)
+        return handled + len(too_large)
+
+    def _commit(self, uidvalidity: int, uid: int, raw: bytes, now: datetime) -> bool:
+        """Store one message unless a previous pass did; returns whether it was stored."""
+        name = self.settings.name
+        ref = f"{name}:{uidvalidity}:{uid}"
+        headers = _headers(raw)
+        with self.sessions.begin() as s:
+            found = find_by_source_ref(s, SOURCE, ref)
+            row = found or add_inbound(
+                s, raw=raw, source=SOURCE, now=now, mail_from=return_path(headers), source_ref=ref
+            )
+            advance(s, name, self.owner, uid, now)
+        event = "message.already_stored" if found else "message.received"
+        log.info(
+            event,
+            source=SOURCE,
+            inbound_id=row.id,
+            uid=uid,
+            size=len(raw),
+            message_id=str(headers.get("Message-ID", "")),
+        )
+        return found is None
+
+    def _set_aside(
+        self, box: Mailbox, uids: Sequence[int], sizes: dict[int, int], now: datetime
+    ) -> None:
+        box.mark_too_large(uids)
+        with self.sessions.begin() as s:
+            advance(s, self.settings.name, self.owner, max(uids), now)
+        for uid in uids:
+            log.warning(
+                "imap.message_too_large",
+                uid=uid,
+                size=sizes[uid],
+                max_message_size=self.settings.max_message_size,
+            )
+
+    def close(self, *, release: bool = False) -> None:
+        """Log out (never raises); with ``release``, also give up the lease."""
+        box, self._box, self._swept = self._box, None, False
+        if box is not None:
+            box.logout()
+        if release and self.has_lease:
+            with self.sessions.begin() as s:
+                release_lease(s, self.settings.name, self.owner, datetime.now(UTC))
+            self.has_lease = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until ``stop``: a pass, then IDLE or a sleep; failures back off, never raise."""
+        backoff = self.backoff
+        loop = asyncio.get_running_loop()
+
+        def notify() -> None:
+            loop.call_soon_threadsafe(self.wake)
+
+        self._notify = notify
+        with structlog.contextvars.bound_contextvars(mailbox=self.settings.name, source=SOURCE):
+            while not stop.is_set():
+                try:
+                    await asyncio.to_thread(self.run_once, datetime.now(UTC))
+                    backoff = backoff.reset()
+                    await self._wait_for_mail(stop)
+                except Exception as exc:  # noqa: BLE001 - loop boundary: log, close, back off
+                    delay = self._report_failure(exc, backoff)
+                    await asyncio.to_thread(self.close)
+                    await _sleep(stop, delay)
+                    backoff = backoff.next()
+            await asyncio.to_thread(self._close_quietly)
+
+    def _report_failure(self, exc: Exception, backoff: Backoff) -> float:
+        delay = backoff.delay(self.rng)
+        step = {"attempt": backoff.attempt + 1, "retry_in": round(delay, 2)}
+        if isinstance(exc, MailboxLoginError):
+            log.warning("imap.login_failed", reason=exc.reason, **step)
+        elif isinstance(exc, MailboxError):
+            log.warning("imap.connection_failed", reason=exc.reason, **step)
+        elif isinstance(exc, LeaseLostError):
+            log.warning("imap.lease_lost", owner=self.owner, **step)
+        else:
+            log.error("imap.pass_failed", error=type(exc).__name__, exc_info=exc, **step)
+        return delay
+
+    def _close_quietly(self) -> None:
+        try:
+            self.close(release=True)
+        except Exception:  # shutting down: the lease simply expires instead
+            log.warning("imap.lease_release_failed", exc_info=True)
+
+    async def _wait_for_mail(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        box = self._box
+        if box is None or not self.has_lease:
+            await _sleep(stop, min(s.poll_interval_seconds, s.lease_seconds / 2))
+        elif s.idle and await asyncio.to_thread(box.has_idle):
+            await self._idle(stop, box)
+        else:
+            await _sleep(stop, s.poll_interval_seconds)
+
+    async def _idle(self, stop: asyncio.Event, box: Mailbox) -> None:
+        """IDLE in short slices (stop is noticed quickly) until mail, timeout or stop."""
+        deadline = time.monotonic() + self.settings.idle_timeout_seconds
+        renew_every = self.settings.lease_seconds / 3
+        await asyncio.to_thread(box.idle_start)
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if await asyncio.to_thread(box.idle_wait, min(self.idle_slice_seconds, left)):
+                break
+            if time.monotonic() - self._lease_renewed_at >= renew_every and not (
+                await asyncio.to_thread(self._renew_lease, datetime.now(UTC))
+            ):
+                break
+        await asyncio.to_thread(box.idle_done)
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds`` or until ``stop`` is set, whichever comes first."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(seconds, 0.0))
+    except TimeoutError:
+        return
