@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import structlog
+from sqlalchemy.exc import DBAPIError
 
 from ingest.classify import Classification, ClassifySettings, Kind, classify
 from ingest.errors import ParseError
@@ -85,22 +86,44 @@ class Processor:
         return sum(1 for i in ids if self.handle(i, now) is not None)
 
     def handle(self, inbound_id: int, now: datetime) -> Outcome | None:
-        """Process one raw message in one transaction (invariant 4); None if taken already."""
+        """Process one raw message; a bug on one message quarantines it, never the loop.
+
+        Database errors (locked, gone) propagate: they are transient, the message
+        stays pending and the stage retries with backoff.
+        """
         with structlog.contextvars.bound_contextvars(inbound_id=inbound_id):
-            with self.sessions.begin() as s:
-                row = inbound.lock_pending(s, inbound_id)
-                if row is None:
-                    return None
-                outcome = self._process(s, row, now)
-                inbound.settle(
-                    row,
-                    status=outcome.status,
-                    now=now,
-                    reason=outcome.reason,
-                    case_id=outcome.case_id,
+            try:
+                return self._handle(inbound_id, now)
+            except DBAPIError:
+                raise
+            except Exception as exc:
+                log.exception("message.process_failed")
+                return self._quarantine(
+                    inbound_id, now, f"processing failed: {type(exc).__name__}: {exc}"
                 )
-            _log_outcome(row, outcome)
-            return outcome
+
+    def _quarantine(self, inbound_id: int, now: datetime, reason: str) -> Outcome | None:
+        with self.sessions.begin() as s:
+            row = inbound.lock_pending(s, inbound_id)
+            if row is None:
+                return None
+            outcome = Outcome("quarantined", reason=reason[:2000])
+            inbound.settle(row, status=outcome.status, now=now, reason=outcome.reason)
+        _log_outcome(row, outcome)
+        return outcome
+
+    def _handle(self, inbound_id: int, now: datetime) -> Outcome | None:
+        """Process one raw message in one transaction (invariant 4); None if taken already."""
+        with self.sessions.begin() as s:
+            row = inbound.lock_pending(s, inbound_id)
+            if row is None:
+                return None
+            outcome = self._process(s, row, now)
+            inbound.settle(
+                row, status=outcome.status, now=now, reason=outcome.reason, case_id=outcome.case_id
+            )
+        _log_outcome(row, outcome)
+        return outcome
 
     def _process(self, s: Session, row: Inbound, now: datetime) -> Outcome:
         try:

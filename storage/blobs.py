@@ -29,9 +29,12 @@ def store_blob(session: Session, sha256: str, data: bytes, root: Path | None) ->
         return
     if root is None:
         session.add(Blob(sha256=sha256, size=len(data), data=data))
-        return
-    _write_file(blob_path(root, sha256), data)
-    session.add(Blob(sha256=sha256, size=len(data), data=None))
+    else:
+        _write_file(blob_path(root, sha256), data)
+        session.add(Blob(sha256=sha256, size=len(data), data=None))
+    # Attachments reference blobs by key without a relationship, so the unit of work
+    # cannot order the inserts: flush the blob now (this also lets get() see it).
+    session.flush()
 
 
 def load_blob(session: Session, sha256: str, root: Path | None) -> bytes | None:

@@ -208,3 +208,63 @@ def test_bad_config_exits_2_naming_key(tmp_path: Path) -> None:
     assert proc.returncode == 2
     err = proc.stderr.decode()
     assert "smtp.port" in err
+
+
+def test_ack_goes_through_configured_relay(tmp_path: Path) -> None:
+    """With an SMTP relay configured, the acknowledgement arrives at the relay, threaded."""
+    from tests.integration.smtp_sink import SmtpSink  # noqa: PLC0415 - only this test needs it
+
+    with SmtpSink() as sink:
+        site = Site(tmp_path)
+        site.extra = ""
+        site.write()
+        text = site.config.read_text().replace(
+            "[outgoing]\n", f'[outgoing]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
+        )
+        site.config.write_text(text)
+        d = Daemon(site).start()
+        try:
+            msg = customer_mail("Relay me", "Please answer through the relay.")
+            send(site, msg)
+            delivered = wait_for(lambda: sink.deliveries)
+        finally:
+            assert d.stop() == 0
+    ack = delivered[0].message()
+    assert delivered[0].rcpt_tos == ("alice@customer.example",)
+    assert ack["In-Reply-To"] == msg["Message-ID"]
+    assert ack["X-Loop"] == "support@example.com"
+    assert site.outgoing_messages() == []
+
+
+def test_starttls_when_certificate_configured(tmp_path: Path) -> None:
+    """A configured certificate makes the listener offer STARTTLS, and mail over TLS is accepted."""
+    import ssl  # noqa: PLC0415
+
+    import trustme  # noqa: PLC0415
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "server.pem"))
+    site = Site(tmp_path)
+    site.write()
+    site.config.write_text(
+        site.config.read_text().replace(
+            "[smtp]\n", f'[smtp]\ntls_cert_file = "{tmp_path / "server.pem"}"\nrequire_starttls = true\n'
+        )
+    )
+    d = Daemon(site).start()
+    try:
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=10) as s:
+            s.ehlo()
+            assert s.has_extn("starttls")
+            s.starttls(context=ctx)
+            s.sendmail("alice@customer.example", ["support@example.com"], customer_mail("TLS", "hi").as_bytes())
+        assert wait_for(lambda: cases_of(site))[0]["subject"] == "TLS"
+        with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=10) as s:
+            s.ehlo()
+            code, _ = s.mail("alice@customer.example")
+            assert code == 530  # require_starttls: no mail in the clear
+    finally:
+        assert d.stop() == 0
