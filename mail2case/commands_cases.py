@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mail2case import app, views
 from storage import cases, inbound, outbox
@@ -191,8 +191,7 @@ def _status_counts(s: Any) -> dict[str, dict[str, int]]:
     settled = sum(v for k, v in raw.items() if k != "received")
     box = outbox.counts(s)
     by_status = {
-        row[0]: row[1]
-        for row in s.execute(select(Case.status, cases.func.count()).group_by(Case.status))
+        row[0]: row[1] for row in s.execute(select(Case.status, func.count()).group_by(Case.status))
     }
     return {
         "inbound": {

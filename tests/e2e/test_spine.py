@@ -6,7 +6,7 @@ import email
 import smtplib
 from email.message import EmailMessage
 from email.policy import default as default_policy
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -61,7 +61,7 @@ def daemon(site: Site) -> Iterator[Daemon]:
     assert d.stop() == 0
 
 
-def cases_of(site: Site) -> list[dict[str, object]]:
+def cases_of(site: Site) -> list[dict[str, Any]]:
     """``cases list --json``."""
     return list(site.cli_json("cases", "list"))
 
@@ -87,7 +87,9 @@ def test_mail_becomes_case_with_ack(site: Site, daemon: Daemon) -> None:
     assert f"[#{case['ref']}]" in ack["Subject"]
     assert ack["Auto-Submitted"] == "auto-replied"
     assert ack["To"].addresses[0].addr_spec == "alice@customer.example"
-    body = ack.get_body(preferencelist=("plain",)).get_content()
+    part = ack.get_body(preferencelist=("plain",))
+    assert part is not None
+    body = part.get_content()
     assert str(case["ref"]) in body
     assert "business hours" in body
 
@@ -219,7 +221,8 @@ def test_ack_goes_through_configured_relay(tmp_path: Path) -> None:
         site.extra = ""
         site.write()
         text = site.config.read_text().replace(
-            "[outgoing]\n", f'[outgoing]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n'
+            "[outgoing]\n",
+            f'[outgoing]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {sink.port}\n',
         )
         site.config.write_text(text)
         d = Daemon(site).start()
@@ -249,7 +252,8 @@ def test_starttls_when_certificate_configured(tmp_path: Path) -> None:
     site.write()
     site.config.write_text(
         site.config.read_text().replace(
-            "[smtp]\n", f'[smtp]\ntls_cert_file = "{tmp_path / "server.pem"}"\nrequire_starttls = true\n'
+            "[smtp]\n",
+            f'[smtp]\ntls_cert_file = "{tmp_path / "server.pem"}"\nrequire_starttls = true\n',
         )
     )
     d = Daemon(site).start()
@@ -260,7 +264,11 @@ def test_starttls_when_certificate_configured(tmp_path: Path) -> None:
             s.ehlo()
             assert s.has_extn("starttls")
             s.starttls(context=ctx)
-            s.sendmail("alice@customer.example", ["support@example.com"], customer_mail("TLS", "hi").as_bytes())
+            s.sendmail(
+                "alice@customer.example",
+                ["support@example.com"],
+                customer_mail("TLS", "hi").as_bytes(),
+            )
         assert wait_for(lambda: cases_of(site))[0]["subject"] == "TLS"
         with smtplib.SMTP("127.0.0.1", site.smtp_port, timeout=10) as s:
             s.ehlo()

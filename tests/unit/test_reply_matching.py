@@ -30,15 +30,30 @@ def test_subject_gets_token_once() -> None:
 
 def test_participants_may_join() -> None:
     """The customer, copied participants, agents and configured customer domains may join."""
-    kw = {"customer_address": "Alice@Acme.example", "participants": ["carol@partner.example"]}
-    assert is_participant("alice@acme.example", **kw)
-    assert is_participant("CAROL@partner.example", **kw)
-    assert is_participant("x@anywhere.example", agent=True, **kw)
-    assert is_participant("bob@acme.example", customer_domains=["acme.example"], **kw)
+
+    def may(address: str, *, agent: bool = False, domains: tuple[str, ...] = ()) -> bool:
+        return is_participant(
+            address,
+            customer_address="Alice@Acme.example",
+            participants=["carol@partner.example"],
+            customer_domains=domains,
+            agent=agent,
+        )
+
+    assert may("alice@acme.example")
+    assert may("CAROL@partner.example")
+    assert may("x@anywhere.example", agent=True)
+    assert may("bob@acme.example", domains=("acme.example",))
 
 
 def test_strangers_may_not_join() -> None:
     """Someone at an unconfigured shared domain, or elsewhere, may not join by token."""
-    kw = {"customer_address": "alice@gmail.example", "participants": []}
-    assert not is_participant("mallory@gmail.example", **kw)
-    assert not is_participant("mallory@evil.example", customer_domains=["acme.example"], **kw)
+    assert not is_participant(
+        "mallory@gmail.example", customer_address="alice@gmail.example", participants=[]
+    )
+    assert not is_participant(
+        "mallory@evil.example",
+        customer_address="alice@gmail.example",
+        participants=[],
+        customer_domains=["acme.example"],
+    )
