@@ -80,7 +80,6 @@ _ABSENCE = re.compile(
     r"fuori ufficio|in ferie|assente|fora do escritório|de férias",
     re.IGNORECASE,
 )
-_REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw|rép|resp)\s*:", re.IGNORECASE)
 _LIST_HEADERS = ("List-Id", "List-Unsubscribe")
 
 
@@ -185,9 +184,11 @@ def _auto_submitted(mail: ParsedMail) -> str | None:
 def _weak_auto_reply_reason(mail: ParsedMail) -> str | None:
     """An absence or auto-reply subject counts only with a second, independent weak signal.
 
-    Customers write subjects like "Out of office hours support?", so the subject alone
-    never decides. X-Auto-Response-Suppress is only weak: Outlook puts it on ordinary
-    mail too (the corpus has a human reply carrying 'All').
+    Customers write subjects like "Out of office hours support?" or "Re: out of
+    office support", so neither the subject nor a reply prefix decides: a wrong
+    auto-reply verdict costs a customer their case, a wrong customer verdict costs at
+    most one rate-limited acknowledgement. X-Auto-Response-Suppress is no signal at
+    all here: Outlook puts it on ordinary mail (the corpus has a human reply with 'All').
     """
     subject = mail.subject
     marker = _AUTO_REPLY_MARKER.search(subject)
@@ -207,10 +208,6 @@ def _other_weak_signals(mail: ParsedMail) -> list[str]:
     signals = []
     if (mail.header("Return-Path") or "").strip() == "<>":
         signals.append("null return-path")
-    if mail.header("X-Auto-Response-Suppress") is not None:
-        signals.append("x-auto-response-suppress")
-    if _REPLY_PREFIX.match(mail.subject):
-        signals.append("reply prefix")
     return signals
 
 
