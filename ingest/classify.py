@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ingest.delivery_reports import BounceFinding
     from ingest.parsed import ParsedMail
 
-__all__ = ["Bounce", "Classification", "ClassifySettings", "Kind", "classify"]
+__all__ = ["Bounce", "Classification", "ClassifySettings", "Kind", "classify", "classify_delivery"]
 
 
 class Kind(StrEnum):
@@ -103,6 +103,22 @@ def classify(mail: ParsedMail, settings: ClassifySettings) -> Classification:
     if is_challenge_response(mail):
         return Classification(Kind.AUTO_REPLY, "challenge-response: sender verification")
     return _person_classification(mail, settings)
+
+
+def classify_delivery(
+    mail: ParsedMail, settings: ClassifySettings, *, null_sender: bool = False
+) -> Classification:
+    """``classify`` plus the envelope: a null reverse-path is never a person to answer.
+
+    RFC 5321 4.5.5: mail with an empty reverse-path (``MAIL FROM:<>``, kept by MTAs
+    as ``Return-Path: <>``) is a notification and must not be replied to.
+    """
+    verdict = classify(mail, settings)
+    if verdict.is_automatic:
+        return verdict
+    if null_sender or (mail.header("Return-Path") or "").strip() == "<>":
+        return Classification(Kind.AUTO_REPLY, "empty return path (<>)")
+    return verdict
 
 
 def _person_classification(mail: ParsedMail, settings: ClassifySettings) -> Classification:

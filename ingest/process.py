@@ -11,15 +11,15 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.exc import DBAPIError
 
-from ingest.classify import Classification, ClassifySettings, Kind, classify
+from ingest.classify import Classification, ClassifySettings, Kind, classify_delivery
 from ingest.errors import ParseError
 from ingest.parse import parse_message
 from ingest.priority import PriorityRules, infer_priority
 from ingest.reply_matching import CaseToken, is_participant, referenced_ids
-from sla.deadlines import first_response_due, reminder_due
+from sla import tracking
 from sla.policy import Priority, SlaPolicy, describe_target
 from storage import blobs, cases, inbound, outbox
-from storage.models import Attachment, Case, Message, SlaClock
+from storage.models import Attachment, Case, Message
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -58,6 +58,11 @@ class ProcessSettings:
     def calendar_for(self, tz_name: str) -> BusinessCalendar:
         """The business calendar in a customer's time zone."""
         return dataclasses.replace(self.calendar, tz=ZoneInfo(tz_name))
+
+    @property
+    def sla(self) -> tracking.SlaContext:
+        """What the SLA clocks need: the policy, the calendar and the reminder share."""
+        return tracking.SlaContext(self.policy, self.calendar, self.policy.reminder_share)
 
 
 @dataclass(frozen=True)
@@ -139,14 +144,8 @@ class Processor:
         return _Step(self, s, row, mail, verdict, now).run()
 
     def _classify(self, row: Inbound, mail: ParsedMail) -> Classification:
-        verdict = classify(mail, self.settings.classify)
-        if verdict.is_automatic:
-            return verdict
-        return_path = (mail.header("Return-Path") or "").strip()
-        if (row.source == "smtp" and not row.mail_from) or return_path == "<>":
-            # RFC 5321 4.5.5: a null reverse-path marks a notification, never to be answered.
-            return Classification(Kind.AUTO_REPLY, "empty return path (<>)")
-        return verdict
+        null_sender = row.source == "smtp" and not row.mail_from
+        return classify_delivery(mail, self.settings.classify, null_sender=null_sender)
 
 
 class _Step:
@@ -262,22 +261,7 @@ class _Step:
         return sorted(set(found) - {self.sender.lower()})
 
     def _start_first_response_clock(self, case: Case) -> None:
-        plan = self.cfg.policy.plan(case.plan)
-        calendar = self.cfg.calendar_for(case.timezone)
-        due = first_response_due(case.opened_at, plan, Priority(case.priority), calendar)
-        remind = reminder_due(
-            case.opened_at, due, self.cfg.policy.reminder_share, plan.clock, calendar
-        )
-        case.first_response_due = due
-        self.s.add(
-            SlaClock(
-                case_id=case.id,
-                kind="first",
-                started_at=case.opened_at,
-                due_at=due,
-                remind_at=remind,
-            )
-        )
+        tracking.record_opened(self.s, case, context=self.cfg.sla)
 
     def _add_to_case(self, case: Case) -> Outcome:
         self._store_message(case)
@@ -293,18 +277,17 @@ class _Step:
                 detail=self.verdict.reason,
                 data={"recipient": b.recipient, "status": b.status, "diagnostic": b.diagnostic},
             )
-        elif not self.verdict.is_automatic and case.status in {"solved", "closed", "pending"}:
-            cases.add_event(
-                self.s,
-                case,
-                "status_changed",
-                self.now,
-                actor=self.sender,
-                detail=f"{case.status} -> open: customer replied",
-                data={"from": case.status, "to": "open"},
+        elif self.verdict.kind is Kind.AGENT:
+            # Every agent mail on a case counts as a public reply until agents can mark
+            # a message internal (a later issue); internal notes must not meet a clock.
+            tracking.record_agent_reply(
+                self.s, case, self.now, context=self.cfg.sla, actor=self.sender
             )
-            case.status = "open"
-            case.closed_at = None
+        elif self.verdict.kind is Kind.CUSTOMER:
+            # Reopens a pending, solved or closed case and restarts the clock it owes.
+            tracking.record_customer_reply(
+                self.s, case, self.now, context=self.cfg.sla, actor=self.sender
+            )
         return Outcome("processed", case_ref=case.ref, case_id=case.id)
 
     def _store_message(self, case: Case) -> Message:
