@@ -13,10 +13,13 @@ from zoneinfo import ZoneInfo
 from ingest.customers import CustomerDirectory, CustomerRule
 from ingest.sources.smtp import SmtpSettings
 from mail2case.config_reader import ConfigError, Section
+from mail2case.imap_wiring import read_imap_settings
 from sla.policy import Clock, Plan, Priority, SlaPolicy, default_policy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from ingest.sources.imap import ImapSettings
 
 ENV_VAR = "MAIL2CASE_CONFIG"
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -142,6 +145,7 @@ class Config:
         )
     )
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    imap: tuple[ImapSettings, ...] = ()
 
 
 def config_path(cli_path: str | None) -> Path | None:
@@ -186,6 +190,7 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "mapping") -> Con
         agents=_agents(root.table("agents")),
         customers=_customers(root, frozenset(policy.plans)),
         logging=_logging(root.table("logging")),
+        imap=read_imap_settings(root),
     )
     root.finish()
     if problems:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mail2case import app
+from mail2case.imap_wiring import build_imap_services
 from mail2case.supervisor import Daemon, Stage
 
 if TYPE_CHECKING:
@@ -21,4 +22,5 @@ def build_daemon(config: Config) -> Daemon:
         "process", processor.run_once, config.processing.poll_interval_seconds, then=[send.wake]
     )
     stages = [process, send]
-    return Daemon(config=config, engine=engine, sessions=sessions, stages=stages)
+    services = build_imap_services(config, sessions, process.wake.set)
+    return Daemon(config=config, engine=engine, sessions=sessions, stages=stages, services=services)

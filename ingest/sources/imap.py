@@ -291,7 +291,7 @@ class MailboxPoller:
         owner: str,
         *,
         backoff: Backoff | None = None,
-        idle_slice_seconds: float = 5.0,
+        idle_slice_seconds: float = 2.0,
         rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
