@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 
-from mail2case import app, commands_cases, commands_sla, imap_wiring
+from mail2case import app, commands_cases, commands_explain, commands_sla, imap_wiring
 from mail2case.config import config_path, load_config
 from mail2case.config_reader import ConfigError
 from mail2case.log_setup import configure_logging
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ingest(sub, common)
     commands_cases.add_parsers(sub, common)
     commands_sla.add_parsers(sub, common)
+    commands_explain.add_parsers(sub, common)
     imap_wiring.add_parsers(sub, common)
     return parser
 
@@ -111,7 +112,7 @@ def _check_config(args: argparse.Namespace, config: Config) -> int:
 
 
 def _masked(config: Config) -> dict[str, Any]:
-    out = _plain(config)
+    out: dict[str, Any] = _plain(config)
     out["outgoing"]["password"] = "***" if config.outgoing.password else ""
     out["agents"]["reply_secret"] = "***" if config.agents.reply_secret else ""
     for box in out["imap"]:
