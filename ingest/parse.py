@@ -318,7 +318,8 @@ def decode_text(data: bytes, label: str | None) -> tuple[str, str | None]:
     """
     codec = _codec(label)
     tries = [codec, *_NEXT_TRY.get(codec or "", ())] if codec else ["ascii"]
-    if not data.isascii():  # a stateful 7-bit codec that failed on ASCII input is not 'lying'
+    # A stateful 7-bit codec failing on ASCII, or UTF-16/32 failing, is damage, not a lie.
+    if not data.isascii() and not (codec or "").startswith(("utf-16", "utf-32")):
         tries += ["utf-8", "cp1252"]
     for name in tries:
         try:
@@ -327,7 +328,8 @@ def decode_text(data: bytes, label: str | None) -> tuple[str, str | None]:
             continue
         return text, _charset_note(label, codec, name)
     if codec is None:
-        return data.decode("latin-1"), f"charset {label!r} unknown; used latin-1"
+        what = "no charset" if label is None else f"charset {label!r} unknown"
+        return data.decode("latin-1"), f"{what}; 8-bit text read as latin-1"
     return data.decode(
         codec, errors="replace"
     ), f"charset {label!r} did not decode; bad bytes replaced"
@@ -349,7 +351,8 @@ def _codec(label: str | None) -> str | None:
     name = _LABEL_ALIASES.get(name, name)
     try:
         name = codecs.lookup(name).name
-    except (LookupError, ValueError, TypeError):
+        b"x".decode(name, "ignore")  # refuses non-text codecs (zlib, base64); b"" would not
+    except (LookupError, UnicodeError, ValueError, TypeError):
         return None
     return None if name in _NOT_A_CHARSET else _SUPERSETS.get(name, name)
 
