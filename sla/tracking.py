@@ -1,0 +1,232 @@
+"""Applies SLA clock decisions to a case in the caller's transaction, with audit events."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from sla.clocks import (
+    CaseClocks,
+    ClockTerms,
+    Decision,
+    Ended,
+    Rescheduled,
+    RunningClock,
+    Started,
+    Status,
+    on_agent_reply,
+    on_customer_reply,
+    on_opened,
+    on_priority_change,
+    on_status,
+)
+from sla.policy import Priority
+from storage import cases, clocks
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from sla.business_hours import BusinessCalendar
+    from sla.clocks import ClockChange
+    from sla.policy import SlaPolicy, TargetKind
+    from storage.models import Case
+
+
+@dataclass(frozen=True)
+class SlaContext:
+    """The policy, the business calendar (any zone) and the reminder share."""
+
+    policy: SlaPolicy
+    calendar: BusinessCalendar
+    reminder_share: float
+
+    def calendar_for(self, tz_name: str) -> BusinessCalendar:
+        """The business calendar in a customer's time zone."""
+        return dataclasses.replace(self.calendar, tz=ZoneInfo(tz_name))
+
+    def terms(self, case: Case) -> ClockTerms:
+        """The clock terms of ``case``: the plan it opened on and its current priority."""
+        return ClockTerms(
+            plan=self.policy.plan(case.plan),
+            priority=Priority(case.priority),
+            calendar=self.calendar_for(case.timezone),
+            reminder_share=self.reminder_share,
+        )
+
+
+def record_opened(session: Session, case: Case, *, context: SlaContext) -> None:
+    """Start the first-response clock of a case just opened (flushed, so it has an id)."""
+    _apply(session, case, on_opened(context.terms(case), case.opened_at), case.opened_at)
+
+
+def record_agent_reply(
+    session: Session, case: Case, at: datetime, *, context: SlaContext, actor: str
+) -> None:
+    """A public agent reply at ``at``: first response met, next update owed from ``at``."""
+    decision = on_agent_reply(context.terms(case), case_clocks(session, case), at)
+    _apply(session, case, decision, at)
+    _clock_event(session, case, decision, at, actor, "agent replied")
+
+
+def record_customer_reply(
+    session: Session, case: Case, at: datetime, *, context: SlaContext, actor: str
+) -> None:
+    """A customer's message at ``at``: a pending or finished case reopens, its clock restarts."""
+    decision = on_customer_reply(context.terms(case), case_clocks(session, case), at)
+    _record_status(session, case, decision, at, actor, "customer replied")
+    _apply(session, case, decision, at)
+    _clock_event(session, case, decision, at, actor, "customer replied")
+
+
+def change_status(  # noqa: PLR0917 - the brief's call shape: who and why travel with the change
+    session: Session,
+    case: Case,
+    new_status: Status,
+    at: datetime,
+    actor: str,
+    reason: str,
+    *,
+    context: SlaContext,
+) -> bool:
+    """Set the case's status and its clocks accordingly; False when it already had it."""
+    decision = on_status(context.terms(case), case_clocks(session, case), new_status, at)
+    if decision.status is None:
+        return False
+    _record_status(session, case, decision, at, actor, reason)
+    _apply(session, case, decision, at)
+    _clock_event(session, case, decision, at, actor, reason)
+    return True
+
+
+def change_priority(  # noqa: PLR0917 - as change_status
+    session: Session,
+    case: Case,
+    new_priority: Priority,
+    at: datetime,
+    actor: str,
+    reason: str,
+    *,
+    context: SlaContext,
+) -> bool:
+    """Recategorize the case; running deadlines move. The customer's own claim is kept."""
+    old = case.priority
+    if new_priority.value == old:
+        return False
+    decision = on_priority_change(context.terms(case), case_clocks(session, case), new_priority)
+    case.priority = new_priority.value
+    case.priority_reason = reason
+    case.updated_at = at
+    data = {
+        "from": old,
+        "to": new_priority.value,
+        "actor": actor,
+        "reason": reason,
+        "customer_priority": case.customer_priority,
+    }
+    cases.add_event(
+        session,
+        case,
+        "priority_changed",
+        at,
+        actor=actor,
+        detail=f"{old} -> {new_priority.value}: {reason}",
+        data=data,
+    )
+    _apply(session, case, decision, at)
+    _clock_event(session, case, decision, at, actor, reason)
+    return True
+
+
+def case_clocks(session: Session, case: Case) -> CaseClocks:
+    """The case's status, whether it was answered, and its running clocks, as pure values."""
+    running = tuple(
+        RunningClock(_kind(c.kind), c.started_at, c.due_at)
+        for c in cases.running_clocks(session, case.id)
+    )
+    return CaseClocks(Status(case.status), case.first_responded_at is not None, running)
+
+
+def _kind(text: str) -> TargetKind:
+    return "first" if text == "first" else "update"
+
+
+def _record_status(  # noqa: PLR0917 - private; one unit of work's fields
+    session: Session, case: Case, decision: Decision, at: datetime, actor: str, reason: str
+) -> None:
+    if decision.status is None:
+        return
+    old = case.status
+    case.status = decision.status.value
+    case.updated_at = at
+    case.closed_at = at if decision.status.is_finished else None
+    cases.add_event(
+        session,
+        case,
+        "status_changed",
+        at,
+        actor=actor,
+        detail=f"{old} -> {case.status}: {reason}" if reason else f"{old} -> {case.status}",
+        data={"from": old, "to": case.status, "reason": reason},
+    )
+
+
+def _apply(session: Session, case: Case, decision: Decision, at: datetime) -> None:
+    for change in decision.changes:
+        _apply_change(session, case, change, at)
+    clocks.sync_case(session, case)
+
+
+def _apply_change(session: Session, case: Case, change: ClockChange, at: datetime) -> None:
+    match change:
+        case Ended(kind=kind, at=ended_at, state=state):
+            clocks.end_clock(session, case, kind, at=ended_at, state=state)
+        case Started() | Rescheduled():
+            if isinstance(change, Rescheduled):
+                # A new row, not an update: the reminder and escalation dedupe keys name the
+                # clock row, and a moved deadline deserves its own reminder and escalation.
+                clocks.end_clock(session, case, change.kind, at=at, state="stopped")
+            clocks.start_clock(
+                session,
+                case,
+                change.kind,
+                started_at=change.started_at,
+                due_at=change.due_at,
+                remind_at=change.remind_at,
+            )
+
+
+def _clock_event(  # noqa: PLR0917 - private; one unit of work's fields
+    session: Session, case: Case, decision: Decision, at: datetime, actor: str, reason: str
+) -> None:
+    if not decision.changes:
+        return
+    described = [_describe(c) for c in decision.changes]
+    cases.add_event(
+        session,
+        case,
+        "sla_clocks_changed",
+        at,
+        actor=actor,
+        detail=f"{'; '.join(described)} ({reason})",
+        data={"changes": [_as_data(c) for c in decision.changes], "reason": reason},
+    )
+
+
+def _describe(change: ClockChange) -> str:
+    match change:
+        case Ended(kind=kind, state=state):
+            return f"{kind} clock {state}"
+        case Started(kind=kind, due_at=due):
+            return f"{kind} clock started, due {due.isoformat()}"
+        case Rescheduled(kind=kind, due_at=due):
+            return f"{kind} clock now due {due.isoformat()}"
+
+
+def _as_data(change: ClockChange) -> dict[str, Any]:
+    values = dataclasses.asdict(change)
+    out = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in values.items()}
+    return {"change": type(change).__name__.lower(), **out}

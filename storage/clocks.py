@@ -1,0 +1,139 @@
+"""SLA clock queries: start, end and find clocks, and mirror their deadlines onto the case."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from storage.cases import OPEN_STATUSES, running_clocks
+from storage.models import Case, SlaClock
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+    from sqlalchemy.sql import Select
+
+RUNNING = "running"
+ClockRow = tuple[SlaClock, Case]
+
+
+def start_clock(
+    session: Session,
+    case: Case,
+    kind: str,
+    *,
+    started_at: datetime,
+    due_at: datetime,
+    remind_at: datetime | None,
+) -> SlaClock:
+    """Add a running clock of ``kind`` to ``case``."""
+    clock = SlaClock(
+        case_id=case.id,
+        kind=kind,
+        state=RUNNING,
+        started_at=started_at,
+        due_at=due_at,
+        remind_at=remind_at,
+    )
+    session.add(clock)
+    session.flush()
+    return clock
+
+
+def end_clock(session: Session, case: Case, kind: str, *, at: datetime, state: str) -> bool:
+    """Set the running clock of ``kind`` to ``state`` (met or stopped); False if none ran."""
+    ended = False
+    for clock in running_clocks(session, case.id):
+        if clock.kind == kind:
+            clock.state = state
+            clock.ended_at = at
+            ended = True
+    if ended and kind == "first" and state == "met" and case.first_responded_at is None:
+        case.first_responded_at = at
+    return ended
+
+
+def sync_case(session: Session, case: Case) -> None:
+    """Mirror the running clocks' due times onto the case's columns (what lists show).
+
+    ``first_response_due`` keeps its last value once the first clock ends, so a case
+    shows what was promised; ``next_update_due`` is empty while no update is owed.
+    """
+    session.flush()
+    running = {c.kind: c for c in running_clocks(session, case.id)}
+    if "first" in running:
+        case.first_response_due = running["first"].due_at
+    update = running.get("update")
+    case.next_update_due = update.due_at if update else None
+
+
+def due_for_reminder(session: Session, now: datetime, limit: int) -> list[ClockRow]:
+    """Running clocks whose reminder time has come and that were not reminded yet.
+
+    Reads the (state, remind_at) index, so a pass costs what comes due, not what is open.
+    """
+    stmt = (
+        _with_case()
+        .where(
+            SlaClock.state == RUNNING,
+            SlaClock.remind_at <= now,
+            SlaClock.reminded_at.is_(None),
+        )
+        .order_by(SlaClock.remind_at, SlaClock.id)
+        .limit(limit)
+    )
+    return _claimed(session, stmt)
+
+
+def due_for_escalation(session: Session, now: datetime, limit: int) -> list[ClockRow]:
+    """Running clocks past due that were not escalated yet (reads the (state, due_at) index)."""
+    stmt = (
+        _with_case()
+        .where(
+            SlaClock.state == RUNNING,
+            SlaClock.due_at <= now,
+            SlaClock.breached_at.is_(None),
+        )
+        .order_by(SlaClock.due_at, SlaClock.id)
+        .limit(limit)
+    )
+    return _claimed(session, stmt)
+
+
+def running_on_open_cases(session: Session, limit: int) -> list[ClockRow]:
+    """Running clocks of open or pending cases, soonest due (so breached) first."""
+    stmt = (
+        _with_case()
+        .where(SlaClock.state == RUNNING, Case.status.in_(OPEN_STATUSES))
+        .order_by(SlaClock.due_at, SlaClock.id)
+        .limit(limit)
+    )
+    return [(row[0], row[1]) for row in session.execute(stmt)]
+
+
+def mark_reminded(clock: SlaClock, at: datetime) -> None:
+    """Record that the reminder of ``clock`` was queued."""
+    clock.reminded_at = at
+
+
+def defer_reminder(clock: SlaClock, until: datetime | None) -> None:
+    """Move the reminder of ``clock`` to ``until``; None drops it (the escalation supersedes it)."""
+    clock.remind_at = until
+
+
+def mark_breached(clock: SlaClock, at: datetime) -> None:
+    """Record that the escalation of ``clock`` was queued."""
+    clock.breached_at = at
+
+
+def _with_case() -> Select[SlaClock, Case]:
+    return select(SlaClock, Case).join(Case, Case.id == SlaClock.case_id)
+
+
+def _claimed(session: Session, stmt: Select[SlaClock, Case]) -> list[ClockRow]:
+    # PostgreSQL: concurrent schedulers take disjoint clocks; SQLite has one writer anyway.
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=SlaClock)
+    return [(row[0], row[1]) for row in session.execute(stmt)]
