@@ -16,6 +16,8 @@ from notifications.render import build_environment
 from notifications.sender import Sender, SenderSettings
 from notifications.transports import MaildirTransport, SmtpTransport
 from sla.business_hours import BusinessCalendar, holidays_for
+from sla.scheduler import Scheduler, SchedulerSettings
+from sla.tracking import SlaContext
 from storage import schema
 from storage.engine import is_sqlite, make_engine, session_factory
 
@@ -117,3 +119,39 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
     )
     env = build_environment(Path(config.templates_dir) if config.templates_dir else None)
     return Sender(sessions, transport, env, settings, structlog.get_logger("mail2case.sender"))
+
+
+def sla_context(config: Config, calendar: BusinessCalendar | None = None) -> SlaContext:
+    """What the SLA clocks need: the policy, the business calendar and the reminder share."""
+    return SlaContext(
+        policy=config.policy,
+        calendar=calendar or team_calendar(config),
+        reminder_share=config.sla.reminder_share,
+    )
+
+
+def scheduler_settings(config: Config) -> SchedulerSettings:
+    """The SLA scheduler's settings: who is told, and how the mail looks."""
+    support = config.support
+    return SchedulerSettings(
+        team_address=config.agents.team_address,
+        escalation_address=config.sla.escalation_address,
+        support_name=support.name,
+        support_address=support.address,
+        message_id_domain=support.id_domain,
+        ref_prefix=support.ref_prefix,
+        team_timezone=config.business_hours.timezone,
+        remind_in_business_hours_only=config.sla.remind_in_business_hours_only,
+    )
+
+
+def build_scheduler(
+    config: Config, sessions: sessionmaker[Session], calendar: BusinessCalendar | None = None
+) -> Scheduler:
+    """The SLA scheduler stage, ready to run."""
+    return Scheduler(
+        sessions,
+        scheduler_settings(config),
+        sla_context(config, calendar),
+        structlog.get_logger("mail2case.sla"),
+    )

@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 
-from mail2case import app, commands_cases, commands_explain, commands_sla, imap_wiring
+from mail2case import (
+    app,
+    commands_case_update,
+    commands_cases,
+    commands_explain,
+    commands_sla,
+    imap_wiring,
+)
 from mail2case.config import config_path, load_config
 from mail2case.config_reader import ConfigError
 from mail2case.log_setup import configure_logging
@@ -42,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(sub, common)
     _add_ingest(sub, common)
     commands_cases.add_parsers(sub, common)
+    commands_case_update.add_parsers(sub, common)
     commands_sla.add_parsers(sub, common)
     commands_explain.add_parsers(sub, common)
     imap_wiring.add_parsers(sub, common)

@@ -1,4 +1,4 @@
-"""CLI commands of the SLA engine: deadline arithmetic on the configured policy."""
+"""CLI commands of the SLA engine: deadline arithmetic, a scheduler pass, running clocks."""
 
 from __future__ import annotations
 
@@ -9,16 +9,25 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mail2case import app
-from sla.deadlines import due_at
+from mail2case import app, views
+from sla.clocks import describe_remaining
+from sla.deadlines import due_at, remaining
 from sla.policy import Priority, describe_target
+from storage import clocks
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from mail2case.config import Config
+    from sla.scheduler import Notice
+    from sla.tracking import SlaContext
+
+STATUS_COLUMNS = ("case_ref", "plan", "priority", "status", "clock", "due", "time_left")
+STATUS_LIMIT = 10000  # an operator's screen, not a report; the query is indexed and ordered
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``sla deadline``."""
+    """Register ``sla deadline``, ``sla tick`` and ``sla status``."""
     sla = sub.add_parser("sla", parents=[common], help="SLA clocks").add_subparsers(
         dest="sla_command", required=True, metavar="ACTION"
     )
@@ -39,6 +48,13 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=deadline)
+    p = sla.add_parser("tick", parents=[common], help="one scheduler pass: reminders, escalations")
+    p.add_argument("--now", type=_instant, default=None, help="ISO 8601 (default: the real time)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=tick)
+    p = sla.add_parser("status", parents=[common], help="running clocks, breached first")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=status)
 
 
 def _priority(text: str) -> Priority:
@@ -91,3 +107,70 @@ def deadline(args: argparse.Namespace, config: Config) -> int:
         json.dumps(result, indent=2) if args.json else f"{result['due']} ({result['target_words']})"
     )
     return 0
+
+
+def tick(args: argparse.Namespace, config: Config) -> int:
+    """``sla tick [--now ISO8601] [--json]``: queue what is due at that time, print it."""
+    now = args.now or datetime.now(UTC)
+    engine, sessions = app.open_database(config)
+    notices = app.build_scheduler(config, sessions, app.team_calendar(config, now)).tick(now)
+    engine.dispose()
+    queued = [_notice_view(n) for n in notices if n.is_queued]
+    if args.json:
+        print(json.dumps({"now": views.iso(now), "queued": queued}, indent=2))
+        return 0
+    for n in queued:
+        print(f"{n['kind']} case {n['case_ref']} {n['clock']} due {n['due']} -> {n['to']}")
+    if not queued:
+        print(f"{views.iso(now)}: nothing due")
+    return 0
+
+
+def _notice_view(notice: Notice) -> dict[str, Any]:
+    return {
+        "kind": notice.kind,
+        "case_ref": notice.case_ref,
+        "clock": notice.clock_kind,
+        "due": views.iso(notice.due_at),
+        "to": notice.to,
+        "dedupe_key": notice.dedupe_key,
+    }
+
+
+def status(args: argparse.Namespace, config: Config) -> int:
+    """``sla status [--json]``: each running clock of open cases, breached ones first."""
+    now = datetime.now(UTC)
+    context = app.sla_context(config, app.team_calendar(config, now))
+    engine, sessions = app.open_database(config)
+    with sessions() as s:
+        rows = _status_rows(s, context, now)
+    engine.dispose()
+    if args.json:
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        print(views.table(rows, STATUS_COLUMNS))
+    return 0
+
+
+def _status_rows(s: Session, context: SlaContext, now: datetime) -> list[dict[str, Any]]:
+    rows = []
+    for clock, case in clocks.running_on_open_cases(s, STATUS_LIMIT):
+        plan = context.policy.plan(case.plan)
+        left = remaining(now, clock.due_at, plan.clock, context.calendar_for(case.timezone))
+        rows.append(
+            {
+                "case_ref": case.ref,
+                "subject": case.subject,
+                "plan": case.plan,
+                "priority": case.priority,
+                "status": case.status,
+                "clock": clock.kind,
+                "started": views.iso(clock.started_at),
+                "due": views.iso(clock.due_at),
+                "remind_at": views.iso(clock.remind_at),
+                "seconds_left": int(left.total_seconds()),
+                "time_left": describe_remaining(left),
+                "breached": clock.due_at <= now,
+            }
+        )
+    return rows

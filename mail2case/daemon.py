@@ -18,9 +18,17 @@ def build_daemon(config: Config) -> Daemon:
     processor = app.build_processor(config, sessions)
     sender = app.build_sender(config, sessions)
     send = Stage("send", sender.run_once, config.outgoing.poll_interval_seconds)
-    process = Stage(
-        "process", processor.run_once, config.processing.poll_interval_seconds, then=[send.wake]
+    scheduler = app.build_scheduler(config, sessions)
+    schedule = Stage(
+        "schedule", scheduler.run_once, config.sla.poll_interval_seconds, then=[send.wake]
     )
-    stages = [process, send]
+    # A processed message may start or move a clock that is already due (a late import).
+    process = Stage(
+        "process",
+        processor.run_once,
+        config.processing.poll_interval_seconds,
+        then=[send.wake, schedule.wake],
+    )
+    stages = [process, send, schedule]
     services = build_imap_services(config, sessions, process.wake.set)
     return Daemon(config=config, engine=engine, sessions=sessions, stages=stages, services=services)
