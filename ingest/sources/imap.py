@@ -464,19 +464,30 @@ class MailboxPoller:
         elif s.idle and await asyncio.to_thread(box.has_idle):
             await self._idle(stop, box)
         else:
-            await _sleep(stop, s.poll_interval_seconds)
+            await self._pause(stop, s.poll_interval_seconds)
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        """Sleep between polls, renewing the lease so it never lapses while we hold it."""
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            await _sleep(stop, min(left, self.settings.lease_seconds / 3))
+            if not await self._keep_lease():
+                return
+
+    async def _keep_lease(self) -> bool:
+        """Renew the lease once a third of it has passed; False when another instance has it."""
+        if time.monotonic() - self._lease_renewed_at < self.settings.lease_seconds / 3:
+            return True
+        return await asyncio.to_thread(self._renew_lease, datetime.now(UTC))
 
     async def _idle(self, stop: asyncio.Event, box: Mailbox) -> None:
         """IDLE in short slices (stop is noticed quickly) until mail, timeout or stop."""
         deadline = time.monotonic() + self.settings.idle_timeout_seconds
-        renew_every = self.settings.lease_seconds / 3
         await asyncio.to_thread(box.idle_start)
         while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
             if await asyncio.to_thread(box.idle_wait, min(self.idle_slice_seconds, left)):
                 break
-            if time.monotonic() - self._lease_renewed_at >= renew_every and not (
-                await asyncio.to_thread(self._renew_lease, datetime.now(UTC))
-            ):
+            if not await self._keep_lease():
                 break
         await asyncio.to_thread(box.idle_done)
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,7 @@ import trustme
 from sqlalchemy import select
 from structlog.testing import capture_logs
 
-from ingest.sources.imap import Backoff, ImapSettings, MailboxPoller
+from ingest.sources.imap import Backoff, ImapSettings, MailboxPoller, OAuth2TokenSource
 from ingest.sources.mailbox import (
     INGESTED_FLAG,
     TOO_LARGE_FLAG,
@@ -446,3 +448,84 @@ def test_idle_delivers_new_mail_within_a_second_or_two(
     assert asyncio.run(scenario())
     print(f"IDLE latency: {latency[0]:.2f}s")  # noqa: T201 - measured figure for the report
     assert latency[0] < 5  # polling every 60 s could not have done it
+
+
+def expired_jwt() -> str:
+    """An access token whose exp claim lies in the past."""
+    body = base64.urlsafe_b64encode(json.dumps({"exp": 1_000_000_000}).encode()).decode()
+    return f"eyJhbGciOiJub25lIn0.{body.rstrip('=')}.sig"
+
+
+def test_oauth2_token_command_runs_on_every_connect(
+    dovecot: DovecotServer, folder: str, tmp_path: Path
+) -> None:
+    """The token command runs afresh per connect; a server refusing XOAUTH2 is a login error."""
+    calls = tmp_path / "calls"
+    command = f"sh -c 'echo call >> {calls}; echo opaque-token'"
+    settings = settings_for(dovecot, folder, password="", oauth2_token_command=command)
+    for _ in range(2):
+        box = ImapClientMailbox(settings, OAuth2TokenSource(settings), timeout=10)
+        with pytest.raises(MailboxLoginError, match="XOAUTH2"):
+            box.connect()
+    assert calls.read_text().count("call") == 2
+
+
+@pytest.mark.parametrize(
+    ("keys", "match"),
+    [
+        ({"oauth2_token_command": "sh -c 'echo denied >&2; exit 3'"}, "exited 3: denied"),
+        ({"oauth2_token_command": "/nonexistent/token-helper"}, "oauth2 token"),
+        ({"oauth2_token_file": "TOKEN_FILE"}, "expired at 2001-09-09"),
+    ],
+    ids=["command-fails", "command-missing", "token-expired"],
+)
+def test_unusable_token_is_a_login_failure_before_connecting(
+    dovecot: DovecotServer, folder: str, tmp_path: Path, keys: dict[str, str], match: str
+) -> None:
+    """A failing token command or an expired token is reported as a login failure, clearly."""
+    token_file = tmp_path / "token"
+    token_file.write_text(expired_jwt())
+    keys = {k: v.replace("TOKEN_FILE", str(token_file)) for k, v in keys.items()}
+    settings = settings_for(dovecot, folder, password="", **keys)
+    box = ImapClientMailbox(settings, OAuth2TokenSource(settings), timeout=10)
+    with pytest.raises(MailboxLoginError, match=match):
+        box.connect()
+
+
+def test_missing_folder_is_a_transient_error_naming_it(
+    dovecot: DovecotServer, sessions: sessionmaker[Session]
+) -> None:
+    """A folder that does not exist (deleted by someone) fails the pass with its name; no crash."""
+    poller = poller_for(settings_for(dovecot, "NoSuchFolder"), sessions)
+    try:
+        with pytest.raises(MailboxError, match="select NoSuchFolder"):
+            poller.run_once(NOW)
+    finally:
+        poller.close()
+
+
+def test_one_failing_mailbox_does_not_stop_another(
+    dovecot: DovecotServer, folder: str, sessions: sessionmaker[Session]
+) -> None:
+    """A mailbox with a refused login keeps retrying while its neighbour ingests normally."""
+    good = poller_for(
+        settings_for(dovecot, folder, idle=False, poll_interval_seconds=0.1), sessions
+    )
+    bad = poller_for(
+        settings_for(dovecot, folder, name="bad", password="nope", idle=False), sessions
+    )
+    dovecot.append(folder, mail("Still flowing"))
+
+    async def scenario() -> bool:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(p.run(stop)) for p in (good, bad)]
+        try:
+            return await eventually(lambda: len(stored(sessions)) == 1, 10)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=10)
+
+    with capture_logs() as logs:
+        assert asyncio.run(scenario())
+    assert any(e["event"] == "imap.login_failed" for e in logs)
+    assert state(sessions, good.settings.name).lease_owner is None  # released on stop
