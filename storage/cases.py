@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import selectinload
 
 from storage.models import (
     Attachment,
+    Base,
     Case,
     CaseEvent,
     Contact,
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy.orm import Session
+    from sqlalchemy.sql.dml import ReturningUpdate
 
 REF_COUNTER = "case_ref"
 OPEN_STATUSES = ("open", "pending")
@@ -31,18 +34,38 @@ OPEN_STATUSES = ("open", "pending")
 
 def next_ref(session: Session, first_ref: int) -> int:
     """Allocate the next case reference (atomic: the counter row is locked by the update)."""
-    bumped = session.execute(
-        update(Counter)
-        .where(Counter.name == REF_COUNTER)
-        .values(value=Counter.value + 1)
-        .returning(Counter.value)
-    ).scalar_one_or_none()
+    bumped = session.execute(_bump_ref()).scalar_one_or_none()
     if bumped is not None:
         return bumped
     highest = session.scalar(select(func.max(Case.ref)))
     start = max(first_ref, (highest or 0) + 1)
-    session.execute(insert(Counter).values(name=REF_COUNTER, value=start))
-    return start
+    if _insert_if_absent(session, Counter, {"name": REF_COUNTER, "value": start}):
+        return start
+    # Another instance created the counter first and has committed it: bump theirs.
+    return session.execute(_bump_ref()).scalar_one()
+
+
+def _bump_ref() -> ReturningUpdate[int]:
+    return (
+        update(Counter)
+        .where(Counter.name == REF_COUNTER)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    )
+
+
+def _insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True when this call added the row.
+
+    Two instances inserting one key at once must not fail: PostgreSQL makes the second
+    wait for the first to commit and then do nothing (SQLite has a single writer).
+    The config admits only these two dialects.
+    """
+    is_postgres = session.get_bind().dialect.name == "postgresql"
+    insert_for = postgresql.insert if is_postgres else sqlite.insert
+    # RETURNING tells whether a row went in; rowcount is -1 here (SQLAlchemy 2.1 with psycopg).
+    stmt = insert_for(model).values(values).on_conflict_do_nothing().returning(literal(1))
+    return session.execute(stmt).first() is not None
 
 
 def case_by_ref(session: Session, ref: int) -> Case | None:
@@ -73,13 +96,12 @@ def customer_id(session: Session, name: str, now: datetime) -> int | None:
     """The id of customer ``name``, created on first use; None for the anonymous default."""
     if not name:
         return None
-    found = session.scalars(select(Customer.id).where(Customer.name == name)).first()
+    by_name = select(Customer.id).where(Customer.name == name)
+    found = session.scalars(by_name).first()
     if found is not None:
         return found
-    row = Customer(name=name, created_at=now)
-    session.add(row)
-    session.flush()
-    return row.id
+    _insert_if_absent(session, Customer, {"name": name, "created_at": now})
+    return session.scalars(by_name).one()
 
 
 def touch_contact(
@@ -87,15 +109,19 @@ def touch_contact(
 ) -> None:
     """Record an address we have heard from (first sight wins the display name)."""
     key = address.lower()
-    found = session.scalars(select(Contact).where(Contact.address == key)).first()
-    if found is None:
-        session.add(
-            Contact(
-                address=key, display_name=display_name[:200], customer_id=cust_id, created_at=now
-            )
-        )
-    elif found.customer_id is None and cust_id is not None:
-        found.customer_id = cust_id
+    values = {
+        "address": key,
+        "display_name": display_name[:200],
+        "customer_id": cust_id,
+        "created_at": now,
+    }
+    if _insert_if_absent(session, Contact, values) or cust_id is None:
+        return
+    session.execute(
+        update(Contact)
+        .where(Contact.address == key, Contact.customer_id.is_(None))
+        .values(customer_id=cust_id)
+    )
 
 
 def add_event(

@@ -9,16 +9,25 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+
+# Any constant shared by all instances: the key of the PostgreSQL advisory lock that
+# lets one instance at a time migrate (several may start at once, invariant 7).
+MIGRATION_LOCK_KEY = 0x6D61_696C_3263  # "mail2c"
 
 
 def alembic_config(engine: Engine) -> Config:
     """An Alembic config pointing at the packaged migrations and this engine."""
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("migrations")))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    url = engine.url.render_as_string(hide_password=False)
+    # The options go through ConfigParser interpolation: a percent-encoded password
+    # ("p%40ss") would be read as a bad interpolation unless escaped.
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 
@@ -26,6 +35,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the database schema up to ``revision`` (creating it when empty)."""
     cfg = alembic_config(engine)
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Held until this transaction ends: a second instance waits here, then finds
+            # the schema at head instead of failing on CREATE TABLE. SQLite's BEGIN
+            # IMMEDIATE already serializes (storage.engine).
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
