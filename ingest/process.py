@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 import structlog
 from sqlalchemy.exc import DBAPIError
 
+from ingest import agent_mail
+from ingest.agent_outbox import AgentMailSettings, queue_notification
 from ingest.classify import Classification, ClassifySettings, Kind, classify_delivery
 from ingest.errors import ParseError
 from ingest.parse import parse_message
@@ -54,6 +56,7 @@ class ProcessSettings:
     attachments_dir: Path | None = None
     auto_reply_opens_case: bool = False
     batch_size: int = 50
+    agents: AgentMailSettings = field(default_factory=AgentMailSettings)
 
     def calendar_for(self, tz_name: str) -> BusinessCalendar:
         """The business calendar in a customer's time zone."""
@@ -168,11 +171,29 @@ class _Step:
         case = self._existing_case()
         if self.verdict.kind is Kind.LOOP:
             return Outcome("suppressed", reason=f"loop: {self.verdict.reason}")
+        role = agent_mail.judge(
+            self.s, case, self.mail, self.verdict, self.row.rcpt_to, self.cfg, self.now
+        )
+        if role is not None:
+            return self._agent_mail(role)
         if case is None and self.verdict.is_automatic and not self._opens_case_anyway():
             return Outcome("suppressed", reason=f"{self.verdict.kind}: {self.verdict.reason}")
         if case is None:
             return self._open_case()
         return self._add_to_case(case)
+
+    def _agent_mail(self, role: agent_mail.Role) -> Outcome:
+        """An agent's reply, note or commands, or mail without the authority it claims."""
+        case = role.case
+        if role.action is agent_mail.Action.ON_BEHALF and role.customer:
+            case = self._new_case(self.cfg.customers.resolve(role.customer), role.customer)
+            self._start_first_response_clock(case)
+        message = self._store_message(case, role.stored_as(self.mail)) if case else None
+        extra = agent_mail.act(self.s, role, case, message, self.mail, self.cfg, self.now)
+        if case is None:
+            return Outcome("suppressed", reason=f"{role.action}: {role.reason}", extra=extra)
+        opened = role.case is None
+        return Outcome("processed", case_ref=case.ref, case_id=case.id, opened=opened, extra=extra)
 
     def _opens_case_anyway(self) -> bool:
         return self.cfg.auto_reply_opens_case and self.verdict.kind is Kind.AUTO_REPLY
@@ -203,14 +224,15 @@ class _Step:
     def _open_case(self) -> Outcome:
         rule = self.cfg.customers.resolve(self.sender)
         case = self._new_case(rule)
-        self._store_message(case)
+        message = self._store_message(case)
         self._start_first_response_clock(case)
         acked = self._queue_ack(case, rule)
+        queue_notification(self.s, case, message, self.mail, self.cfg, self.now, is_new_case=True)
         return Outcome(
             "processed", case_ref=case.ref, case_id=case.id, opened=True, extra={"ack": acked}
         )
 
-    def _new_case(self, rule: CustomerRule) -> Case:
+    def _new_case(self, rule: CustomerRule, customer: str | None = None) -> Case:
         tz = ZoneInfo(rule.timezone)
         plan = self.cfg.policy.plan(rule.plan_on(self.now.astimezone(tz).date()))
         decision = infer_priority(
@@ -228,7 +250,7 @@ class _Step:
             else None,
             plan=plan.name,
             customer_id=cust_id,
-            customer_address=self.sender.lower(),
+            customer_address=(customer or self.sender).lower(),
             timezone=rule.timezone,
             participants=self._cc_participants(),
             opened_at=self.now,
@@ -236,7 +258,10 @@ class _Step:
         )
         self.s.add(case)
         self.s.flush()
-        cases.touch_contact(self.s, self.sender, self._sender_name(), cust_id, self.now)
+        if customer is None:
+            cases.touch_contact(self.s, self.sender, self._sender_name(), cust_id, self.now)
+        else:  # opened by an agent (#customer): the contact is the customer
+            cases.touch_contact(self.s, customer, "", cust_id, self.now)
         cases.add_event(
             self.s, case, "opened", self.now, actor=self.sender, data={"plan": plan.name}
         )
@@ -264,7 +289,7 @@ class _Step:
         tracking.record_opened(self.s, case, context=self.cfg.sla)
 
     def _add_to_case(self, case: Case) -> Outcome:
-        self._store_message(case)
+        message = self._store_message(case)
         case.updated_at = self.now
         if self.verdict.kind is Kind.BOUNCE and self.verdict.bounce:
             b = self.verdict.bounce
@@ -288,25 +313,29 @@ class _Step:
             tracking.record_customer_reply(
                 self.s, case, self.now, context=self.cfg.sla, actor=self.sender
             )
+            queue_notification(
+                self.s, case, message, self.mail, self.cfg, self.now, is_new_case=False
+            )
         return Outcome("processed", case_ref=case.ref, case_id=case.id)
 
-    def _store_message(self, case: Case) -> Message:
+    def _store_message(self, case: Case, shape: agent_mail.StoredAs | None = None) -> Message:
         m = self.mail
+        kind = shape.kind if shape else self.verdict.kind.value
         msg = Message(
             case_id=case.id,
             inbound_id=self.row.id,
-            direction="in",
-            kind=self.verdict.kind.value,
+            direction=shape.direction if shape else "in",
+            kind=kind,
             from_addr=self.sender.lower(),
             from_name=self._sender_name()[:200],
             to_addrs=[a.addr for a in m.to],
             cc_addrs=[a.addr for a in m.cc],
             subject=m.subject[:2000],
-            message_id=m.message_id,
+            message_id=shape.message_id if shape else m.message_id,
             in_reply_to=m.in_reply_to[0] if m.in_reply_to else None,
             references=list(m.references),
             at=self.now,
-            text=m.text,
+            text=shape.text if shape else m.text,
             dedupe_key=m.content_key,
         )
         self.s.add(msg)
@@ -333,7 +362,7 @@ class _Step:
             self.now,
             actor=self.sender,
             detail=detail,
-            data={"message_id": m.message_id, "kind": self.verdict.kind.value},
+            data={"message_id": m.message_id, "kind": kind},
         )
         return msg
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ingest.agent_outbox import AgentMailSettings
 from ingest.classify import ClassifySettings
 from ingest.process import Processor, ProcessSettings
 from ingest.reply_matching import CaseToken
@@ -75,7 +76,26 @@ def process_settings(config: Config, calendar: BusinessCalendar) -> ProcessSetti
         else None,
         auto_reply_opens_case=config.processing.auto_reply_opens_case,
         batch_size=config.processing.batch_size,
+        agents=agent_mail_settings(config),
     )
+
+
+def agent_mail_settings(config: Config) -> AgentMailSettings:
+    """The process stage's part of ``[agents]``: notifications, reply signatures, limits."""
+    agents = config.agents
+    return AgentMailSettings(
+        team_address=agents.team_address,
+        reply_secret=agents.reply_secret,
+        require_authentication=agents.require_authentication,
+        trusted_authserv_ids=agents.trusted_authserv_ids,
+        max_relays_per_hour=agents.max_relays_per_hour,
+        max_error_mails_per_hour=agents.max_error_mails_per_hour,
+    )
+
+
+def _attachments_dir(config: Config) -> Path | None:
+    """Where attachment blobs live on disk; None: inside the database."""
+    return Path(config.processing.attachments_dir) if config.processing.attachments_dir else None
 
 
 def open_database(
@@ -116,6 +136,7 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
         from_addr=config.support.address,
         loop_marker=config.support.address,
         max_attempts=out.max_attempts,
+        attachments_dir=_attachments_dir(config),
     )
     env = build_environment(Path(config.templates_dir) if config.templates_dir else None)
     return Sender(sessions, transport, env, settings, structlog.get_logger("mail2case.sender"))

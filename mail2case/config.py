@@ -114,6 +114,10 @@ class AgentSettings:
     addresses: frozenset[str] = frozenset()
     domains: frozenset[str] = frozenset()
     reply_secret: str = field(default="", repr=False)
+    require_authentication: bool = False
+    trusted_authserv_ids: frozenset[str] = frozenset()
+    max_relays_per_hour: int = 20
+    max_error_mails_per_hour: int = 3
 
 
 @dataclass(frozen=True)
@@ -327,11 +331,22 @@ def _sla(s: Section) -> SlaSettings:
 
 
 def _agents(s: Section) -> AgentSettings:
+    d = AgentSettings()
+    require = s.bool("require_authentication", default=d.require_authentication)
+    trusted = frozenset(i.lower() for i in s.str_list("trusted_authserv_ids"))
+    if require and not trusted:
+        s.problem("trusted_authserv_ids", "required when require_authentication is true")
     return AgentSettings(
         team_address=s.str("team_address"),
         addresses=frozenset(a.lower() for a in s.str_list("addresses")),
         domains=frozenset(d.lower() for d in s.str_list("domains")),
         reply_secret=s.secret("reply_secret"),
+        require_authentication=require,
+        trusted_authserv_ids=trusted,
+        max_relays_per_hour=s.int("max_relays_per_hour", d.max_relays_per_hour, 1, 10000),
+        max_error_mails_per_hour=s.int(
+            "max_error_mails_per_hour", d.max_error_mails_per_hour, 0, 10000
+        ),
     )
 
 
