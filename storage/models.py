@@ -105,8 +105,10 @@ class Inbound(Base):
     rcpt_to: Mapped[list[str]] = mapped_column(default=list)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int]
-    # received → processed | duplicate | suppressed | quarantined
+    # received → processed | duplicate | suppressed | quarantined; "held": staged by an
+    # import, processed by the import itself (in written order, without sending anything).
     status: Mapped[str] = mapped_column(String(20), default="received")
+    written_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     processed_at: Mapped[datetime | None]
@@ -135,6 +137,8 @@ class Case(Base):
     customer_address: Mapped[str] = mapped_column(String(320))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     owner: Mapped[str | None] = mapped_column(String(320))
+    # The previous system's ticket number, for threading an imported history.
+    external_ref: Mapped[str | None] = mapped_column(String(100), index=True)
     participants: Mapped[list[str]] = mapped_column(default=list)
     opened_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 05:44:03.860511
+Create Date: 2026-11-26 05:55:43.690697
 """
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def upgrade() -> None:
     sa.Column('customer_address', sa.String(length=320), nullable=False),
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('owner', sa.String(length=320), nullable=True),
+    sa.Column('external_ref', sa.String(length=100), nullable=True),
     sa.Column('participants', sa.JSON(), nullable=False),
     sa.Column('opened_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
@@ -73,6 +74,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('ref', name=op.f('uq_cases_ref'))
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_cases_external_ref'), ['external_ref'], unique=False)
         batch_op.create_index('ix_cases_status_opened', ['status', 'opened_at'], unique=False)
 
     op.create_table('contacts',
@@ -109,6 +111,7 @@ def upgrade() -> None:
     sa.Column('raw', sa.LargeBinary(), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('written_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('reason', sa.Text(), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('processed_at', sa.DateTime(timezone=True), nullable=True),
@@ -246,6 +249,7 @@ def downgrade() -> None:
     op.drop_table('contacts')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index('ix_cases_status_opened')
+        batch_op.drop_index(batch_op.f('ix_cases_external_ref'))
 
     op.drop_table('cases')
     op.drop_table('mailbox_state')
