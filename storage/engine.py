@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
@@ -22,7 +22,11 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
         engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
         _install_sqlite_pragmas(engine, busy_timeout_ms)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        # SQLAlchemy's default PostgreSQL driver is psycopg2; the project ships psycopg 3.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True)
 
 
 def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import StatementError
 
 from storage import cases, inbound, outbox
@@ -351,4 +351,13 @@ def test_alembic_config_keeps_a_percent_encoded_password() -> None:
     url = "postgresql+psycopg://app:p%40ss%25w@127.0.0.1:5999/cases"
     engine = make_engine(url)
     assert alembic_config(engine).get_main_option("sqlalchemy.url") == url
+    engine.dispose()
+
+
+def test_plain_postgresql_url_uses_psycopg_3(postgres: PostgresServer) -> None:
+    """A driverless postgresql:// URL connects through psycopg 3 (psycopg2 is not shipped)."""
+    engine = make_engine(postgres.url("postgres").replace("postgresql+psycopg://", "postgresql://"))
+    with engine.connect() as conn:
+        assert conn.scalar(text("SELECT 1")) == 1
+    assert engine.dialect.driver == "psycopg"
     engine.dispose()
