@@ -190,6 +190,12 @@ class ImapClientMailbox:
         # "n:*" always matches the highest UID, even one below n (RFC 3501 6.4.8).
         return sorted(int(u) for u in found if int(u) > above_uid)
 
+    def every_uid(self) -> list[int]:
+        """Every UID in the selected folder, ascending (for importing a history)."""
+        with _translated("search"):
+            found = self.client.search(["ALL"])
+        return sorted(int(u) for u in found)
+
     def sizes(self, uids: Sequence[int]) -> dict[int, int]:
         """RFC822.SIZE of each UID that still exists."""
         if not uids:
