@@ -1,4 +1,4 @@
-"""The SLA scheduler and clock tracking on a real SQLite file, cases opened by the process stage."""
+"""The SLA scheduler and clock tracking on SQLite and PostgreSQL, cases opened by processing."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import event, select, text, update
+from sqlalchemy import event, select, update
 from structlog.testing import capture_logs
 
+from ingest.reply_address import reply_address
 from mail2case import app
 from mail2case.config import config_from_mapping
 from notifications.render import Envelope, build_environment, render_mail
@@ -33,11 +34,16 @@ if TYPE_CHECKING:
     from mail2case.config import Config
 
 # Monday 2026-11-30 10:00 UTC; a premier customer and a standard one, both in UTC.
+SECRET = "integration-reply-secret-0123456789"
 MONDAY_10 = datetime(2026, 11, 30, 10, tzinfo=UTC)
 FRIDAY_15 = datetime(2026, 12, 4, 15, tzinfo=UTC)
 CONFIG: dict[str, Any] = {
     "support": {"address": "support@example.com"},
-    "agents": {"team_address": "team@example.com", "addresses": ["agent@example.com"]},
+    "agents": {
+        "team_address": "team@example.com",
+        "addresses": ["agent@example.com"],
+        "reply_secret": SECRET,
+    },
     "sla": {"escalation_address": "duty@example.com"},
     "customers": [
         {"name": "Acme", "domains": ["acme.example"], "plan": "premier", "timezone": "UTC"},
@@ -117,11 +123,19 @@ class Site:
             return list(s.scalars(select(Outbox).where(Outbox.kind == kind).order_by(Outbox.id)))
 
 
-def mail(sender: str, subject: str, body: str, **headers: str) -> EmailMessage:
-    """A plain message to support."""
+def agent_mail(ref: int, body: str, in_reply_to: str) -> EmailMessage:
+    """An agent's public reply, sent to the case's signed reply address."""
+    to = reply_address("support@example.com", ref, SECRET)
+    return mail("agent@example.com", "Re: Export fails", body, to, In_Reply_To=in_reply_to)
+
+
+def mail(
+    sender: str, subject: str, body: str, to: str = "support@example.com", **headers: str
+) -> EmailMessage:
+    """A plain message to ``to`` (support by default)."""
     msg = EmailMessage()
     msg["From"] = sender
-    msg["To"] = "support@example.com"
+    msg["To"] = to
     msg["Subject"] = subject
     msg["Message-ID"] = f"<{abs(hash((sender, subject, body)))}@test.example>"
     for name, value in headers.items():
@@ -131,8 +145,16 @@ def mail(sender: str, subject: str, body: str, **headers: str) -> EmailMessage:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    """A migrated SQLite file database with the example customers."""
+def site(database_url: str) -> Iterator[Site]:
+    """A migrated database (SQLite file, then PostgreSQL) with the example customers."""
+    engine = make_engine(database_url)
+    yield Site(engine, config_from_mapping(CONFIG))
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_site(tmp_path: Path) -> Iterator[Site]:
+    """A migrated SQLite file database, for what only SQLite can show (its query plans)."""
     engine = make_engine(f"sqlite:///{tmp_path / 'cases.db'}")
     upgrade(engine)
     yield Site(engine, config_from_mapping(CONFIG))
@@ -289,9 +311,7 @@ def test_agent_reply_meets_first_response_and_owes_update(site: Site) -> None:
     ref = site.open_case("ann@acme.example", MONDAY_10, Priority.HIGH)
     (ack,) = site.outbox("ack")
     replied = MONDAY_10 + timedelta(minutes=20)
-    reply = mail(
-        "agent@example.com", "Re: Export fails", "Looking into it.", In_Reply_To=ack.message_id
-    )
+    reply = agent_mail(ref, "Looking into it.", ack.message_id)
     assert site.deliver(reply, replied) == ref
     first, update_clock = site.clocks(ref)[-2:]
     assert (first.kind, first.state, first.ended_at) == ("first", "met", replied)
@@ -307,9 +327,7 @@ def test_pending_stops_update_and_customer_reply_restarts_it(site: Site) -> None
     """Pending stops the update clock; the customer's reply reopens the case and restarts it."""
     ref = site.open_case("ann@acme.example", MONDAY_10, Priority.HIGH)
     (ack,) = site.outbox("ack")
-    agent = mail(
-        "agent@example.com", "Re: Export fails", "Which browser?", In_Reply_To=ack.message_id
-    )
+    agent = agent_mail(ref, "Which browser?", ack.message_id)
     site.deliver(agent, MONDAY_10 + timedelta(minutes=10))
     pending_at = MONDAY_10 + timedelta(minutes=11)
     site.update(
@@ -408,8 +426,9 @@ def test_solved_stops_clocks_and_customer_reply_reopens(site: Site) -> None:
         (clocks.due_for_escalation, "ix_sla_clocks_running_due"),
     ],
 )
-def test_due_queries_read_the_index(site: Site, query: Any, index: str) -> None:
+def test_due_queries_read_the_index(sqlite_site: Site, query: Any, index: str) -> None:
     """The scheduler's queries search their (state, time) index instead of scanning clocks."""
+    site = sqlite_site
     for minute in range(20):
         site.open_case(f"c{minute}@acme.example", MONDAY_10 + timedelta(minutes=minute))
     with site.engine.connect() as conn:
@@ -445,11 +464,12 @@ def test_pass_logs_with_case_ref(site: Site) -> None:
     assert events == [("sla.reminder_queued", ref), ("sla.breached", ref)]
 
 
-def test_sqlite_has_no_row_locks_in_its_sql(site: Site) -> None:
-    """On SQLite the due queries carry no FOR UPDATE (it has one writer, and no such syntax)."""
+def test_clocks_are_claimed_with_skip_locked_on_postgresql_only(site: Site) -> None:
+    """PostgreSQL instances skip clocks another holds; SQLite (one writer) has no such syntax."""
     seen: list[str] = []
     event.listen(site.engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
     with site.sessions() as s:
         clocks.due_for_reminder(s, MONDAY_10, 1)
-        s.execute(text("SELECT 1"))
-    assert not any("FOR UPDATE" in sql for sql in seen)
+        clocks.due_for_escalation(s, MONDAY_10, 1)
+    locking = [sql for sql in seen if "FOR UPDATE OF sla_clocks SKIP LOCKED" in sql]
+    assert len(locking) == (2 if site.engine.dialect.name == "postgresql" else 0)
