@@ -197,7 +197,9 @@ class Scheduler:
         fields = {"clock_id": notice.clock_id, "clock": notice.clock_kind, "to": notice.to}
         if not notice.to:
             # No team or escalation address configured: nobody to tell, said loudly once.
-            self._log.warning(f"{event}_unaddressed", case_ref=notice.case_ref, **fields)
+            self._log.warning(
+                "sla.notice_unaddressed", case_ref=notice.case_ref, kind=notice.kind, **fields
+            )
         elif notice.is_queued:
             self._log.info(
                 event, case_ref=notice.case_ref, due_at=notice.due_at.isoformat(), **fields
