@@ -57,6 +57,8 @@ class ProcessSettings:
     auto_reply_opens_case: bool = False
     batch_size: int = 50
     agents: AgentMailSettings = field(default_factory=AgentMailSettings)
+    # Imports only: the previous system's ticket token, e.g. r"\[Ticket#(\d+)\]".
+    ticket_pattern: str = ""
 
     def calendar_for(self, tz_name: str) -> BusinessCalendar:
         """The business calendar in a customer's time zone."""
@@ -83,9 +85,19 @@ class Outcome:
 class Processor:
     """Turns committed raw mail into cases; ``run_once`` handles one batch."""
 
-    def __init__(self, sessions: sessionmaker[Session], settings: ProcessSettings) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        settings: ProcessSettings,
+        *,
+        step: type[CaseStep] | None = None,
+        status: str = inbound.RECEIVED,
+    ) -> None:
         self.sessions = sessions
         self.settings = settings
+        # An import processes its own held rows with a step that sends nothing.
+        self.step = step or CaseStep
+        self.status = status
 
     def run_once(self, now: datetime) -> int:
         """Process pending raw messages, oldest first; returns how many were settled."""
@@ -112,7 +124,7 @@ class Processor:
 
     def _quarantine(self, inbound_id: int, now: datetime, reason: str) -> Outcome | None:
         with self.sessions.begin() as s:
-            row = inbound.lock_pending(s, inbound_id)
+            row = inbound.lock_pending(s, inbound_id, status=self.status)
             if row is None:
                 return None
             outcome = Outcome("quarantined", reason=reason[:2000])
@@ -123,7 +135,7 @@ class Processor:
     def _handle(self, inbound_id: int, now: datetime) -> Outcome | None:
         """Process one raw message in one transaction (invariant 4); None if taken already."""
         with self.sessions.begin() as s:
-            row = inbound.lock_pending(s, inbound_id)
+            row = inbound.lock_pending(s, inbound_id, status=self.status)
             if row is None:
                 return None
             outcome = self._process(s, row, now)
@@ -144,14 +156,14 @@ class Processor:
                 "duplicate", reason=f"same message as #{existing.id}", case_id=existing.case_id
             )
         verdict = self._classify(row, mail)
-        return _Step(self, s, row, mail, verdict, now).run()
+        return self.step(self, s, row, mail, verdict, now).run()
 
     def _classify(self, row: Inbound, mail: ParsedMail) -> Classification:
         null_sender = row.source == "smtp" and not row.mail_from
         return classify_delivery(mail, self.settings.classify, null_sender=null_sender)
 
 
-class _Step:
+class CaseStep:
     """One message's processing inside its transaction (kept apart for readability)."""
 
     def __init__(  # noqa: PLR0917 - one private call site passes the unit of work
@@ -168,6 +180,7 @@ class _Step:
         self.sender = mail.from_.addr if mail.from_ else (row.mail_from or "")
 
     def run(self) -> Outcome:
+        """Decide what the message does to which case, and do it."""
         case = self._existing_case()
         if self.verdict.kind is Kind.LOOP:
             return Outcome("suppressed", reason=f"loop: {self.verdict.reason}")

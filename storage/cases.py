@@ -73,6 +73,11 @@ def case_by_ref(session: Session, ref: int) -> Case | None:
     return session.scalars(select(Case).where(Case.ref == ref)).first()
 
 
+def case_by_external_ref(session: Session, ref: str) -> Case | None:
+    """The case imported under the previous system's ticket number ``ref``."""
+    return session.scalars(select(Case).where(Case.external_ref == ref)).first()
+
+
 def case_by_message_ids(session: Session, message_ids: Sequence[str]) -> Case | None:
     """The case holding the newest of the messages named (In-Reply-To, References)."""
     if not message_ids:

@@ -58,9 +58,9 @@ def pending_ids(session: Session, limit: int) -> list[int]:
     return list(session.scalars(stmt))
 
 
-def lock_pending(session: Session, inbound_id: int) -> Inbound | None:
+def lock_pending(session: Session, inbound_id: int, *, status: str = RECEIVED) -> Inbound | None:
     """The row if it is still pending, locked for this transaction (skipped if another has it)."""
-    stmt = select(Inbound).where(Inbound.id == inbound_id, Inbound.status == RECEIVED)
+    stmt = select(Inbound).where(Inbound.id == inbound_id, Inbound.status == status)
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
         stmt = stmt.with_for_update(skip_locked=True)
     return session.scalars(stmt).first()
