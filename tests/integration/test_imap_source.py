@@ -302,12 +302,13 @@ async def run_until(poller: MailboxPoller, done: Callable[[], bool], within: flo
         await asyncio.wait_for(task, timeout=10)
 
 
+@pytest.mark.parametrize("idle", [False, True], ids=["polling", "idle"])
 def test_server_restart_backs_off_then_recovers(
-    dovecot: DovecotServer, folder: str, sessions: sessionmaker[Session]
+    dovecot: DovecotServer, folder: str, sessions: sessionmaker[Session], idle: bool
 ) -> None:
     """While the server is down the loop logs and backs off; once it is back, mail flows again."""
     poller = poller_for(
-        settings_for(dovecot, folder, idle=False, poll_interval_seconds=0.1), sessions
+        settings_for(dovecot, folder, idle=idle, poll_interval_seconds=0.1), sessions
     )
     dovecot.append(folder, mail("Before the outage"))
 
