@@ -10,6 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ingest.priority_features import FEATURES, Evidence, Hit, Patterns, detect, environment_near
 from ingest.priority_text import first_line, new_text, sentences, strip_subject_prefixes
 from sla.policy import Priority
 
@@ -18,28 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["HasHeaders", "PriorityDecision", "PriorityRules", "infer_priority"]
 
-FEATURES = (
-    "production",
-    "non_production",
-    "production_unaffected",
-    "data_loss",
-    "data_intact",
-    "outage",
-    "restore_failure",
-    "slowness",
-    "severe_impact",
-    "mitigated",
-    "malfunction",
-    "no_workaround",
-    "workaround",
-    "feature_request",
-    "enhancement_wish",
-    "how_to",
-    "resolved",
-    "still_broken",
-    "hypothetical",
-    "admin",
-)
 CLAIMS = (
     "label_high",
     "label_medium",
@@ -48,12 +27,6 @@ CLAIMS = (
     "statement_medium",
     "statement_low",
 )
-# Features that describe an incident; a hypothetical sentence ("if we ever lost ...")
-# does not report one.
-_INCIDENT_FEATURES = frozenset(
-    {"data_loss", "outage", "restore_failure", "slowness", "severe_impact", "malfunction"}
-)
-_Patterns = tuple[re.Pattern[str], ...]
 
 
 class HasHeaders(Protocol):
@@ -74,10 +47,10 @@ class PriorityDecision:
 
 @dataclass(frozen=True, slots=True)
 class PriorityRules:
-    """Phrases per feature and language, and the customer-claim markers, compiled."""
+    """Patterns per feature and language, and the customer-claim markers, compiled."""
 
-    features: Mapping[str, _Patterns]
-    claims: Mapping[str, _Patterns]
+    features: Mapping[str, Patterns]
+    claims: Mapping[str, Patterns]
     languages: tuple[str, ...]
     unspecified_environment_is_production: bool = True
     quote_chars: int = 90
@@ -165,8 +138,8 @@ def _positive_int(value: object, key: str) -> int:
     return value
 
 
-def _compile_features(table: Mapping[str, Any], languages: tuple[str, ...]) -> dict[str, _Patterns]:
-    compiled: dict[str, _Patterns] = {}
+def _compile_features(table: Mapping[str, Any], languages: tuple[str, ...]) -> dict[str, Patterns]:
+    compiled: dict[str, Patterns] = {}
     for name, per_language in _known(table, FEATURES):
         by_language = _table(per_language, f"features.{name}")
         patterns: list[re.Pattern[str]] = []
@@ -177,7 +150,7 @@ def _compile_features(table: Mapping[str, Any], languages: tuple[str, ...]) -> d
     return compiled
 
 
-def _compile(value: object, key: str) -> _Patterns:
+def _compile(value: object, key: str) -> Patterns:
     if not isinstance(value, list):
         raise ValueError(f"priority.{key}: must be a list of patterns (got {value!r})")  # noqa: TRY004 # config errors are ValueError by contract
     compiled = []
@@ -196,19 +169,6 @@ def _compile(value: object, key: str) -> _Patterns:
 # --- inference ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Evidence:
-    """The first quoted sentence per feature found in the customer's new text."""
-
-    quotes: Mapping[str, str]
-
-    def __getitem__(self, name: str) -> str | None:
-        return self.quotes.get(name)
-
-    def has(self, *names: str) -> bool:
-        return any(name in self.quotes for name in names)
-
-
 def infer_priority(
     subject: str,
     body: str,
@@ -222,7 +182,7 @@ def infer_priority(
     """
     text = new_text(body)
     clean_subject = strip_subject_prefixes(subject)
-    evidence = _evidence([clean_subject, *sentences(text)], rules)
+    evidence = detect([clean_subject, *sentences(text)], rules.features, rules.quote_chars)
     priority, why = _decide(evidence, rules)
     claim = _claim(clean_subject, text, headers, rules)
     return PriorityDecision(
@@ -230,111 +190,154 @@ def infer_priority(
     )
 
 
-def _evidence(parts: list[str], rules: PriorityRules) -> _Evidence:
-    hypothetical = rules.features["hypothetical"]
-    quotes: dict[str, str] = {}
-    for sentence in parts:
-        is_hypothetical = any(p.search(sentence) for p in hypothetical)
-        for name, patterns in rules.features.items():
-            if name in quotes or (is_hypothetical and name in _INCIDENT_FEATURES):
-                continue
-            match = next((m for p in patterns if (m := p.search(sentence))), None)
-            if match is not None:
-                quotes[name] = _quote(sentence, match, rules.quote_chars)
-    return _Evidence(quotes)
-
-
-def _quote(sentence: str, match: re.Match[str], width: int) -> str:
-    """The part of ``sentence`` around ``match``, at most ``width`` characters."""
-    if len(sentence) <= width:
-        return sentence
-    start = max(0, min(match.start() - width // 3, len(sentence) - width))
-    return ("…" if start else "") + sentence[start : start + width].strip() + "…"
-
-
-def _environment(evidence: _Evidence, rules: PriorityRules) -> str:
-    """'production', 'non-production' or 'unspecified'; 'production is fine' wins."""
-    if evidence.has("production_unaffected"):
-        return "non-production"
-    if evidence.has("production"):
-        return "production"
-    if evidence.has("non_production"):
-        return "non-production"
-    return "production" if rules.unspecified_environment_is_production else "unspecified"
-
-
-def _decide(ev: _Evidence, rules: PriorityRules) -> tuple[Priority, str]:
-    """Apply the policy's clauses in order of precedence."""
+def _decide(ev: Evidence, rules: PriorityRules) -> tuple[Priority, str]:
+    """Closing notes first, then the worst serious problem, then bugs, then requests."""
     if ev.has("resolved") and not ev.has("still_broken"):
-        return Priority.LOW, f"closing note or past incident: '{ev['resolved']}'"
-    environment = _environment(ev, rules)
-    is_production = environment == "production"
-    if ev.has("outage"):
-        if is_production:
-            return Priority.HIGH, f"complete service failure: '{ev['outage']}'"
-        return Priority.MEDIUM, f"failure limited to non-production: '{ev['outage']}'"
-    if ev.has("data_loss") and not ev.has("data_intact"):
-        return _data_loss(ev, environment)
-    if ev.has("restore_failure") and is_production and not _has_workaround(ev):
-        return Priority.HIGH, f"restore failing in production: '{ev['restore_failure']}'"
-    return _degradation_or_less(ev, is_production=is_production)
+        return Priority.LOW, f"closing note or past incident: '{ev.quote('resolved')}'"
+    verdicts = [_weigh(ev, kind, hit, rules) for kind, hit in _serious_problems(ev)]
+    if verdicts:
+        # The costliest reading wins: a High anywhere outweighs a Medium elsewhere.
+        return min(verdicts, key=lambda v: _RANK[v[0]])
+    return _lesser(ev)
 
 
-def _has_workaround(ev: _Evidence) -> bool:
+_RANK = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
+
+
+def _serious_problems(ev: Evidence) -> list[tuple[str, Hit]]:
+    """Each serious symptom class found, with the sentence that shows it."""
+    found: list[tuple[str, Hit | None]] = [
+        ("security exposure", ev.first("security_exposure")),
+        ("complete service failure", ev.first("outage")),
+        ("complete service failure", _broad_failure(ev)),
+        ("severe degradation", _severe_degradation(ev)),
+        ("production data loss", _data_damage(ev)),
+    ]
+    return [(kind, hit) for kind, hit in found if hit is not None]
+
+
+def _data_damage(ev: Evidence) -> Hit | None:
+    """Damage to stored data; wrong figures in a report or preview are a display bug."""
+    if ev.has("data_intact"):
+        return None
+    hits = ev.all("data_integrity")
+    return next((hit for hit in hits if not ev.at("display_only", hit.index)), None)
+
+
+def _is_broad(ev: Evidence, index: int) -> bool:
+    return ev.at("broad_scope", index) and not ev.at("narrow_scope", index)
+
+
+def _broad_failure(ev: Evidence) -> Hit | None:
+    """A failure of everything or everyone counts as a complete service failure."""
+    failures = (*ev.all("malfunction"), *ev.all("restore_failure"))
+    return next((hit for hit in failures if _is_broad(ev, hit.index)), None)
+
+
+def _severe_degradation(ev: Evidence) -> Hit | None:
+    """Slowness that is quantified as severe, or that hits everyone."""
+    for hit in ev.all("degradation"):
+        if ev.at("severe_impact", hit.index) or _is_broad(ev, hit.index):
+            return hit
+    slow = ev.first("degradation")
+    return slow if slow and ev.has("severe_impact") else None
+
+
+def _weigh(ev: Evidence, kind: str, hit: Hit, rules: PriorityRules) -> tuple[Priority, str]:
+    """High only in production, with no workaround and no statement of limited reach."""
+    problem = f"'{hit.quote}'"
+    if _is_restorable_by_customer(ev, kind):
+        return Priority.LOW, f"how-to: data loss the restore can undo: {problem}"
+    near = environment_near(ev, hit.index)
+    if near is None and not rules.unspecified_environment_is_production:
+        return Priority.MEDIUM, f"{kind} in an unspecified environment: {problem}"
+    if near is not None and near[0] == "non-production":
+        return Priority.MEDIUM, f"{kind} outside production: {problem} ('{near[1].quote}')"
+    limit = _limit(ev, hit)
+    if limit:
+        return Priority.MEDIUM, f"{kind} with {limit}: {problem}"
+    return Priority.HIGH, f"{kind}: {problem}, {_no_workaround_note(ev)}"
+
+
+def _is_restorable_by_customer(ev: Evidence, kind: str) -> bool:
+    """The customer's own deletion, asked about as a how-to, with restore not failing."""
+    if kind != "production data loss" or ev.has("restore_failure", "no_workaround", "outage"):
+        return False
+    return ev.has("customer_side") and ev.has("how_to")
+
+
+def _has_workaround(ev: Evidence) -> bool:
     return ev.has("workaround") and not ev.has("no_workaround")
 
 
-def _data_loss(ev: _Evidence, environment: str) -> tuple[Priority, str]:
-    """High only in production, with no workaround and a service that cannot undo it."""
-    loss = ev["data_loss"]
-    if environment != "production":
-        return Priority.MEDIUM, f"data loss outside production: '{loss}'"
+def _limit(ev: Evidence, hit: Hit) -> str:
+    """Why the impact is limited ('' when it is not): workaround, reach or the customer."""
     if _has_workaround(ev):
-        return Priority.MEDIUM, f"data loss with a workaround: '{loss}', '{ev['workaround']}'"
-    is_service_failing = ev.has("malfunction", "no_workaround", "restore_failure", "slowness")
-    if not is_service_failing and ev.has("how_to"):
-        return Priority.LOW, f"how-to: data loss the restore can undo: '{loss}'"
-    if ev.has("no_workaround"):
-        return (
-            Priority.HIGH,
-            f"production data loss: '{loss}', no workaround: '{ev['no_workaround']}'",
-        )
-    return Priority.HIGH, f"production data loss: '{loss}', no workaround stated"
+        return f"a workaround: '{ev.quote('workaround')}'"
+    if ev.has("limited_impact") and not ev.has("severe_impact"):
+        return f"limited impact: '{ev.quote('limited_impact')}'"
+    narrow = _narrow_reach(ev, hit)
+    return f"limited reach: '{narrow.quote}'" if narrow else ""
 
 
-def _degradation_or_less(ev: _Evidence, *, is_production: bool) -> tuple[Priority, str]:
-    """Severe degradation, a bug, or nothing broken at all."""
-    symptom = ev["slowness"] or ev["malfunction"]
-    is_contained = ev.has("mitigated") or _has_workaround(ev)
-    if symptom and ev.has("severe_impact") and is_production and not is_contained:
-        return Priority.HIGH, f"severe degradation: '{symptom}', impact: '{ev['severe_impact']}'"
-    if ev.has("feature_request"):
-        return Priority.LOW, f"feature request: '{ev['feature_request']}'"
-    if symptom:
-        return Priority.MEDIUM, _medium_reason(ev, symptom, is_production=is_production)
-    for name, label in _LOW_REASONS:
-        if ev.has(name):
-            return Priority.LOW, f"{label}: '{ev[name]}'"
-    return Priority.LOW, "nothing reported broken"
+def _narrow_reach(ev: Evidence, hit: Hit) -> Hit | None:
+    """A statement that only some are affected, unless the problem sentence says all.
+
+    'Everyone' elsewhere in the email outweighs 'one user' in another sentence.
+    """
+    narrow = ev.first("narrow_scope")
+    if narrow is None or _is_broad(ev, hit.index):
+        return None
+    return narrow if narrow.index == hit.index or not ev.has("broad_scope") else None
 
 
-_LOW_REASONS = (
+def _no_workaround_note(ev: Evidence) -> str:
+    stated = ev.first("no_workaround") or ev.first("restore_failure")
+    return f"no workaround: '{stated.quote}'" if stated else "no workaround stated"
+
+
+_SYMPTOMS = ("malfunction", "degradation", "restore_failure", "data_integrity", "outage")
+_REQUESTS = (
+    ("feature_request", "feature request"),
     ("enhancement_wish", "feature request"),
     ("admin", "billing/account/compliance request"),
     ("how_to", "how-to"),
 )
 
 
-def _medium_reason(ev: _Evidence, symptom: str, *, is_production: bool) -> str:
+def _lesser(ev: Evidence) -> tuple[Priority, str]:
+    """A bug with limited impact is Medium; a request is Low; unclear leans Medium."""
+    symptom = next((hit for name in _SYMPTOMS if (hit := ev.first(name))), None)
+    if ev.has("feature_request") and not ev.has("outage"):
+        return Priority.LOW, f"feature request: '{ev.quote('feature_request')}'"
+    if symptom and not _only_about_billing(ev):
+        return Priority.MEDIUM, _medium_reason(ev, symptom)
+    for name, label in _REQUESTS:
+        if ev.has(name):
+            return Priority.LOW, f"{label}: '{ev.quote(name)}'"
+    if ev.has("limited_impact"):
+        return Priority.MEDIUM, f"minor problem: '{ev.quote('limited_impact')}'"
+    # Low must be earned by a recognised request: an unrecognised problem costs a day.
+    return Priority.MEDIUM, "no request or question recognised: treated as a possible problem"
+
+
+def _only_about_billing(ev: Evidence) -> bool:
+    """Every symptom sits in a sentence about an invoice or a contract: an admin request."""
+    hits = [hit for name in _SYMPTOMS for hit in ev.all(name)]
+    return bool(hits) and all(ev.at("admin", hit.index) for hit in hits)
+
+
+def _medium_reason(ev: Evidence, symptom: Hit) -> str:
     limits = []
-    if not is_production:
+    if ev.has("workaround"):
+        limits.append(f"workaround: '{ev.quote('workaround')}'")
+    if ev.has("limited_impact"):
+        limits.append(f"limited impact: '{ev.quote('limited_impact')}'")
+    near = environment_near(ev, symptom.index)
+    if near is not None and near[0] == "non-production":
         limits.append("non-production")
-    if _has_workaround(ev):
-        limits.append(f"workaround: '{ev['workaround']}'")
-    if ev.has("mitigated"):
-        limits.append(f"limited impact: '{ev['mitigated']}'")
     suffix = f" ({'; '.join(limits)})" if limits else ""
-    return f"service misbehaving: '{symptom}'{suffix}"
+    return f"service misbehaving: '{symptom.quote}'{suffix}"
 
 
 # --- the customer's claim -------------------------------------------------------------

@@ -7,11 +7,20 @@ import re
 __all__ = ["first_line", "new_text", "sentences", "strip_subject_prefixes"]
 
 # Where quoted history starts: "On ... wrote:", Outlook's "-----Original Message-----",
-# and the German, French and Spanish forms of the attribution line.
+# and the German, French, Spanish, Dutch, Italian and Portuguese attribution lines.
 _HISTORY_START = re.compile(
     r"^\s*(on\b.{0,200}\bwrote:\s*$|-{2,}\s*original message\s*-{2,}|"
     r"am\b.{0,200}\bschrieb.{0,80}:\s*$|le\b.{0,200}\ba écrit\s*:\s*$|"
-    r"el\b.{0,200}\bescribió\s*:\s*$|_{10,}\s*$)",
+    r"el\b.{0,200}\bescribió\s*:\s*$|op\b.{0,200}\bschreef.{0,80}:\s*$|"
+    r"il\b.{0,200}\bha scritto\s*:\s*$|em\b.{0,200}\bescreveu\s*:\s*$|_{10,}\s*$)",
+    re.IGNORECASE,
+)
+# A forwarded message is the customer's problem statement, so it is kept; only its
+# separator and header lines go (their "Subject:" would count twice).
+_FORWARD_NOISE = re.compile(
+    r"^\s*(-{2,}\s*forwarded message\s*-{2,}|begin forwarded message:?|"
+    r"(from|to|cc|date|sent|subject|von|an|gesendet|betreff|de|à|objet|envoyé|para|asunto|"
+    r"enviado|da|oggetto|inviato|van|aan|onderwerp|verzonden)\s*:.*)\s*$",
     re.IGNORECASE,
 )
 # A closing phrase on its own line ends the message: what follows is the signature.
@@ -21,12 +30,15 @@ _CLOSING = re.compile(
     r"(viele |beste |freundliche )?grüße|(mit )?freundlichen grüßen|gruß|"
     r"danke( und gruß| im voraus)?|vielen dank|bien cordialement|cordialement|"
     r"merci( d'avance| beaucoup)?|salutations|saludos|gracias|atentamente|un saludo|"
-    r"met vriendelijke groet)\s*[,.!]?\s*$",
+    r"met vriendelijke groet(en)?|(vriendelijke )?groeten|alvast bedankt|bedankt|"
+    r"(cordiali |distinti )?saluti|grazie( mille)?|obrigad[oa]|atenciosamente|cumprimentos)"
+    r"\s*[,.!]?\s*$",
     re.IGNORECASE,
 )
 _SIGNATURE_DASHES = re.compile(r"^--\s*$")
 _GREETING = re.compile(
-    r"^\s*(hi|hello|hey|dear|hallo|guten tag|bonjour|hola|buenas)\b[^.!?]{0,40}[,!:]?\s*$",
+    r"^\s*(hi|hello|hey|dear|hallo|guten tag|bonjour|hola|buenas|buongiorno|salve|ciao|"
+    r"goedemiddag|goedemorgen|hoi|olá|bom dia|boa tarde)\b[^.!?]{0,40}[,!:]?\s*$",
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^a-z])|\s+-\s+(?=[A-Z])")
@@ -41,7 +53,7 @@ def new_text(body: str) -> str:
             break
         if _CLOSING.match(line) and kept:
             break
-        if not line.lstrip().startswith(">"):
+        if not line.lstrip().startswith(">") and not _FORWARD_NOISE.match(line):
             kept.append(line.rstrip())
     return "\n".join(kept).strip()
 
