@@ -16,6 +16,8 @@ from mail2case import (
     commands_case_update,
     commands_cases,
     commands_explain,
+    commands_import,
+    commands_ops,
     commands_sla,
     imap_wiring,
 )
@@ -52,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands_case_update.add_parsers(sub, common)
     commands_sla.add_parsers(sub, common)
     commands_explain.add_parsers(sub, common)
+    commands_import.add_parsers(sub, common)
+    commands_ops.add_parsers(sub, common)
     imap_wiring.add_parsers(sub, common)
     return parser
 

@@ -129,6 +129,30 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class ServiceSettings:
+    """How the daemon behaves as a system service: draining on stop, the watchdog."""
+
+    shutdown_grace_seconds: float = 30.0
+    # A stage pass running longer than this counts as stuck: watchdog pings stop.
+    stuck_pass_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The health and metrics endpoint; port 0 leaves it off."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long raw mail and attachments of closed cases are kept; 0 days: for ever."""
+
+    raw_days: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     """Every setting, validated. Components receive only their own part."""
 
@@ -150,6 +174,9 @@ class Config:
     )
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     imap: tuple[ImapSettings, ...] = ()
+    service: ServiceSettings = field(default_factory=ServiceSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
 
 def config_path(cli_path: str | None) -> Path | None:
@@ -195,6 +222,9 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "mapping") -> Con
         customers=_customers(root, frozenset(policy.plans)),
         logging=_logging(root.table("logging")),
         imap=read_imap_settings(root),
+        service=_service(root.table("service")),
+        http=_http(root.table("http")),
+        retention=RetentionSettings(raw_days=root.table("retention").int("raw_days", 0, 0, 36500)),
     )
     root.finish()
     if problems:
@@ -382,3 +412,22 @@ def _logging(s: Section) -> LoggingSettings:
         level=s.choice("level", "info", ("debug", "info", "warning", "error")),
         format=s.choice("format", "auto", ("auto", "json", "console")),
     )
+
+
+def _service(s: Section) -> ServiceSettings:
+    d = ServiceSettings()
+    return ServiceSettings(
+        shutdown_grace_seconds=s.number(
+            "shutdown_grace_seconds", d.shutdown_grace_seconds, 1, 3600
+        ),
+        stuck_pass_seconds=s.number("stuck_pass_seconds", d.stuck_pass_seconds, 1, 86400),
+    )
+
+
+def _http(s: Section) -> HttpSettings:
+    d = HttpSettings()
+    host = s.str("host", d.host)
+    if not host:
+        s.problem("host", "must be an address to listen on, such as 127.0.0.1", host)
+        host = d.host
+    return HttpSettings(host=host, port=s.int("port", d.port, 0, 65535))

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mail2case import app
 from mail2case.imap_wiring import build_imap_services
+from mail2case.metrics import DatabaseCollector, Metrics, install_event_tap, observed_process_pass
+from mail2case.reload import Reloader
+from mail2case.retention import purge_pass
+from mail2case.sd_notify import Notifier
+from mail2case.service_hooks import ServiceHooks, SourceStates
 from mail2case.supervisor import Daemon, Stage
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ingest.process import Processor
     from mail2case.config import Config
+
+PURGE_INTERVAL_SECONDS = 24 * 3600.0
 
 
 def build_daemon(config: Config) -> Daemon:
@@ -23,12 +37,46 @@ def build_daemon(config: Config) -> Daemon:
         "schedule", scheduler.run_once, config.sla.poll_interval_seconds, then=[send.wake]
     )
     # A processed message may start or move a clock that is already due (a late import).
+    metrics = Metrics()
     process = Stage(
         "process",
-        processor.run_once,
+        observed_process_pass(processor, sessions, metrics),
         config.processing.poll_interval_seconds,
         then=[send.wake, schedule.wake],
     )
     stages = [process, send, schedule]
+    if config.retention.raw_days > 0:
+        stages.append(Stage("purge", _purge_run(config, sessions), PURGE_INTERVAL_SECONDS))
     services = build_imap_services(config, sessions, process.wake.set)
-    return Daemon(config=config, engine=engine, sessions=sessions, stages=stages, services=services)
+    daemon = Daemon(
+        config=config, engine=engine, sessions=sessions, stages=stages, services=services
+    )
+    daemon.shutdown_timeout = config.service.shutdown_grace_seconds
+    daemon.lifecycle = _service_hooks(config, sessions, processor, stages, metrics)
+    return daemon
+
+
+def _purge_run(config: Config, sessions: sessionmaker[Session]) -> Callable[[datetime], int]:
+    """The retention stage: raw mail of cases closed ``raw_days`` ago is purged daily."""
+    directory = config.processing.attachments_dir
+    return purge_pass(sessions, config.retention.raw_days, Path(directory) if directory else None)
+
+
+def _service_hooks(
+    config: Config,
+    sessions: sessionmaker[Session],
+    processor: Processor,
+    stages: list[Stage],
+    metrics: Metrics,
+) -> ServiceHooks:
+    """The service side: sd_notify, watchdog, SIGHUP reload, HTTP probes (fed by log events)."""
+    metrics.registry.register(DatabaseCollector(sessions, metrics))
+    sources = SourceStates(box.name for box in config.imap)
+
+    def tap(event: str, fields: dict[str, Any]) -> None:
+        metrics.observe_event(event, fields)
+        sources.observe(event, fields)
+
+    install_event_tap(tap)
+    reloader = Reloader(config, sessions, processor, {s.name: s for s in stages})
+    return ServiceHooks(config, metrics, reloader, Notifier.from_environment(), sources)

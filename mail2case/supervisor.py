@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -38,6 +38,20 @@ class Stage:
     handled: int = 0
     errors: int = 0
     last_pass: float = 0.0
+    # Monotonic start of the pass running now; None while idle (the watchdog reads it).
+    busy_since: float | None = None
+
+    def is_stuck(self, now: float, limit: float) -> bool:
+        """Whether the pass in progress has run longer than ``limit`` seconds."""
+        return self.busy_since is not None and now - self.busy_since > limit
+
+    async def pass_once(self) -> int:
+        """One ``run_once`` in a worker thread, marked busy while it runs."""
+        self.busy_since = time.monotonic()
+        try:
+            return await asyncio.to_thread(self.run_once, datetime.now(UTC))
+        finally:
+            self.busy_since = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until ``stop`` is set; one failing pass is logged and retried, never fatal."""
@@ -45,7 +59,7 @@ class Stage:
         while not stop.is_set():
             self.wake.clear()
             try:
-                n = await asyncio.to_thread(self.run_once, datetime.now(UTC))
+                n = await self.pass_once()
             except Exception:
                 self.errors += 1
                 log.exception("stage.pass_failed", stage=self.name)
@@ -71,6 +85,22 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) ->
             w.cancel()
 
 
+class Lifecycle(Protocol):
+    """What a service manager integration hooks into (mail2case.service_hooks)."""
+
+    async def started(self, daemon: Daemon) -> None:
+        """Listeners are up and stages running: start extras, report ready."""
+
+    def stopping(self) -> None:
+        """A stop was requested."""
+
+    async def reload(self) -> None:
+        """SIGHUP: reload what can change at runtime."""
+
+    async def stopped(self) -> None:
+        """Stages have drained: close extras."""
+
+
 @dataclass
 class Daemon:
     """Everything ``mail2case run`` starts, and the order it stops them in."""
@@ -87,6 +117,12 @@ class Daemon:
     shutdown_timeout: float = 30.0
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     received: int = 0
+    lifecycle: Lifecycle | None = None
+    # Stages run again after the loops stop, until idle or out of grace: acks go out.
+    flush_on_stop: tuple[str, ...] = ("process", "send")
+    smtp_server: asyncio.Server | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _reloads: set[asyncio.Task[None]] = field(default_factory=set)
 
     def commit_raw(self, raw: bytes, mail_from: str, rcpt_to: list[str]) -> int:
         """Commit one SMTP delivery (runs in a worker thread); returns the inbound id."""
@@ -113,14 +149,19 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
-        server = await self._start_smtp()
+        if self.lifecycle is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        server = self.smtp_server = await self._start_smtp()
         tasks = [asyncio.create_task(s.run(self.stop), name=s.name) for s in self.stages]
         tasks += [asyncio.create_task(service(self.stop)) for service in self.services]
+        self.tasks = tasks
         log.info(
             "daemon.started",
             stages=[s.name for s in self.stages],
             database=self.engine.dialect.name,
         )
+        if self.lifecycle is not None:
+            await self.lifecycle.started(self)
         await self.stop.wait()
         await self._shutdown(server, tasks)
         return 0
@@ -128,6 +169,14 @@ class Daemon:
     def _request_stop(self, sig: signal.Signals) -> None:
         log.info("daemon.stopping", signal=sig.name)
         self.stop.set()
+        if self.lifecycle is not None:
+            self.lifecycle.stopping()
+
+    def _request_reload(self) -> None:
+        if self.lifecycle is not None and not self.stop.is_set():
+            task = asyncio.get_running_loop().create_task(self.lifecycle.reload())
+            self._reloads.add(task)  # a reference, so the task is not collected mid-way
+            task.add_done_callback(self._reloads.discard)
 
     async def _start_smtp(self) -> asyncio.Server | None:
         smtp = self.config.smtp
@@ -145,6 +194,7 @@ class Daemon:
         self, server: asyncio.Server | None, tasks: list[asyncio.Task[None]]
     ) -> None:
         # Order: stop accepting, let in-flight work finish within the grace period, then cancel.
+        deadline = time.monotonic() + self.shutdown_timeout
         if server is not None:
             server.close()
             with contextlib.suppress(TimeoutError):
@@ -153,6 +203,10 @@ class Daemon:
         for task in pending:
             task.cancel()
         del done
+        if not pending:
+            await self._flush(deadline)
+        if self.lifecycle is not None:
+            await self.lifecycle.stopped()
         self.engine.dispose()
         log.info(
             "daemon.stopped",
@@ -160,3 +214,16 @@ class Daemon:
             **{f"{s.name}_handled": s.handled for s in self.stages},
             cancelled=len(pending),
         )
+
+    async def _flush(self, deadline: float) -> None:
+        """Run the flush stages until idle or the grace period is spent; failures end it."""
+        for stage in (s for s in self.stages if s.name in self.flush_on_stop):
+            while time.monotonic() < deadline:
+                try:
+                    n = await asyncio.wait_for(stage.pass_once(), deadline - time.monotonic())
+                except Exception:  # shutting down: logged, the work waits for the next start
+                    log.warning("daemon.flush_failed", stage=stage.name, exc_info=True)
+                    return
+                stage.handled += n
+                if n == 0:
+                    break
