@@ -345,3 +345,45 @@ def test_agent_opens_case_for_customer(site: Site, daemon: Daemon) -> None:
     assert "#customer" not in body(relay)
     assert sent_to(site, ALICE) == []
     assert show(site, int(case["ref"]))["first_responded_at"] is not None
+
+
+def ingest_site(tmp_path: Path, extra: str) -> Site:
+    """A site driven through ``mail2case ingest`` only (no daemon, nothing sent)."""
+    s = Site(tmp_path, extra=EXTRA.replace("max_error_mails_per_hour = 1\n", "") + extra)
+    s.write()
+    s.cli("ingest", stdin=mail(CUSTOMER, SUPPORT, "Export broken", "Export fails.").as_bytes())
+    return s
+
+
+def signed_reply(site: Site, text: str, **headers: str) -> bytes:
+    """An agent's mail to case 1000's signed reply address."""
+    to = reply_address(SUPPORT, 1000, SECRET)
+    return mail(f"Alice Agent <{ALICE}>", to, "Re: Export broken", text, **headers).as_bytes()
+
+
+def test_required_authentication_needs_trusted_pass(tmp_path: Path) -> None:
+    """With authentication required, only a trusted host's DKIM pass gives the agent authority."""
+    site = ingest_site(
+        tmp_path, 'require_authentication = true\ntrusted_authserv_ids = ["mx.example.com"]\n'
+    )
+    site.cli("ingest", stdin=signed_reply(site, "#status closed\nNo header."))
+    forged = "evil.example; dkim=pass header.d=team.example"
+    site.cli("ingest", stdin=signed_reply(site, "Untrusted.", Authentication_Results=forged))
+    shown = show(site, 1000)
+    assert [e["kind"] for e in shown["events"]].count("suspicious") == 2
+    assert (shown["status"], shown["first_responded_at"]) == ("open", None)
+    passed = "mx.example.com; dkim=pass header.d=team.example; dmarc=pass"
+    site.cli("ingest", stdin=signed_reply(site, "Answer.", Authentication_Results=passed))
+    assert show(site, 1000)["first_responded_at"] is not None
+
+
+def test_relays_per_hour_are_limited(tmp_path: Path) -> None:
+    """Past max_relays_per_hour an agent's further replies on the case are held, not relayed."""
+    site = ingest_site(tmp_path, "max_relays_per_hour = 1\n")
+    site.cli("ingest", stdin=signed_reply(site, "First answer."))
+    site.cli("ingest", stdin=signed_reply(site, "Second answer."))
+    kinds = [r["kind"] for r in site.cli_json("outbox", "list")]
+    assert kinds.count("relay") == 1
+    shown = show(site, 1000)
+    assert "rate_limited" in [e["kind"] for e in shown["events"]]
+    assert [m["kind"] for m in shown["messages"]].count("rejected") == 1
