@@ -73,6 +73,7 @@ class StatusServer:
         self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = b""
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), READ_TIMEOUT)
             response = await self._respond(head)
@@ -82,7 +83,7 @@ class StatusServer:
             writer.close()
             return
         with contextlib.suppress(ConnectionError):
-            writer.write(_encode(response))
+            writer.write(_encode(response, head_only=head.startswith(b"HEAD ")))
             await writer.drain()
         writer.close()
         with contextlib.suppress(ConnectionError):
@@ -108,7 +109,7 @@ class StatusServer:
         return Response(404, "text/plain", b"not found\n")
 
 
-def _encode(response: Response) -> bytes:
+def _encode(response: Response, *, head_only: bool = False) -> bytes:
     reason = REASONS.get(response.status, "Bad Request")
     head = (
         f"HTTP/1.1 {response.status} {reason}\r\n"
@@ -117,4 +118,4 @@ def _encode(response: Response) -> bytes:
         "Cache-Control: no-store\r\n"
         "Connection: close\r\n\r\n"
     )
-    return head.encode("latin-1") + response.body
+    return head.encode("latin-1") + (b"" if head_only else response.body)
