@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from storage.engine import is_sqlite
 from storage.models import Inbound
@@ -85,11 +85,14 @@ def settle(
 
 
 def requeue(session: Session, inbound_id: int) -> bool:
-    """Put a quarantined or suppressed message back in the queue for reprocessing."""
+    """Put a quarantined or suppressed message back in the queue for reprocessing.
+
+    Imported history goes back to ``held``: the import re-runs it, with nothing sent.
+    """
     result = session.execute(
         update(Inbound)
         .where(Inbound.id == inbound_id, Inbound.status.in_(("quarantined", "suppressed")))
-        .values(status=RECEIVED, reason=None)
+        .values(status=case((Inbound.source == "import", "held"), else_=RECEIVED), reason=None)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
