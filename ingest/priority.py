@@ -209,9 +209,9 @@ def _serious_problems(ev: Evidence) -> list[tuple[str, Hit]]:
     found: list[tuple[str, Hit | None]] = [
         ("security exposure", ev.first("security_exposure")),
         ("complete service failure", ev.first("outage")),
+        ("production data loss", _data_damage(ev)),
         ("complete service failure", _broad_failure(ev)),
         ("severe degradation", _severe_degradation(ev)),
-        ("production data loss", _data_damage(ev)),
     ]
     return [(kind, hit) for kind, hit in found if hit is not None]
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ingest.priority import PriorityDecision, PriorityRules, infer_priority
 from sla.policy import Priority
 
 RULES = PriorityRules.default()
 HIGH, MEDIUM, LOW = Priority.HIGH, Priority.MEDIUM, Priority.LOW
+RANK = {HIGH: 2, MEDIUM: 1, LOW: 0}
 
 
 def infer(
@@ -20,100 +23,134 @@ def infer(
     return infer_priority(subject, body, headers or {}, RULES)
 
 
-@pytest.mark.parametrize(
-    ("body", "expected"),
-    [
-        # Data loss or corruption in production, no workaround: High.
-        (
-            (
-                "About 2,000 contact records are blank in production since the sync. "
-                "Restoring them fails with an error."
-            ),
-            HIGH,
-        ),
-        (
-            (
-                "Die Datensätze in unserer Produktion sind gelöscht, die Wiederherstellung "
-                "schlägt fehl mit einem Fehler."
-            ),
-            HIGH,
-        ),
-        ("Des fichiers ont disparu de notre org de production et la restauration échoue.", HIGH),
-        ("Los registros de producción están borrados y restaurar da un error.", HIGH),
-        # The same loss outside production: Medium.
-        (
-            (
-                "About 2,000 contact records are blank in our UAT sandbox since the sync. "
-                "Restoring them fails with an error. Production is fine."
-            ),
-            MEDIUM,
-        ),
-        # The same loss with a workaround: Medium.
-        (
-            (
-                "About 2,000 contact records are blank in production since the sync. "
-                "Restoring them fails, but we worked around it by importing last week's export."
-            ),
-            MEDIUM,
-        ),
-        # Customer-side loss the working restore can undo: a how-to, Low.
-        (
-            (
-                "We deleted 40 accounts in production by mistake. How do I restore them "
-                "with their contacts?"
-            ),
-            LOW,
-        ),
-    ],
-)
-def test_data_loss_clause(body: str, expected: Priority) -> None:
-    """Data loss is High only in production with no workaround and a failing service."""
-    assert infer(body).priority is expected
+# Serious problems written in general support language, one per symptom class; each
+# is High as written (production or no environment named, no workaround).
+SERIOUS = [
+    "Since 09:00 every request to the API returns HTTP 503 in production.",
+    "Nobody in our company can sign in since this morning.",
+    "The platform has been unreachable for two hours.",
+    "Every page load now takes 40 seconds and half of the requests time out.",
+    "Since the upgrade all reports are 30x slower and our team is blocked.",
+    "All invoice amounts in production were overwritten with zeros last night.",
+    "Since Monday every order in our live shop is charged twice.",
+    "About 3,000 contact records are blank in production since the sync.",
+    "Customers can see other customers' invoices in their portal.",
+    "Every export job fails for all of our accounts since the release.",
+]
+
+
+@pytest.mark.parametrize("body", SERIOUS)
+def test_serious_problem_in_production_without_workaround_is_high(body: str) -> None:
+    """Outage, severe degradation, data damage and exposure in production are High."""
+    assert infer(body).priority is HIGH
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "reason_start"),
     [
-        "Nobody on our team can log in since 08:00, every login ends on a 502 page.",
-        "Every call to the API returns HTTP 500 since noon.",
-        "All backups failed last night with 'Authentication service unavailable'.",
-        "Our account was locked for an unpaid invoice and nobody can log in at all.",
-        "La plateforme est en panne: erreur 500 pour tous nos utilisateurs.",
+        ("Every call to your API returns 502 Bad Gateway.", "complete service failure"),
+        ("Our whole team is locked out of the admin.", "complete service failure"),
+        ("Queries are 15 times slower since Tuesday.", "severe degradation"),
+        ("Payroll amounts are wrong on every payslip in production.", "production data loss"),
+        ("Our data was exposed to another tenant.", "security exposure"),
     ],
 )
-def test_complete_service_failure_is_high(body: str) -> None:
-    """Losing all access is High whatever the cause, even a billing lock."""
+def test_reason_names_the_symptom_class(body: str, reason_start: str) -> None:
+    """The reason starts with the class that decided and quotes the sentence."""
     decision = infer(body)
-    assert decision.priority is HIGH
-    assert decision.reason.startswith("complete service failure")
+    assert decision.reason.startswith(reason_start)
+    assert f"'{body}'" in decision.reason
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        "in our sandbox",
+        "in the staging environment",
+        "in our UAT org",
+        "in the QA cluster",
+        "in our dev instance",
+        "in pre-production",
+        "in the full copy sandbox",
+        "in test mode",
+        "in unserer Testumgebung",
+        "dans notre environnement de recette",
+    ],
+)
+def test_the_same_problem_outside_production_is_medium(environment: str) -> None:
+    """Data loss or an outage in a non-production environment is Medium."""
+    assert infer(f"All contact records are blank {environment} since the sync.").priority is MEDIUM
+    assert infer(f"Every request fails with HTTP 500 {environment}.").priority is MEDIUM
 
 
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (
-            (
-                "Since yesterday every restore takes 3 hours instead of a minute and our call "
-                "centre is blocked."
-            ),
-            HIGH,
-        ),
-        ("The app has been a bit slow this week, pages take 5 seconds. Workable though.", MEDIUM),
-        ("Restores into our QA sandbox are very slow and the testers are blocked.", MEDIUM),
+        # The mention nearest to the problem decides.
+        ("Our sandbox is fine. Every request to production returns HTTP 503.", HIGH),
+        ("We seed sandboxes from production. In the sandbox, all records are blank.", MEDIUM),
+        ("All records in the staging org are blank. Production is not affected.", MEDIUM),
+        # A sentence saying production is fine places the problem elsewhere.
+        ("All records are blank after the refresh. Production is fine.", MEDIUM),
+        ("Every job fails in production and in the sandboxes.", HIGH),
     ],
 )
-def test_degradation_clause(body: str, expected: Priority) -> None:
-    """Slowness is High only when it blocks work in production; otherwise Medium."""
+def test_nearest_environment_mention_wins(body: str, expected: Priority) -> None:
+    """The environment mentioned nearest the problem, not the first one, counts."""
+    assert infer(body).priority is expected
+
+
+def test_unnamed_environment_defaults_to_production_unless_configured() -> None:
+    """No environment named means the customer's live service; a team may turn that off."""
+    body = "All our contact records are blank since last night's sync."
+    assert infer(body).priority is HIGH
+    rules = PriorityRules.from_mapping({"unspecified_environment_is_production": False})
+    assert infer_priority("Help", body, {}, rules).priority is MEDIUM
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("Every refund call returns 500. Refunding in the dashboard works for now.", MEDIUM),
+        ("The nightly export fails for everyone; we export manually, which works.", MEDIUM),
+        (
+            "All contacts are blank in production. We restored them from our own CSV for now.",
+            MEDIUM,
+        ),
+        ("All contacts are blank in production. There is no workaround.", HIGH),
+        ("Every login fails. Resetting passwords doesn't help either.", HIGH),
+    ],
+)
+def test_workaround_clause(body: str, expected: Priority) -> None:
+    """A working workaround makes a serious problem Medium; a failed one does not."""
+    assert infer(body).priority is expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("One of our users cannot log in; all other users sign in normally.", MEDIUM),
+        ("Nobody can log in since 08:00.", HIGH),
+        ("Occasionally a webhook arrives twice. Retrying works.", MEDIUM),
+        ("About 1 in 20 exports fails with a timeout error.", MEDIUM),
+        ("Every export fails with a timeout error.", HIGH),
+    ],
+)
+def test_scope_clause(body: str, expected: Priority) -> None:
+    """A failure of everyone or everything is High; one user or now and then is Medium."""
     assert infer(body).priority is expected
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        "The CSV export fails with 'BlockListTooLong' for large archives.",
-        "Our nightly backup of one small org failed twice with a lock timeout.",
-        "When we try to connect our new dev sandbox it says 'Org already registered'.",
-        "Login fails about one in five attempts; retrying immediately works.",
+        "The CSV export fails with an error for large archives.",
+        "The preview shows the wrong font; the sent emails are correct.",
+        "The monthly report shows last month's numbers.",
+        "The dashboard has been a bit slow this week. Workable though.",
+        "The settings page won't save the retention value.",
+        "Our weekly digest email didn't arrive, but the report is in the dashboard.",
+        "Webhooks to our new staging store never arrive.",
     ],
 )
 def test_something_misbehaving_with_limited_impact_is_medium(body: str) -> None:
@@ -126,15 +163,71 @@ def test_something_misbehaving_with_limited_impact_is_medium(body: str) -> None:
     [
         "How can I exclude one object from the daily backups?",
         "Feature request: could you add Parquet as an export format?",
+        "It would be nice to have a dark mode.",
         "Could you send a copy of invoice INV-1 with our VAT number?",
+        "Please send us your DPA and the list of sub-processors for our GDPR review.",
         "Please share your latest SOC 2 report for our vendor review.",
         "Thanks, that answered it - the restore worked perfectly. You can close this.",
         "If we ever lost all accounts in production, how long would a restore take?",
+        "Why can't I find the export button on the orders page?",
     ],
 )
 def test_nothing_broken_is_low(body: str) -> None:
     """How-to, feature, billing, compliance requests and closing notes are Low."""
     assert infer(body).priority is LOW
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        # Customer-side deletion the working restore can undo: a how-to question.
+        ("We deleted 40 accounts in production by mistake. How do I restore them?", LOW),
+        # The same deletion when the service's restore fails is production data loss.
+        (
+            (
+                "We deleted 40 accounts in production by mistake. The restore fails with an "
+                "error every time and we have no other copy."
+            ),
+            HIGH,
+        ),
+        # A question that describes a real failure is a failure, not a how-to.
+        ("Why do all our API calls return 503 since noon?", HIGH),
+        ("How do we get the login page back? It fails with an error for us.", MEDIUM),
+    ],
+)
+def test_questions_about_failures_are_failures(body: str, expected: Priority) -> None:
+    """Only a restorable customer-side loss asked as a how-to stays Low."""
+    assert infer(body).priority is expected
+
+
+def test_unclear_text_leans_medium() -> None:
+    """Text that is neither a recognised request nor a recognised problem is Medium."""
+    decision = infer("The sync with the ERP looks different since Monday.")
+    assert decision.priority is MEDIUM
+    assert decision.reason.startswith("no request or question recognised")
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("Seit heute früh kann sich niemand mehr anmelden.", HIGH),
+        ("Die Plattform ist nicht erreichbar.", HIGH),
+        ("Wie kann ich ein Objekt von der Sicherung ausschließen?", LOW),
+        ("La plateforme est en panne: erreur 500 pour tous nos utilisateurs.", HIGH),
+        ("Comment ajouter un second administrateur ?", LOW),
+        ("Los registros de producción están borrados y restaurar da un error.", HIGH),
+        ("¿Cómo puedo exportar los contactos?", LOW),
+        ("Niemand kan inloggen sinds vanochtend.", HIGH),
+        ("Hoe kan ik een extra gebruiker toevoegen?", LOW),
+        ("Nessun utente può accedere da stamattina.", HIGH),
+        ("Come posso aggiungere un utente?", LOW),
+        ("Ninguém consegue entrar na plataforma desde hoje.", HIGH),
+        ("Como posso adicionar um usuário?", LOW),
+    ],
+)
+def test_multilingual_vocabulary(body: str, expected: Priority) -> None:
+    """The same clauses apply in German, French, Spanish, Dutch, Italian and Portuguese."""
+    assert infer(body).priority is expected
 
 
 @pytest.mark.parametrize(
@@ -176,6 +269,13 @@ def test_tone_and_capitals_do_not_raise_priority() -> None:
     assert decision.customer_priority is HIGH
 
 
+def test_low_claim_does_not_lower_an_outage() -> None:
+    """A customer's modest claim is kept but an outage stays High."""
+    decision = infer("Marking this low priority, but every API call returns 500.")
+    assert decision.priority is HIGH
+    assert decision.customer_priority is LOW
+
+
 def test_quoted_history_and_signature_are_ignored() -> None:
     """Only the customer's new text counts: quotes and signatures cannot raise priority."""
     body = (
@@ -186,10 +286,52 @@ def test_quoted_history_and_signature_are_ignored() -> None:
     assert infer(body).priority is LOW
 
 
+def test_forwarded_problem_statement_is_read() -> None:
+    """A forwarded colleague's report is the problem; its header lines are not."""
+    body = (
+        "FYI, see below.\n\n---------- Forwarded message ---------\n"
+        "From: Ops <ops@example.com>\nSubject: question\n\n"
+        "None of our users can log in since 07:00.\n"
+    )
+    assert infer(body).priority is HIGH
+
+
 def test_reason_quotes_the_evidence() -> None:
     """The reason names the clause and quotes the sentence that matched."""
     decision = infer("Records are blank in production. The restore fails with an error.")
     assert decision.reason.startswith("production data loss: 'Records are blank in production.'")
+    assert "no workaround: 'The restore fails with an error.'" in decision.reason
+
+
+# --- properties -------------------------------------------------------------------------
+
+_QUOTED = st.lists(st.sampled_from([*SERIOUS, "How do I add a seat?"]), max_size=3)
+
+
+@given(st.sampled_from(SERIOUS))
+def test_adding_a_workaround_never_raises_priority(body: str) -> None:
+    """Stating a workaround can lower the priority, never raise it."""
+    with_workaround = f"{body} In the meantime we have a workaround that works."
+    assert RANK[infer(with_workaround).priority] <= RANK[infer(body).priority]
+
+
+@given(st.sampled_from(SERIOUS), st.sampled_from(["sandbox", "staging", "UAT", "dev"]))
+def test_moving_a_problem_out_of_production_never_raises_priority(
+    body: str, environment: str
+) -> None:
+    """The same words about a non-production environment are never more urgent."""
+    moved = re.sub(r"\b(in )?(production|our live shop)\b", "", body)
+    moved = f"{moved.rstrip('.')} in our {environment}."
+    assert infer(moved).priority is not HIGH
+    assert RANK[infer(moved).priority] <= RANK[infer(body).priority]
+
+
+@given(st.sampled_from([*SERIOUS, "How can I export contacts?", "Invoice please."]), _QUOTED)
+def test_appending_quoted_history_never_changes_the_result(body: str, quoted: list[str]) -> None:
+    """Quoted history below an attribution line is ignored, whatever it says."""
+    history = "".join(f"> {line}\n" for line in quoted)
+    with_history = f"{body}\n\nOn Mon, 3 Jun 2024, Support wrote:\n{history}"
+    assert infer(with_history).priority is infer(body).priority
 
 
 def test_headers_may_be_a_parsed_mail() -> None:
