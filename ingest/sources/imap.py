@@ -306,6 +306,7 @@ class MailboxPoller:
         self._box: Mailbox | None = None
         self._swept = False  # a fresh connection first sweeps below last_uid too
         self._lease_renewed_at = float("-inf")
+        self._uidnext = 0  # UIDNEXT at the last pass's SELECT
         # run_once works in a worker thread under run(); asyncio events are not thread-safe.
         self._notify = wake
 
@@ -315,7 +316,7 @@ class MailboxPoller:
             self.close()
             return 0
         box = self._connected()
-        uidvalidity, _uidnext = box.select(self.settings.folder)
+        uidvalidity, self._uidnext = box.select(self.settings.folder)
         with self.sessions.begin() as s:
             last_uid = sync_uidvalidity(s, self.settings.name, uidvalidity, now)
         # After a reconnect, also sweep up messages committed but not yet moved or
@@ -427,9 +428,10 @@ class MailboxPoller:
         with structlog.contextvars.bound_contextvars(mailbox=self.settings.name, source=SOURCE):
             while not stop.is_set():
                 try:
-                    await asyncio.to_thread(self.run_once, datetime.now(UTC))
+                    handled = await asyncio.to_thread(self.run_once, datetime.now(UTC))
                     backoff = backoff.reset()
-                    await self._wait_for_mail(stop)
+                    if not handled:  # after work, look again at once: more may be waiting
+                        await self._wait_for_mail(stop)
                 except Exception as exc:  # noqa: BLE001 - loop boundary: log, close, back off
                     delay = self._report_failure(exc, backoff)
                     await asyncio.to_thread(self.close)
@@ -462,9 +464,19 @@ class MailboxPoller:
         if box is None or not self.has_lease:
             await _sleep(stop, min(s.poll_interval_seconds, s.lease_seconds / 2))
         elif s.idle and await asyncio.to_thread(box.has_idle):
-            await self._idle(stop, box)
+            if await asyncio.to_thread(self._is_quiet, box):
+                await self._idle(stop, box)
         else:
             await self._pause(stop, s.poll_interval_seconds)
+
+    def _is_quiet(self, box: Mailbox) -> bool:
+        """Whether nothing arrived since the pass's SELECT, so IDLE will announce what comes.
+
+        Dovecot reports mail that arrives during a SEARCH, FETCH or MOVE in that command's
+        response, and not again in IDLE; a fresh SELECT resynchronises the view first.
+        """
+        _uidvalidity, uidnext = box.select(self.settings.folder)
+        return uidnext == self._uidnext
 
     async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
         """Sleep between polls, renewing the lease so it never lapses while we hold it."""

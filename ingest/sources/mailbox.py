@@ -137,6 +137,7 @@ class ImapClientMailbox:
         self._timeout = timeout
         self._client: IMAPClient | None = None
         self._has_processed_folder = False
+        self._has_idle = False
 
     @property
     def client(self) -> IMAPClient:
@@ -158,6 +159,10 @@ class ImapClientMailbox:
                 with _translated("STARTTLS"):
                     client.starttls(ctx)
             self._login(client)
+            # Asked once here: a CAPABILITY round trip just before IDLE could swallow an
+            # EXISTS that IDLE would then never announce.
+            with _translated("capability"):
+                self._has_idle = bool(client.has_capability("IDLE"))
         except BaseException:
             _shutdown(client)
             raise
@@ -264,8 +269,7 @@ class ImapClientMailbox:
 
     def has_idle(self) -> bool:
         """Whether the server offers IDLE (RFC 2177)."""
-        with _translated("capability"):
-            return bool(self.client.has_capability("IDLE"))
+        return self._has_idle
 
     def idle_start(self) -> None:
         """Enter IDLE."""

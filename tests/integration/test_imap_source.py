@@ -530,3 +530,31 @@ def test_one_failing_mailbox_does_not_stop_another(
         assert asyncio.run(scenario())
     assert any(e["event"] == "imap.login_failed" for e in logs)
     assert state(sessions, good.settings.name).lease_owner is None  # released on stop
+
+
+class AppendDuringMove(ImapClientMailbox):
+    """A mailbox where new mail arrives while the poller moves the previous one."""
+
+    def __init__(self, settings: ImapSettings, dovecot: DovecotServer, raw: bytes) -> None:
+        super().__init__(settings, timeout=10)
+        self.dovecot, self.raw = dovecot, raw
+
+    def mark_processed(self, uids: Sequence[int]) -> None:
+        """Append the next message first, so its EXISTS rides on the MOVE's response."""
+        if self.raw:
+            self.dovecot.append(self.settings.folder, self.raw)
+            self.raw = b""
+        super().mark_processed(uids)
+
+
+def test_mail_arriving_during_a_pass_is_not_left_for_the_next_poll(
+    dovecot: DovecotServer, folder: str, sessions: sessionmaker[Session]
+) -> None:
+    """Mail that arrives mid-pass is picked up at once, not after the 60 s poll interval."""
+    settings = settings_for(dovecot, folder, poll_interval_seconds=60)
+    second = mail("Arrived mid-pass")
+    factory = Factory(settings, first=[AppendDuringMove(settings, dovecot, second)])
+    poller = poller_for(settings, sessions, factory=factory)
+    dovecot.append(folder, mail("First"))
+    assert asyncio.run(run_until(poller, lambda: len(stored(sessions)) == 2, 5))
+    assert stored(sessions)[1].raw == second
