@@ -1,0 +1,168 @@
+"""The import rules of DESIGN.md and STYLE.md, checked by walking every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("mail2case", "ingest", "sla", "storage", "notifications")
+PURE = (
+    "ingest/parse.py",
+    "ingest/parsed.py",
+    "ingest/html_text.py",
+    "ingest/classify.py",
+    "ingest/delivery_reports.py",
+    "ingest/priority.py",
+    "ingest/priority_text.py",
+    "ingest/priority_features.py",
+    "ingest/reply_matching.py",
+    "ingest/customers.py",
+    "ingest/written_at.py",
+    "ingest/agent_commands.py",
+    "ingest/reply_address.py",
+    "ingest/authentication.py",
+    "sla/policy.py",
+    "sla/business_hours.py",
+    "sla/deadlines.py",
+    "sla/clocks.py",
+    "notifications/render.py",
+)
+IMPURE_MODULES = (
+    "sqlalchemy",
+    "socket",
+    "structlog",
+    "logging",
+    "smtplib",
+    "imapclient",
+    "asyncio",
+    "aiosmtpd",
+    "subprocess",
+    "storage",
+    "mail2case",
+)
+CLOCK_CALLS = ("now", "utcnow", "today", "time", "monotonic")
+
+
+def modules() -> dict[str, Path]:
+    """Every project module by dotted name."""
+    found = {}
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+            found[name] = path
+    return found
+
+
+def imports_of(path: Path) -> set[str]:
+    """The absolute module names a file imports (type-checking-only imports included)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def runtime_imports_of(path: Path) -> set[str]:
+    """Imports that run: those outside ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skipped = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for child in ast.walk(stmt)
+    }
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def top(name: str) -> str:
+    """The top-level package of a dotted name."""
+    return name.split(".", 1)[0]
+
+
+@pytest.mark.parametrize("name", sorted(n for n in modules() if not n.startswith("mail2case")))
+def test_nothing_imports_the_composition_root(name: str) -> None:
+    """No package below mail2case imports it: dependencies point down."""
+    assert not {i for i in imports_of(modules()[name]) if top(i) == "mail2case"}
+
+
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [
+        ("ingest", "notifications"),
+        ("notifications", "ingest"),
+        ("storage", "ingest"),
+        ("storage", "sla"),
+        ("storage", "notifications"),
+        ("sla", "ingest"),
+        ("sla", "notifications"),
+    ],
+)
+def test_packages_keep_their_direction(package: str, forbidden: str) -> None:
+    """Neither of ingest and notifications imports the other; storage and sla import neither."""
+    offenders = [
+        name
+        for name, path in modules().items()
+        if top(name) == package and any(top(i) == forbidden for i in imports_of(path))
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("relpath", PURE)
+def test_pure_modules_do_no_io(relpath: str) -> None:
+    """Pure modules import no database, socket, logger or edge module, and read no clock."""
+    path = ROOT / relpath
+    impure = {i for i in imports_of(path) if top(i) in IMPURE_MODULES}
+    assert impure == set()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    clock_reads = [
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in CLOCK_CALLS
+        and ast.unparse(node.func.value) in {"datetime", "date", "time", "datetime.datetime"}
+    ]
+    assert clock_reads == []
+
+
+def test_no_import_cycles() -> None:
+    """Runtime imports between project modules form no cycle."""
+    mods = modules()
+    graph = {
+        name: {i for i in runtime_imports_of(path) if i in mods and i != name}
+        for name, path in mods.items()
+    }
+    state: dict[str, int] = {}
+    cycle: list[str] = []
+
+    def visit(node: str, trail: list[str]) -> bool:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle.extend([*trail, node, nxt])
+                return True
+            if nxt not in state and visit(nxt, [*trail, node]):
+                return True
+        state[node] = 2
+        return False
+
+    for start in sorted(graph):
+        if start not in state and visit(start, []):
+            break
+    assert cycle == []
