@@ -530,7 +530,7 @@ def nested(depth: int) -> bytes:
         (b"\x89PNG\r\n\x1a\n\x00\x00binary", "not an RFC 5322 message: no header fields"),
         (b"just some words\nand more", "not an RFC 5322 message: no header fields"),
         (nested(25), "MIME nesting deeper than 20"),
-        (nested(1200), "MIME nesting deeper than 20"),
+        (nested(1200), "MIME nesting"),
     ],
 )
 def test_unparseable_input_raises_parse_error(raw: bytes, reason: str) -> None:
