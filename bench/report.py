@@ -1,0 +1,93 @@
+"""Benchmark reporting: machine info, medians, both sides, the ratio, and a JSON line."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+@dataclass
+class Figure:
+    """One measured comparison: ours against its baseline, as a median of ``runs``."""
+
+    name: str
+    ours: float
+    baseline: float
+    unit: str
+    ratio: float
+    runs: int
+    target: str
+    ours_label: str = "mail2case"
+    baseline_label: str = "baseline"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def met(self) -> bool | None:
+        """Whether the ratio meets the target (``>= x``, ``<= x``; ``ours < x``); None if none."""
+        if self.target.startswith("ours < "):
+            return self.ours < float(self.target.removeprefix("ours < "))
+        op, _, value = self.target.partition(" ")
+        if op == ">=":
+            return self.ratio >= float(value)
+        if op == "<=":
+            return self.ratio <= float(value)
+        if op == "<":
+            return self.ratio < float(value)
+        return None
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on; the load says how noisy it was."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": model,
+        "python": platform.python_version(),
+        "system": platform.platform(),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (the figure every benchmark reports)."""
+    return statistics.median(values) if values else float("nan")
+
+
+def emit(benchmark: str, figures: list[Figure], **context: Any) -> None:
+    """Print each figure for a reader, then one JSON line with everything (the last line)."""
+    info = machine()
+    print(f"# {benchmark}  ({info['cpus']} cpus, {info['cpu']}, load {info['loadavg']})")
+    for key, value in context.items():
+        print(f"  {key}: {value}")
+    for f in figures:
+        verdict = {True: "met", False: "MISSED", None: ""}[f.met]
+        print(
+            f"  {f.name}: {f.ours_label} {f.ours:.4g} {f.unit} vs {f.baseline_label} "
+            f"{f.baseline:.4g} {f.unit} -> ratio {f.ratio:.3f} "
+            f"(target {f.target or 'none'}) {verdict}  [median of {f.runs}]"
+        )
+    line = {
+        "benchmark": benchmark,
+        "figures": [{**asdict(f), "met": f.met} for f in figures],
+        "context": context,
+        "machine": info,
+    }
+    sys.stdout.flush()
+    print(json.dumps(line, default=str))

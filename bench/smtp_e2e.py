@@ -1,0 +1,120 @@
+"""SMTP end to end: 16 connections into the real daemon until all is processed, vs a null server."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+from bench.databases import Databases, databases
+from bench.mix import generate, stats
+from bench.report import Figure, emit, median
+from bench.sites import make_site, start_daemon, status_json, wait_settled
+from bench.smtp_clients import Load, send_all
+from tests.support.services import free_port
+
+
+def null_run(mix: list[bytes], connections: int) -> Load:
+    """The mix into a do-nothing aiosmtpd server in its own process."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.smtp_clients", str(port)], stdout=subprocess.PIPE
+    )
+    try:
+        assert server.stdout is not None  # noqa: S101 - a pipe was asked for
+        server.stdout.readline()  # "ready"
+        return send_all(port, mix, connections)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def daemon_run(
+    dbs: Databases, workdir: Path, mix: list[bytes], connections: int
+) -> tuple[Load, float, str]:
+    """The mix into ``mail2case run``; seconds from first connect until all is processed."""
+    url = dbs.fresh()
+    site = make_site(workdir / uuid.uuid4().hex[:8], url)
+    daemon = start_daemon(site)
+    try:
+        load = send_all(site.smtp_port, mix, connections)
+        done = wait_settled(url, len(mix))
+        status = status_json(site)
+    finally:
+        daemon.stop(timeout=300)
+    return load, done - load.began, status
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI smoke)")
+    args = parser.parse_args()
+    if args.quick:
+        args.messages, args.connections, args.runs = min(args.messages, 24), 4, 1
+    mix = generate(args.messages)
+    null_rates, rates, p50s, p99s, null_p99s, deferred = [], [], [], [], [], []
+    status = ""
+    with databases(args.db) as dbs, tempfile.TemporaryDirectory(prefix="bench-smtp-") as tmp:
+        for _ in range(args.runs):
+            null = null_run(mix, args.connections)
+            null_rates.append(len(mix) / null.seconds)
+            null_p99s.append(null.percentile(0.99))
+            load, seconds, status = daemon_run(dbs, Path(tmp), mix, args.connections)
+            rates.append(len(mix) / seconds)
+            p50s.append(load.percentile(0.5))
+            p99s.append(load.percentile(0.99))
+            deferred.append(load.deferred)
+    emit(
+        "smtp_e2e",
+        _figures(args, rates, null_rates, p99s, null_p99s),
+        db=args.db,
+        connections=args.connections,
+        p50_ms=round(median(p50s) * 1000, 2),
+        deferred_451=deferred,
+        status=status,
+        mix=stats(mix),
+    )
+
+
+def _figures(
+    args: argparse.Namespace,
+    rates: list[float],
+    null_rates: list[float],
+    p99s: list[float],
+    null_p99s: list[float],
+) -> list[Figure]:
+    return [
+        Figure(
+            name=f"SMTP end to end, {args.connections} connections",
+            ours=median(rates),
+            baseline=median(null_rates),
+            unit="msgs/s",
+            ratio=median(rates) / median(null_rates),
+            runs=args.runs,
+            target=">= 0.5",
+            ours_label=f"mail2case ({args.db}, received to case + ack queued)",
+            baseline_label="do-nothing aiosmtpd",
+        ),
+        Figure(
+            name=f"p99 latency DATA to 250, {args.connections} connections",
+            ours=median(p99s) * 1000,
+            baseline=median(null_p99s) * 1000,
+            unit="ms",
+            ratio=median(p99s) / median(null_p99s),
+            runs=args.runs,
+            target="ours < 100",
+            ours_label="mail2case",
+            baseline_label="do-nothing aiosmtpd",
+        ),
+    ]
+
+
+if __name__ == "__main__":
+    main()
