@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storage.models import Blob
+from storage.upserts import insert_if_absent
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -27,14 +28,14 @@ def store_blob(session: Session, sha256: str, data: bytes, root: Path | None) ->
     """Keep ``data`` once under its hash; a second copy of the same content is free."""
     if session.get(Blob, sha256) is not None:
         return
-    if root is None:
-        session.add(Blob(sha256=sha256, size=len(data), data=data))
-    else:
+    if root is not None:
         _write_file(blob_path(root, sha256), data)
-        session.add(Blob(sha256=sha256, size=len(data), data=None))
-    # Attachments reference blobs by key without a relationship, so the unit of work
-    # cannot order the inserts: flush the blob now (this also lets get() see it).
-    session.flush()
+    # Executed now, not at flush: attachments reference blobs by key without a
+    # relationship, so the unit of work could not order the inserts; and two instances
+    # storing the same content at once must both succeed (ON CONFLICT DO NOTHING).
+    insert_if_absent(
+        session, Blob, {"sha256": sha256, "size": len(data), "data": data if root is None else None}
+    )
 
 
 def load_blob(session: Session, sha256: str, root: Path | None) -> bytes | None:

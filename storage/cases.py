@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 
 from storage.models import (
     Attachment,
-    Base,
     Case,
     CaseEvent,
     Contact,
@@ -20,6 +18,7 @@ from storage.models import (
     Message,
     SlaClock,
 )
+from storage.upserts import insert_if_absent
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,7 +38,7 @@ def next_ref(session: Session, first_ref: int) -> int:
         return bumped
     highest = session.scalar(select(func.max(Case.ref)))
     start = max(first_ref, (highest or 0) + 1)
-    if _insert_if_absent(session, Counter, {"name": REF_COUNTER, "value": start}):
+    if insert_if_absent(session, Counter, {"name": REF_COUNTER, "value": start}):
         return start
     # Another instance created the counter first and has committed it: bump theirs.
     return session.execute(_bump_ref()).scalar_one()
@@ -52,20 +51,6 @@ def _bump_ref() -> ReturningUpdate[int]:
         .values(value=Counter.value + 1)
         .returning(Counter.value)
     )
-
-
-def _insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]) -> bool:
-    """INSERT ... ON CONFLICT DO NOTHING; True when this call added the row.
-
-    Two instances inserting one key at once must not fail: PostgreSQL makes the second
-    wait for the first to commit and then do nothing (SQLite has a single writer).
-    The config admits only these two dialects.
-    """
-    is_postgres = session.get_bind().dialect.name == "postgresql"
-    insert_for = postgresql.insert if is_postgres else sqlite.insert
-    # RETURNING tells whether a row went in; rowcount is -1 here (SQLAlchemy 2.1 with psycopg).
-    stmt = insert_for(model).values(values).on_conflict_do_nothing().returning(literal(1))
-    return session.execute(stmt).first() is not None
 
 
 def case_by_ref(session: Session, ref: int) -> Case | None:
@@ -105,7 +90,7 @@ def customer_id(session: Session, name: str, now: datetime) -> int | None:
     found = session.scalars(by_name).first()
     if found is not None:
         return found
-    _insert_if_absent(session, Customer, {"name": name, "created_at": now})
+    insert_if_absent(session, Customer, {"name": name, "created_at": now})
     return session.scalars(by_name).one()
 
 
@@ -120,7 +105,7 @@ def touch_contact(
         "customer_id": cust_id,
         "created_at": now,
     }
-    if _insert_if_absent(session, Contact, values) or cust_id is None:
+    if insert_if_absent(session, Contact, values) or cust_id is None:
         return
     session.execute(
         update(Contact)
