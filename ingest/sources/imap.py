@@ -3,28 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
-import json
 import random
-import shlex
-import subprocess
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import parseaddr
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import case, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from ingest.sources.mailbox import MailboxError, MailboxLoginError
+from ingest.sources.oauth2 import (
+    TOKEN_EXPIRY_WARNING,
+    OAuth2TokenSource,
+    read_oauth2_token,
+    token_expires_at,
+)
 from storage.inbound import add_inbound, find_by_source_ref
-from storage.models import MailboxState
+from storage.mailboxes import (
+    LeaseLostError,
+    advance,
+    release_lease,
+    stored_uidvalidity,
+    sync_uidvalidity,
+    take_lease,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -39,7 +44,17 @@ log = structlog.get_logger("mail2case.imap")
 SOURCE = "imap"
 # Bodies fetched per round trip stay under this, however large batch_size is.
 FETCH_BUDGET_BYTES = 64 * 1024 * 1024
-TOKEN_EXPIRY_WARNING = timedelta(minutes=10)
+# Re-exported: the IMAP source's public names, wherever they live.
+__all__ = [
+    "TOKEN_EXPIRY_WARNING",
+    "Backoff",
+    "ImapSettings",
+    "LeaseLostError",
+    "MailboxPoller",
+    "OAuth2TokenSource",
+    "read_oauth2_token",
+    "token_expires_at",
+]
 
 
 @dataclass(frozen=True)
@@ -111,147 +126,6 @@ class Backoff:
         return rng.uniform(top / 2, top)
 
 
-class LeaseLostError(Exception):
-    """Another instance took this mailbox's lease; stop reading it."""
-
-
-# --- OAuth2 tokens -----------------------------------------------------------------
-
-
-def read_oauth2_token(settings: ImapSettings) -> str:
-    """The access token from ``oauth2_token_file`` or ``oauth2_token_command``'s stdout.
-
-    Raises:
-        MailboxLoginError: the file or command gave no token (the reason says why).
-    """
-    try:
-        if settings.oauth2_token_file:
-            token = Path(settings.oauth2_token_file).read_text(encoding="utf-8").strip()
-        else:
-            token = _token_from_command(settings.oauth2_token_command)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise MailboxLoginError(f"oauth2 token: {exc}") from exc
-    if not token:
-        raise MailboxLoginError("oauth2 token: empty")
-    return token
-
-
-def _token_from_command(command: str) -> str:
-    # The command is the operator's own, from the config file; no shell is involved.
-    proc = subprocess.run(  # noqa: S603 - argv from trusted config, no shell
-        shlex.split(command), capture_output=True, timeout=60, check=False
-    )
-    if proc.returncode != 0:
-        detail = proc.stderr.decode("utf-8", "replace").strip()[-200:]
-        raise MailboxLoginError(f"oauth2_token_command exited {proc.returncode}: {detail}")
-    return proc.stdout.decode("utf-8", "replace").strip()
-
-
-def token_expires_at(token: str) -> datetime | None:
-    """The ``exp`` claim of a JWT access token (Microsoft 365), or None (Gmail's are opaque)."""
-    parts = token.split(".")
-    if len(parts) != 3:  # noqa: PLR2004 - header.payload.signature
-        return None
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        return datetime.fromtimestamp(int(payload["exp"]), UTC)
-    except (ValueError, KeyError, TypeError, binascii.Error, OverflowError):
-        return None
-
-
-class OAuth2TokenSource:
-    """Reads the token afresh on each connect; refuses an expired one, warns before expiry."""
-
-    def __init__(self, settings: ImapSettings) -> None:
-        self.settings = settings
-        self.expires_at: datetime | None = None
-
-    def __call__(self) -> str:
-        """The current token."""
-        token = read_oauth2_token(self.settings)
-        self.expires_at = token_expires_at(token)
-        now = datetime.now(UTC)
-        if self.expires_at is not None and self.expires_at <= now:
-            raise MailboxLoginError(f"oauth2 token expired at {self.expires_at.isoformat()}")
-        if self.expires_at is not None and self.expires_at - now < TOKEN_EXPIRY_WARNING:
-            log.warning("imap.oauth2_token_expiring", expires_at=self.expires_at.isoformat())
-        return token
-
-
-# --- mailbox state and lease (one row per mailbox) ---------------------------------
-
-
-def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:
-    """Take or renew the mailbox's lease; False while another instance holds it."""
-    _ensure_state(session, name, now)
-    held = or_(
-        MailboxState.lease_owner == owner,
-        MailboxState.lease_owner.is_(None),
-        MailboxState.lease_expires_at < now,
-    )
-    result = session.execute(
-        update(MailboxState)
-        .where(MailboxState.name == name, held)
-        .values(lease_owner=owner, lease_expires_at=now + ttl, updated_at=now)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def release_lease(session: Session, name: str, owner: str, now: datetime) -> None:
-    """Give the lease up so another instance can take over at once."""
-    session.execute(
-        update(MailboxState)
-        .where(MailboxState.name == name, MailboxState.lease_owner == owner)
-        .values(lease_owner=None, lease_expires_at=None, updated_at=now)
-    )
-
-
-def _ensure_state(session: Session, name: str, now: datetime) -> None:
-    if session.scalar(select(MailboxState.name).where(MailboxState.name == name)) is not None:
-        return
-    try:
-        with session.begin_nested():
-            session.add(MailboxState(name=name, last_uid=0, updated_at=now))
-    except IntegrityError:
-        return  # another instance inserted it first: the row exists, which is all we need
-
-
-def sync_uidvalidity(session: Session, name: str, uidvalidity: int, now: datetime) -> int:
-    """The last UID read; reset to 0 when UIDVALIDITY changed (the old UIDs mean nothing)."""
-    state = session.get_one(MailboxState, name)
-    if state.uidvalidity != uidvalidity:
-        if state.uidvalidity is not None:
-            log.warning("imap.uidvalidity_changed", old=state.uidvalidity, new=uidvalidity)
-        state.uidvalidity = uidvalidity
-        state.last_uid = 0
-        state.updated_at = now
-    return state.last_uid
-
-
-def advance(session: Session, name: str, owner: str, uid: int, now: datetime) -> None:
-    """Record ``uid`` as read, in the caller's transaction; only the lease holder may.
-
-    Raises:
-        LeaseLostError: another instance holds the lease now; the transaction must roll back.
-    """
-    result = session.execute(
-        update(MailboxState)
-        .where(MailboxState.name == name, MailboxState.lease_owner == owner)
-        .values(
-            last_uid=_greatest(MailboxState.last_uid, uid),
-            last_error=None,
-            updated_at=now,
-        )
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        raise LeaseLostError(name)
-
-
-def _greatest(column: Any, value: int) -> Any:
-    # CASE rather than GREATEST/MAX: the same SQL works on SQLite and PostgreSQL.
-    return case((column < value, value), else_=column)
-
-
 # --- the poller ----------------------------------------------------------------------
 
 
@@ -318,7 +192,10 @@ class MailboxPoller:
         box = self._connected()
         uidvalidity, self._uidnext = box.select(self.settings.folder)
         with self.sessions.begin() as s:
+            before = stored_uidvalidity(s, self.settings.name)
             last_uid = sync_uidvalidity(s, self.settings.name, uidvalidity, now)
+            if before is not None and before != uidvalidity:
+                log.warning("imap.uidvalidity_changed", old=before, new=uidvalidity)
         # After a reconnect, also sweep up messages committed but not yet moved or
         # flagged (a crash between the two): they sit at or below last_uid.
         uids = box.unprocessed(last_uid if self._swept else 0)
