@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import binascii
-import codecs
 import functools
 import hashlib
-import mimetypes
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy as email_policy
@@ -18,16 +15,16 @@ from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import TYPE_CHECKING
 
+from ingest.charsets import clean_text, decode_text, normalise_newlines, salvage_base64
 from ingest.errors import ParseError
+from ingest.filenames import safe_filename
+from ingest.header_text import FOLD, decode_header_text, from_surrogates
 from ingest.html_text import html_to_text
 from ingest.parsed import Address, Attachment, ParsedMail
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-# Why over 600 lines: charset decoding, header text (RFC 2047, ids, addresses)
-# and filenames live here until they move to modules of their own (proposed:
-# ingest/charsets.py, ingest/header_text.py, ingest/filenames.py).
 
 # CPython 3.11's structured-header parser is super-linear (a 40 kB From of
 # quotes takes 9 s; an 8 kB Content-Type 0.4 s) and raises IndexError or
@@ -39,7 +36,6 @@ _MAX_CONTENT_HEADER_CHARS = 1024
 _MAX_SPECIALS = 24
 _MAX_ADDRESS_POLICY_CHARS = 2048  # longer address lists go straight to getaddresses
 _MAX_REFERENCES = 100
-_MAX_FILENAME = 200
 _MAX_DEFECTS = 100
 _DSN = "message/delivery-status"
 
@@ -220,7 +216,7 @@ class _Body:
             return html_to_text(self.html)
         status = next((a for a in self.attachments if a.content_type == _DSN), None)
         if status is not None:  # a report without its human-readable part (RFC 3462 requires one)
-            return _newlines(decode_text(status.data, None)[0]).strip()
+            return normalise_newlines(decode_text(status.data, None)[0]).strip()
         return self.text or ""
 
 
@@ -230,7 +226,7 @@ def _take_part(part: Message, parent_type: str, body: _Body) -> None:
         ctype = "text/plain"
     if ctype.startswith("text/") and not _is_attachment(part):
         if ctype == "text/plain" and body.text is None:
-            body.text = _newlines(_part_text(part, body.defects))
+            body.text = normalise_newlines(_part_text(part, body.defects))
             return
         if ctype == "text/html" and body.html is None:
             body.html = _part_text(part, body.defects)
@@ -259,7 +255,7 @@ def _attachment(part: Message, index: int, defects: _Defects) -> Attachment:
 
 def _content_id(part: Message) -> str | None:
     """The Content-ID without angle brackets, as ``cid:`` URLs (RFC 2392) spell it."""
-    value = _clean(decode_header_text(_first(part, "content-id")))
+    value = clean_text(decode_header_text(_first(part, "content-id")))
     return "".join(value.split()).strip("<>") or None
 
 
@@ -269,7 +265,7 @@ def _part_text(part: Message, defects: _Defects) -> str:
         defects.add(f"body: {note}")
     if "\x00" in text:
         defects.add("body: NUL characters removed")
-    return _clean(text)
+    return clean_text(text)
 
 
 def _part_bytes(part: Message, defects: _Defects) -> bytes:
@@ -288,9 +284,6 @@ def _part_bytes(part: Message, defects: _Defects) -> bytes:
 
 
 _BAD_QP = re.compile(r"=(?![0-9A-Fa-f]{2}|\r?\n|[ \t]*\r?$)", re.MULTILINE)
-_B64_JUNK = bytes(
-    set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-)
 
 
 def _base64(data: bytes, defects: _Defects) -> bytes:
@@ -298,15 +291,7 @@ def _base64(data: bytes, defects: _Defects) -> bytes:
         return binascii.a2b_base64(data)  # non-strict: skips line breaks and stray characters
     except binascii.Error:
         defects.add("body: invalid base64, decoded what could be decoded")
-    return _salvage_base64(data)
-
-
-def _salvage_base64(data: bytes) -> bytes:
-    """Keep only base64 alphabet characters, drop a dangling sixth bit group, re-pad."""
-    clean = data.translate(None, _B64_JUNK)
-    if len(clean) % 4 == 1:
-        clean = clean[:-1]
-    return binascii.a2b_base64(clean + b"=" * (-len(clean) % 4))
+    return salvage_base64(data)
 
 
 def _serialise(msg: Message, defects: _Defects) -> bytes:
@@ -315,156 +300,6 @@ def _serialise(msg: Message, defects: _Defects) -> bytes:
     except Exception:  # noqa: BLE001 - the generator re-reads headers; never let it sink the message
         defects.add("an enclosed message could not be serialised")
         return b""
-
-
-# --- charsets ----------------------------------------------------------------
-
-# Labels Python does not know, mapped to a codec that reads them.
-_LABEL_ALIASES = {
-    "unicode-1-1-utf-7": "utf-7",
-    "unicode-1-1-utf-8": "utf-8",
-    # RFC 1556: the -i/-e suffixes only say how bidirectional text is laid out.
-    "iso-8859-8-i": "iso-8859-8",
-    "iso-8859-8-e": "iso-8859-8",
-    "iso-8859-6-i": "iso-8859-6",
-    "iso-8859-6-e": "iso-8859-6",
-    "x-sjis": "cp932",
-    "x-gbk": "gb18030",
-    "x-euc-jp": "euc_jp",
-    "x-mac-roman": "mac_roman",
-}
-# Codecs replaced by the superset that senders actually use (as WHATWG Encoding does).
-_SUPERSETS = {
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "euc_kr": "cp949",  # 'ks_c_5601-1987' is an alias of euc_kr in Python
-    "shift_jis": "cp932",
-    "big5": "big5hkscs",
-    "iso8859-1": "cp1252",
-    "tis-620": "cp874",
-}
-# What to try next when the declared codec fails on the data. UTF-7 mislabelled
-# ASCII (a '+' in a PGP signature) decodes to garbage, so try ASCII first.
-_NEXT_TRY = {"iso2022_jp": ("iso2022_jp_2", "iso2022_jp_ext"), "utf-7": ("ascii",)}
-_NOT_A_CHARSET = frozenset(
-    {"undefined", "unicode-escape", "raw-unicode-escape", "punycode", "idna", "mbcs", "oem"}
-)
-
-
-def decode_text(data: bytes, label: str | None) -> tuple[str, str | None]:
-    """Decode with the declared charset, falling back sanely; never raises.
-
-    Returns:
-        The text, and a short note when the declared charset was unknown or wrong.
-    """
-    codec = _codec(label)
-    tries = [codec, *_NEXT_TRY.get(codec or "", ())] if codec else ["ascii"]
-    # A stateful 7-bit codec failing on ASCII, or UTF-16/32 failing, is damage, not a lie.
-    if not data.isascii() and not (codec or "").startswith(("utf-16", "utf-32")):
-        tries += ["utf-8", "cp1252"]
-    for name in tries:
-        try:
-            text = data.decode(name)
-        except (UnicodeError, LookupError):
-            continue
-        return text, _charset_note(label, codec, name)
-    if codec is None:
-        what = "no charset" if label is None else f"charset {label!r} unknown"
-        return data.decode("latin-1"), f"{what}; 8-bit text read as latin-1"
-    return data.decode(
-        codec, errors="replace"
-    ), f"charset {label!r} did not decode; bad bytes replaced"
-
-
-def _charset_note(label: str | None, codec: str | None, used: str) -> str | None:
-    if label is None or used == codec:
-        return None
-    if codec is None and used == "ascii":
-        return None
-    return f"charset {label!r} {'unknown' if codec is None else 'did not decode'}; used {used}"
-
-
-def _codec(label: str | None) -> str | None:
-    """The codec name for a charset label, or None when it is missing or unknown."""
-    if not label:
-        return None
-    name = label.strip().strip("\"'").lower()
-    name = _LABEL_ALIASES.get(name, name)
-    try:
-        name = codecs.lookup(name).name
-        b"x".decode(name, "ignore")  # refuses non-text codecs (zlib, base64); b"" would not
-    except (LookupError, UnicodeError, ValueError, TypeError):
-        return None
-    return None if name in _NOT_A_CHARSET else _SUPERSETS.get(name, name)
-
-
-def _newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _clean(text: str) -> str:
-    """Drop NULs (PostgreSQL text refuses them) and lone surrogates (UTF-8 refuses them)."""
-    text = text.replace("\x00", "")
-    return text if text.isascii() else text.encode("utf-8", "replace").decode("utf-8")
-
-
-# --- header text (RFC 2047) ---------------------------------------------------
-
-_ENCODED_WORD = re.compile(r"=\?([^?\s]{1,64})\?([bBqQ])\?([^?]*)\?=")
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-_LINE_BREAK = re.compile(r"[\r\n]+")
-
-
-def decode_header_text(raw: str) -> str:
-    """A header value as one line of text: 8-bit bytes and RFC 2047 encoded words decoded."""
-    text = _LINE_BREAK.sub(" ", _FOLD.sub("", _from_surrogates(raw)))
-    return _clean(_LINE_BREAK.sub(" ", _decode_words(text))).strip()
-
-
-def _from_surrogates(value: str) -> str:
-    """Read raw 8-bit header bytes as UTF-8 (RFC 6532), else cp1252."""
-    if value.isascii():
-        return value
-    data = value.encode("utf-8", "surrogateescape")
-    return decode_text(data, None)[0]
-
-
-def _decode_words(text: str) -> str:
-    out: list[str] = []
-    pending = bytearray()
-    pending_charset: str | None = None
-    pos = 0
-    for match in _ENCODED_WORD.finditer(text):
-        between = text[pos : match.start()]
-        # RFC 2047 section 6.2: whitespace between adjacent encoded words is not displayed.
-        if between and not (pending_charset is not None and between.isspace()):
-            out.append(_flush(pending, pending_charset))
-            pending_charset = None
-            out.append(between)
-        charset = match[1].partition("*")[0].lower()  # RFC 2231 section 5 language suffix
-        if charset != pending_charset:  # a multibyte character may span two words
-            out.append(_flush(pending, pending_charset))
-            pending_charset = charset
-        pending += _word_bytes(match[2].upper(), match[3])
-        pos = match.end()
-    out.append(_flush(pending, pending_charset))
-    out.append(text[pos:])
-    return "".join(out)
-
-
-def _flush(pending: bytearray, charset: str | None) -> str:
-    if not pending:
-        return ""
-    text = decode_text(bytes(pending), charset)[0]
-    pending.clear()
-    return text
-
-
-def _word_bytes(encoding: str, payload: str) -> bytes:
-    data = payload.encode("ascii", "replace")
-    if encoding == "Q":
-        return binascii.a2b_qp(data, header=True)  # header=True: '_' is a space (RFC 2047 4.2)
-    return _salvage_base64(data)
 
 
 # --- individual headers ------------------------------------------------------
@@ -526,7 +361,7 @@ def _strip_comments(text: str) -> str:
 def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
     found: list[Address] = []
     for raw in _all(msg, name):
-        value = _FOLD.sub("", _from_surrogates(raw))
+        value = FOLD.sub("", from_surrogates(raw))
         parsed = _policy_addresses(name, value) if len(value) <= _MAX_ADDRESS_POLICY_CHARS else None
         found.extend(parsed if parsed is not None else _fallback_addresses(value))
     return tuple(found)
@@ -541,7 +376,7 @@ def _policy_addresses(name: str, value: str) -> list[Address] | None:
     if not isinstance(header, AddressHeader) or header.defects:
         return None
     return [
-        Address(_clean(addr.display_name).strip(), _clean(addr.addr_spec))
+        Address(clean_text(addr.display_name).strip(), clean_text(addr.addr_spec))
         for addr in header.addresses
         if addr.addr_spec not in {"", "<>"}
     ]
@@ -552,7 +387,7 @@ def _fallback_addresses(value: str) -> list[Address]:
         pairs = getaddresses([value])
     except (RecursionError, IndexError, ValueError):  # nested comments overflow its recursion
         return []
-    return [Address(decode_header_text(name), _clean(addr)) for name, addr in pairs if addr]
+    return [Address(decode_header_text(name), clean_text(addr)) for name, addr in pairs if addr]
 
 
 def _date(value: str) -> datetime | None:
@@ -567,50 +402,7 @@ def _date(value: str) -> datetime | None:
         return None
 
 
-# --- filenames and identity ---------------------------------------------------
-
-_EXTENSIONS = {
-    "message/delivery-status": ".txt",
-    "message/disposition-notification": ".txt",
-    "message/feedback-report": ".txt",
-    "text/rfc822-headers": ".txt",
-    "application/ms-tnef": ".dat",
-    "text/calendar": ".ics",
-}
-# Unicode categories never shown in a name: controls, format (bidi overrides that
-# disguise 'exe.pdf'), surrogates, private use, line and paragraph separators.
-_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
-
-
-def safe_filename(name: str | None, content_type: str, index: int) -> str:
-    """A display filename that can never act as a path; 'attachment-N.ext' when none is usable."""
-    cleaned = _clean_filename(name) if name else ""
-    return cleaned or f"attachment-{index}{_extension(content_type)}"
-
-
-def _clean_filename(name: str) -> str:
-    name = decode_header_text(name)  # RFC 2047 inside a filename is common, though not allowed
-    base = name.replace("\\", "/").rpartition("/")[2].replace(":", "_")
-    base = "".join(ch for ch in base if unicodedata.category(ch) not in _HIDDEN_CATEGORIES)
-    base = base.strip().lstrip(".").rstrip(". ")  # Windows drops trailing dots and spaces
-    if len(base) <= _MAX_FILENAME:
-        return base
-    stem, dot, ext = base.rpartition(".")
-    if dot and stem and len(ext) <= 16:  # noqa: PLR2004 - longer is no extension
-        return f"{stem[: _MAX_FILENAME - len(ext) - 1].rstrip('. ')}.{ext}"
-    return base[:_MAX_FILENAME].rstrip(". ")
-
-
-def _extension(content_type: str) -> str:
-    known = _EXTENSIONS.get(content_type) or _mime_types().guess_extension(content_type)
-    return known or (".txt" if content_type.startswith("text/") else ".bin")
-
-
-@functools.cache
-def _mime_types() -> mimetypes.MimeTypes:
-    """Python's built-in table only, so names do not depend on the host's /etc/mime.types."""
-    return mimetypes.MimeTypes()
-
+# --- identity -----------------------------------------------------------------
 
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 
