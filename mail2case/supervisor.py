@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from ingest.sources.group_commit import Delivery, GroupCommit
 from ingest.sources.smtp import SupportHandler, start_server
 from storage import inbound
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -126,18 +129,21 @@ class Daemon:
 
     def commit_raw(self, raw: bytes, mail_from: str, rcpt_to: list[str]) -> int:
         """Commit one SMTP delivery (runs in a worker thread); returns the inbound id."""
+        return self.commit_many([Delivery(raw, mail_from, rcpt_to)])[0]
+
+    def commit_many(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """Commit SMTP deliveries in one transaction (one fsync); returns their inbound ids."""
+        now = datetime.now(UTC)
         with self.sessions.begin() as s:
-            row = inbound.add_inbound(
-                s,
-                raw=raw,
-                source="smtp",
-                now=datetime.now(UTC),
-                mail_from=mail_from,
-                rcpt_to=rcpt_to,
-            )
-            inbound_id = row.id
-        self.received += 1
-        return inbound_id
+            rows = [
+                inbound.add_inbound(
+                    s, raw=d.raw, source="smtp", now=now, mail_from=d.mail_from, rcpt_to=d.rcpt_to
+                )
+                for d in deliveries
+            ]
+            ids = [row.id for row in rows]
+        self.received += len(ids)
+        return ids
 
     def wake(self, name: str) -> Callable[[], None]:
         """A callback that wakes stage ``name`` (the processor after a receive)."""
@@ -184,7 +190,7 @@ class Daemon:
             return None
         handler = SupportHandler(
             self.config.support.addresses,
-            self.commit_raw,
+            GroupCommit(self.commit_many).commit,
             self.wake("process"),
             smtp.max_recipients,
         )

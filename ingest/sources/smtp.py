@@ -11,7 +11,7 @@ import structlog
 from aiosmtpd.smtp import SMTP
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from aiosmtpd.smtp import Envelope, Session
 
@@ -46,12 +46,13 @@ class SupportHandler:
 
     Handlers return SMTP status strings (aiosmtpd's contract) and never raise:
     a failed commit answers 451 so the client keeps the message and retries.
+    ``commit`` is awaited: the daemon passes a group commit (ingest.sources.group_commit).
     """
 
     def __init__(
         self,
         own_addresses: frozenset[str],
-        commit: Callable[[bytes, str, list[str]], int],
+        commit: Callable[[bytes, str, list[str]], Awaitable[int]],
         wake: Callable[[], None],
         max_recipients: int,
     ) -> None:
@@ -87,9 +88,7 @@ class SupportHandler:
         del server, session
         raw = _as_bytes(envelope.original_content or envelope.content)
         try:
-            inbound_id = await asyncio.to_thread(
-                self.commit, raw, envelope.mail_from or "", list(envelope.rcpt_tos)
-            )
+            inbound_id = await self.commit(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
         except Exception as exc:  # noqa: BLE001 - any failure to commit must become a 4xx, not a 250
             log.warning(
                 "message.commit_failed",
