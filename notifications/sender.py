@@ -11,11 +11,20 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from notifications.backoff import Backoff
+from notifications.breaker import (
+    CUSTOMER_FACING,
+    BreakerSettings,
+    Counts,
+    usable_recipients,
+    verdict,
+)
 from notifications.errors import PermanentTransportError, RenderError, TemporaryTransportError
 from notifications.render import Envelope, render_mail
 from storage.blobs import load_blob
+from storage.cases import add_event_for
 from storage.models import utcnow
-from storage.outbox import claim_due, mark_failed, mark_retry, mark_sent
+from storage.outbox import claim_due, mark_failed, mark_retry, mark_sent, mark_suppressed
+from storage.suppressions import sent_for_case_since, sent_to_since, suppressed
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -47,6 +56,7 @@ class SenderSettings:
     backoff_max: timedelta = timedelta(hours=1)
     batch_size: int = 50
     attachments_dir: Path | None = None  # where blobs live when not in the database
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
 class Outcome(enum.Enum):
@@ -55,6 +65,7 @@ class Outcome(enum.Enum):
     SENT = "sent"
     RETRY = "retry_scheduled"
     FAILED = "failed"
+    SUPPRESSED = "suppressed"
 
 
 @dataclass(frozen=True)
@@ -137,11 +148,29 @@ class Sender:
             log = self._log.bind(outbox_id=row.id, kind=row.kind, case_id=row.case_id)
             attempt = self._attempt(session, row, now)
         # Logged after the commit, so the log never claims what the database does not hold.
-        emit = {Outcome.SENT: log.info, Outcome.RETRY: log.warning, Outcome.FAILED: log.error}
+        emit = {
+            Outcome.SENT: log.info,
+            Outcome.RETRY: log.warning,
+            Outcome.FAILED: log.error,
+            Outcome.SUPPRESSED: log.warning,
+        }
         emit[attempt.outcome](f"outbox.{attempt.outcome.value}", **attempt.fields)
         return attempt.outcome
 
     def _attempt(self, session: Session, row: Outbox, now: datetime) -> _Attempt:
+        held = self._held_back(session, row, now)
+        if held is not None:
+            mark_suppressed(row, now, held)
+            if row.case_id is not None:
+                add_event_for(
+                    session,
+                    row.case_id,
+                    "outbox_suppressed",
+                    now,
+                    detail=f"suppressed: {held}",
+                    data={"outbox_id": row.id, "kind": row.kind},
+                )
+            return _Attempt(Outcome.SUPPRESSED, {"reason": held})
         try:
             msg = render_mail(
                 self._env,
@@ -166,6 +195,26 @@ class Sender:
             return self._retry_or_fail(session, row, now, f"{type(exc).__name__}: {exc}")
         mark_sent(session, row, now)
         return _Attempt(Outcome.SENT, {"attempts": row.attempts, "message_id": row.message_id})
+
+    def _held_back(self, session: Session, row: Outbox, now: datetime) -> str | None:
+        """The circuit breaker's reason to hold ``row`` back, or None (recipients pruned)."""
+        recipients = [*row.to_addrs, *row.cc_addrs]
+        since = now - self._settings.breaker.window
+        counts = Counts(
+            suppressed=suppressed(session, recipients, now),
+            sent_to_first_recipient=sent_to_since(session, row.to_addrs[0], CUSTOMER_FACING, since)
+            if row.to_addrs
+            else 0,
+            sent_for_case=sent_for_case_since(session, row.case_id, since) if row.case_id else 0,
+        )
+        reason = verdict(row.kind, recipients, counts, self._settings.breaker)
+        if reason is None:
+            usable = set(usable_recipients(recipients, counts))
+            row.to_addrs = [r for r in row.to_addrs if r in usable]
+            row.cc_addrs = [r for r in row.cc_addrs if r in usable]
+            if not row.to_addrs:  # a Cc-only mail still needs a To
+                row.to_addrs, row.cc_addrs = row.cc_addrs[:1], row.cc_addrs[1:]
+        return reason
 
     def _retry_or_fail(self, session: Session, row: Outbox, now: datetime, error: str) -> _Attempt:
         attempt = row.attempts + 1

@@ -130,6 +130,22 @@ def add_event(
     )
 
 
+def add_event_for(
+    session: Session,
+    case_id: int,
+    kind: str,
+    now: datetime,
+    *,
+    actor: str = "system",
+    detail: str = "",
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append an audit entry to the case with id ``case_id`` (no Case object at hand)."""
+    session.add(
+        CaseEvent(case_id=case_id, at=now, kind=kind, actor=actor, detail=detail, data=data or {})
+    )
+
+
 def queue_order() -> list[Any]:
     """ORDER BY for the queue: priority, then premier before other plans, then oldest."""
     rank = sql_case({"high": 0, "medium": 1, "low": 2}, value=Case.priority, else_=3)

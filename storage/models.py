@@ -273,14 +273,31 @@ class Outbox(Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(998))
     references: Mapped[list[str]] = mapped_column(default=list)
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default="queued")  # queued|sent|failed
+    # queued | sent | failed | suppressed (held back by the circuit breaker)
+    status: Mapped[str] = mapped_column(String(10), default="queued")
+    # The first recipient, lower-cased, once sent: per-recipient rate limits read it.
+    rcpt_key: Mapped[str | None] = mapped_column(String(320))
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     next_attempt_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_rcpt_sent", "rcpt_key", "sent_at"),
+    )
+
+
+class Suppression(Base):
+    """An address no automatic mail goes to until ``until`` (it bounced permanently)."""
+
+    __tablename__ = "suppressions"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    until: Mapped[datetime]
 
 
 class MailboxState(Base):

@@ -104,6 +104,14 @@ def mark_sent(session: Session, row: Outbox, now: datetime) -> None:
     row.attempts += 1
     row.sent_at = now
     row.last_error = None
+    row.rcpt_key = row.to_addrs[0].lower() if row.to_addrs else None
+
+
+def mark_suppressed(row: Outbox, now: datetime, reason: str) -> None:
+    """Hold ``row`` back for good: the circuit breaker said no (kept, with the reason)."""
+    row.status = "suppressed"
+    row.last_error = reason[:MAX_ERROR_CHARS]
+    row.next_attempt_at = now
 
 
 def mark_retry(session: Session, row: Outbox, now: datetime, error: str, delay: timedelta) -> None:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 05:55:43.690697
+Create Date: 2026-11-26 06:22:40.176365
 """
 from __future__ import annotations
 
@@ -47,6 +47,13 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('name', name=op.f('pk_mailbox_state'))
+    )
+    op.create_table('suppressions',
+    sa.Column('address', sa.String(length=320), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('until', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('address', name=op.f('pk_suppressions'))
     )
     op.create_table('cases',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -140,6 +147,7 @@ def upgrade() -> None:
     sa.Column('references', sa.JSON(), nullable=False),
     sa.Column('dedupe_key', sa.String(length=200), nullable=False),
     sa.Column('status', sa.String(length=10), nullable=False),
+    sa.Column('rcpt_key', sa.String(length=320), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -151,6 +159,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_outbox_case_id'), ['case_id'], unique=False)
+        batch_op.create_index('ix_outbox_rcpt_sent', ['rcpt_key', 'sent_at'], unique=False)
         batch_op.create_index('ix_outbox_status_next', ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('sla_clocks',
@@ -235,6 +244,7 @@ def downgrade() -> None:
     op.drop_table('sla_clocks')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_status_next')
+        batch_op.drop_index('ix_outbox_rcpt_sent')
         batch_op.drop_index(batch_op.f('ix_outbox_case_id'))
 
     op.drop_table('outbox')
@@ -252,6 +262,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_cases_external_ref'))
 
     op.drop_table('cases')
+    op.drop_table('suppressions')
     op.drop_table('mailbox_state')
     op.drop_table('customers')
     op.drop_table('counters')
