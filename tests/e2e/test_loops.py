@@ -33,7 +33,7 @@ def run_loop(tmp_path: Path, *, polite: bool) -> tuple[int, int]:
         for n in range(5):
             ours = wait_for(site.outgoing_messages)
             last = email.message_from_bytes(ours[-1], policy=default_policy)
-            send(site, robot_reply(last, n, polite=polite))  # type: ignore[arg-type]
+            send(site, robot_reply(last, n, polite=polite))
             wait_for(lambda: site.cli_json("status")["inbound"]["pending"] == 0)
         return len(site.outgoing_messages()), len(cases_of(site))
     finally:
