@@ -4,6 +4,7 @@ Exception tree::
 
     IngestError
     ├── ParseError          permanent: the message goes to quarantine with ``reason``
+    ├── PoisonError         out of time or memory: counted, quarantined after max_attempts
     └── TemporaryIngestError transient: retry later (database locked, server gone)
 """
 
@@ -25,3 +26,12 @@ class ParseError(IngestError):
 
 class TemporaryIngestError(IngestError):
     """A failure that will likely pass: the caller should retry or answer 4xx."""
+
+
+class PoisonError(IngestError):
+    """The analysis of one message ran out of time or memory, or crashed its worker."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind  # "timeout", "memory" or "crashed"
+        self.reason = reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -13,18 +14,19 @@ from sqlalchemy.exc import DBAPIError
 
 from ingest import agent_mail
 from ingest.agent_outbox import AgentMailSettings, queue_notification
-from ingest.classify import Classification, ClassifySettings, Kind, classify_delivery
-from ingest.errors import ParseError
-from ingest.parse import parse_message
-from ingest.priority import PriorityRules, infer_priority
+from ingest.analysis import Analysis, AnalysisSettings
+from ingest.classify import Classification, ClassifySettings, Kind
+from ingest.errors import PoisonError
+from ingest.priority import PriorityDecision, PriorityRules
 from ingest.reply_matching import CaseToken, is_participant, referenced_ids
+from ingest.sandbox import Analyser, InProcess
 from sla import tracking
 from sla.policy import Priority, SlaPolicy, describe_target
 from storage import blobs, cases, inbound, outbox
-from storage.models import Attachment, Case, Message
+from storage.engine import is_sqlite
+from storage.models import Attachment, Case, Inbound, Message
 
 if TYPE_CHECKING:
-    from datetime import datetime
     from pathlib import Path
 
     from sqlalchemy.orm import Session, sessionmaker
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
     from ingest.customers import CustomerDirectory, CustomerRule
     from ingest.parsed import ParsedMail
     from sla.business_hours import BusinessCalendar
-    from storage.models import Inbound
 
 log = structlog.get_logger("mail2case.process")
 
@@ -59,6 +60,20 @@ class ProcessSettings:
     agents: AgentMailSettings = field(default_factory=AgentMailSettings)
     # Imports only: the previous system's ticket token, e.g. r"\[Ticket#(\d+)\]".
     ticket_pattern: str = ""
+    # Attempts at a message that never settles (a poison message) before quarantine.
+    max_attempts: int = 3
+    # How long another instance leaves a claimed message alone: more than one attempt.
+    claim_period: timedelta = timedelta(seconds=90)
+
+    @property
+    def analysis(self) -> AnalysisSettings:
+        """The part the pure analysis needs (sent once to a worker process)."""
+        return AnalysisSettings(
+            classify=self.classify,
+            priority_rules=self.priority_rules,
+            max_parts=self.max_parts,
+            auto_reply_opens_case=self.auto_reply_opens_case,
+        )
 
     def calendar_for(self, tz_name: str) -> BusinessCalendar:
         """The business calendar in a customer's time zone."""
@@ -92,12 +107,33 @@ class Processor:
         *,
         step: type[CaseStep] | None = None,
         status: str = inbound.RECEIVED,
+        analyser: Analyser | None = None,
     ) -> None:
         self.sessions = sessions
-        self.settings = settings
+        self._settings = settings
         # An import processes its own held rows with a step that sends nothing.
         self.step = step or CaseStep
         self.status = status
+        # The daemon passes a Sandbox (ingest.sandbox): the poison-message bound.
+        self.analyser = analyser or InProcess(settings.analysis)
+        # PostgreSQL: analyse under the row lock, so other instances skip the row instead
+        # of analysing it too. SQLite: before the write transaction, whose lock would
+        # hold up SMTP commits for as long as the analysis runs.
+        self._analyse_locked = not is_sqlite(sessions.kw["bind"])
+        self._current: Analysis | None = None  # the message in the step, for priority_for
+        # Rows this processor claimed whose attempt ended without settling (a database
+        # error): its own claim does not make it wait out the claim period.
+        self._unsettled: set[int] = set()
+
+    @property
+    def settings(self) -> ProcessSettings:
+        """The settings; replacing them (SIGHUP) reconfigures the analyser too."""
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: ProcessSettings) -> None:
+        self._settings = value
+        self.analyser.reconfigure(value.analysis)
 
     def run_once(self, now: datetime) -> int:
         """Process pending raw messages, oldest first; returns how many were settled."""
@@ -115,7 +151,10 @@ class Processor:
             try:
                 return self._handle(inbound_id, now)
             except DBAPIError:
+                self._unsettled.add(inbound_id)
                 raise
+            except PoisonError as exc:
+                return self._poisoned(inbound_id, now, exc)
             except Exception as exc:
                 log.exception("message.process_failed")
                 return self._quarantine(
@@ -124,7 +163,7 @@ class Processor:
 
     def _quarantine(self, inbound_id: int, now: datetime, reason: str) -> Outcome | None:
         with self.sessions.begin() as s:
-            row = inbound.lock_pending(s, inbound_id, status=self.status)
+            row = inbound.lock_pending(s, inbound_id, status=self.status, load_raw=False)
             if row is None:
                 return None
             outcome = Outcome("quarantined", reason=reason[:2000])
@@ -132,35 +171,89 @@ class Processor:
         _log_outcome(row, outcome)
         return outcome
 
-    def _handle(self, inbound_id: int, now: datetime) -> Outcome | None:
-        """Process one raw message in one transaction (invariant 4); None if taken already."""
+    def _poisoned(self, inbound_id: int, now: datetime, exc: PoisonError) -> Outcome | None:
+        """Record why the analysis failed; quarantine once the attempts are used up."""
+        with self.sessions() as s:
+            attempts = s.get_one(Inbound, inbound_id).attempts
+        log.warning("message.analysis_failed", kind=exc.kind, reason=exc.reason, attempts=attempts)
+        reason = _poison_reason(exc, attempts)
+        if attempts >= self.settings.max_attempts:
+            return self._quarantine(inbound_id, now, reason)
         with self.sessions.begin() as s:
-            row = inbound.lock_pending(s, inbound_id, status=self.status)
+            inbound.record_failure(s, inbound_id, reason, status=self.status)
+        return None
+
+    def _handle(self, inbound_id: int, now: datetime) -> Outcome | None:
+        """Count the attempt, analyse, then process in one transaction (invariant 4).
+
+        Returns None if the row is settled already or another worker has it.
+        """
+        claim = self._claim(inbound_id, now)
+        if not isinstance(claim, inbound.Claim):
+            return claim
+        analysis = None if self._analyse_locked else self._analyse(claim)
+        with self.sessions.begin() as s:
+            row = inbound.lock_pending(
+                s, inbound_id, status=self.status, load_raw=False, is_claimed=True
+            )
             if row is None:
                 return None
-            outcome = self._process(s, row, now)
+            outcome = self._process(s, row, analysis or self._analyse(claim), now)
             inbound.settle(
                 row, status=outcome.status, now=now, reason=outcome.reason, case_id=outcome.case_id
             )
         _log_outcome(row, outcome)
         return outcome
 
-    def _process(self, s: Session, row: Inbound, now: datetime) -> Outcome:
-        try:
-            mail = parse_message(row.raw, max_parts=self.settings.max_parts)
-        except ParseError as exc:
-            return Outcome("quarantined", reason=f"parse error: {exc.reason}")
+    def _claim(self, inbound_id: int, now: datetime) -> inbound.Claim | Outcome | None:
+        """Count this attempt in its own commit, before any work: a crash still counts."""
+        with self.sessions.begin() as s:
+            claim = inbound.claim_attempt(
+                s,
+                inbound_id,
+                status=self.status,
+                max_attempts=self.settings.max_attempts,
+                now=datetime.now(UTC),  # wall time, not the message's ``now`` (imports)
+                claim_period=timedelta(0)
+                if inbound_id in self._unsettled
+                else self.settings.claim_period,
+            )
+            self._unsettled.discard(inbound_id)
+            if claim is None or isinstance(claim, inbound.Claim):
+                return claim
+            # Every attempt so far ended without settling the row: the process died
+            # during it (no failure recorded) or the bound stopped it (reason recorded).
+            reason = claim.reason or f"poison: crashed the worker {claim.attempts} times"
+            outcome = Outcome("quarantined", reason=reason)
+            inbound.settle(claim, status=outcome.status, now=now, reason=reason)
+        _log_outcome(claim, outcome)
+        return outcome
+
+    def _analyse(self, claim: inbound.Claim) -> Analysis:
+        null_sender = claim.source == "smtp" and not claim.mail_from
+        return self.analyser.analyse(claim.raw, null_sender=null_sender)
+
+    def _process(self, s: Session, row: Inbound, analysis: Analysis, now: datetime) -> Outcome:
+        if analysis.mail is None or analysis.verdict is None:
+            return Outcome("quarantined", reason=f"parse error: {analysis.parse_error}")
+        mail = analysis.mail
         existing = cases.message_by_dedupe_key(s, mail.content_key)
         if existing is not None:
             return Outcome(
                 "duplicate", reason=f"same message as #{existing.id}", case_id=existing.case_id
             )
-        verdict = self._classify(row, mail)
-        return self.step(self, s, row, mail, verdict, now).run()
+        self._current = analysis
+        try:
+            return self.step(self, s, row, mail, analysis.verdict, now).run()
+        finally:
+            self._current = None
 
-    def _classify(self, row: Inbound, mail: ParsedMail) -> Classification:
-        null_sender = row.source == "smtp" and not row.mail_from
-        return classify_delivery(mail, self.settings.classify, null_sender=null_sender)
+    def priority_for(self, mail: ParsedMail) -> PriorityDecision:
+        """The priority of the message being processed: computed already, else now (bounded)."""
+        current = self._current
+        if current is not None and current.mail is mail and current.priority is not None:
+            return current.priority
+        return self.analyser.priority(mail)
 
 
 class CaseStep:
@@ -176,6 +269,7 @@ class CaseStep:
         now: datetime,
     ) -> None:
         self.cfg = proc.settings
+        self.priority_for = proc.priority_for
         self.s, self.row, self.mail, self.verdict, self.now = s, row, mail, verdict, now
         self.sender = mail.from_.addr if mail.from_ else (row.mail_from or "")
 
@@ -248,9 +342,7 @@ class CaseStep:
     def _new_case(self, rule: CustomerRule, customer: str | None = None) -> Case:
         tz = ZoneInfo(rule.timezone)
         plan = self.cfg.policy.plan(rule.plan_on(self.now.astimezone(tz).date()))
-        decision = infer_priority(
-            self.mail.subject, self.mail.text, self.mail, self.cfg.priority_rules
-        )
+        decision = self.priority_for(self.mail)
         cust_id = cases.customer_id(self.s, rule.name, self.now)
         case = Case(
             ref=cases.next_ref(self.s, self.cfg.first_ref),
@@ -492,6 +584,12 @@ def _local_words(at: datetime | None, tz_name: str) -> str:
         return ""
     local = at.astimezone(ZoneInfo(tz_name))
     return local.strftime("%a %d %b %Y %H:%M %Z")
+
+
+def _poison_reason(exc: PoisonError, attempts: int) -> str:
+    if exc.kind == "crashed":
+        return f"poison: crashed the worker {attempts} times"
+    return exc.reason
 
 
 def _log_outcome(row: Inbound, outcome: Outcome) -> None:

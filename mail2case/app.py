@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +12,7 @@ from ingest.agent_outbox import AgentMailSettings
 from ingest.classify import ClassifySettings
 from ingest.process import Processor, ProcessSettings
 from ingest.reply_matching import CaseToken
+from ingest.sandbox import Limits, Sandbox
 from mail2case.config_reader import ConfigError
 from notifications.render import build_environment
 from notifications.sender import Sender, SenderSettings
@@ -77,6 +78,9 @@ def process_settings(config: Config, calendar: BusinessCalendar) -> ProcessSetti
         auto_reply_opens_case=config.processing.auto_reply_opens_case,
         batch_size=config.processing.batch_size,
         agents=agent_mail_settings(config),
+        max_attempts=config.processing.max_attempts,
+        # An attempt lasts at most the bound plus the transaction after it.
+        claim_period=timedelta(seconds=2 * config.processing.message_timeout_seconds + 30),
     )
 
 
@@ -109,9 +113,18 @@ def open_database(
     return engine, session_factory(engine)
 
 
-def build_processor(config: Config, sessions: sessionmaker[Session]) -> Processor:
-    """The process stage, ready to run."""
-    return Processor(sessions, process_settings(config, team_calendar(config)))
+def build_processor(
+    config: Config, sessions: sessionmaker[Session], *, is_bounded: bool = False
+) -> Processor:
+    """The process stage, ready to run; ``is_bounded``: analysis in a worker (the daemon)."""
+    settings = process_settings(config, team_calendar(config))
+    if not is_bounded:
+        return Processor(sessions, settings)
+    limits = Limits(
+        timeout_seconds=config.processing.message_timeout_seconds,
+        memory_mb=config.processing.message_memory_mb,
+    )
+    return Processor(sessions, settings, analyser=Sandbox(settings.analysis, limits))
 
 
 def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:

@@ -81,6 +81,10 @@ class ProcessingSettings:
     max_parts: int = 1000
     attachments_dir: str = ""
     auto_reply_opens_case: bool = False
+    # The poison-message bound (ingest.sandbox): per message, and attempts before quarantine.
+    message_timeout_seconds: float = 30.0
+    message_memory_mb: int = 1024
+    max_attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -295,6 +299,11 @@ def _processing(s: Section) -> ProcessingSettings:
         max_parts=s.int("max_parts", d.max_parts, 1, 100000),
         attachments_dir=s.str("attachments_dir"),
         auto_reply_opens_case=s.bool("auto_reply_opens_case", default=False),
+        message_timeout_seconds=s.number(
+            "message_timeout_seconds", d.message_timeout_seconds, 0.05, 3600
+        ),
+        message_memory_mb=s.int("message_memory_mb", d.message_memory_mb, 16, 1024 * 1024),
+        max_attempts=s.int("max_attempts", d.max_attempts, 1, 100),
     )
 
 

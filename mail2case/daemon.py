@@ -29,7 +29,7 @@ PURGE_INTERVAL_SECONDS = 24 * 3600.0
 def build_daemon(config: Config) -> Daemon:
     """Open the database (migrating SQLite) and assemble the stages."""
     engine, sessions = app.open_database(config)
-    processor = app.build_processor(config, sessions)
+    processor = app.build_processor(config, sessions, is_bounded=True)
     sender = app.build_sender(config, sessions)
     send = Stage("send", sender.run_once, config.outgoing.poll_interval_seconds)
     scheduler = app.build_scheduler(config, sessions)

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import defer
 
 from storage.engine import is_sqlite
 from storage.models import Inbound
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from sqlalchemy.orm import Session
 
@@ -58,12 +60,75 @@ def pending_ids(session: Session, limit: int) -> list[int]:
     return list(session.scalars(stmt))
 
 
-def lock_pending(session: Session, inbound_id: int, *, status: str = RECEIVED) -> Inbound | None:
-    """The row if it is still pending, locked for this transaction (skipped if another has it)."""
+def lock_pending(
+    session: Session,
+    inbound_id: int,
+    *,
+    status: str = RECEIVED,
+    load_raw: bool = True,
+    is_claimed: bool = False,
+) -> Inbound | None:
+    """The row if it is still pending, locked for this transaction (skipped if another has it).
+
+    ``load_raw=False`` leaves the raw bytes unread (a claim has read them already).
+    ``is_claimed``: the caller holds the row's claim, so it waits for a lock another
+    instance holds briefly (while it looks at the claim) instead of skipping the row.
+    """
     stmt = select(Inbound).where(Inbound.id == inbound_id, Inbound.status == status)
+    if not load_raw:
+        stmt = stmt.options(defer(Inbound.raw))
     if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
-        stmt = stmt.with_for_update(skip_locked=True)
+        stmt = stmt.with_for_update(skip_locked=not is_claimed)
     return session.scalars(stmt).first()
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One counted attempt at a pending row: what the analysis needs, read once."""
+
+    raw: bytes
+    source: str
+    mail_from: str
+    attempts: int
+    last_failure: str | None
+
+
+def claim_attempt(
+    session: Session,
+    inbound_id: int,
+    *,
+    status: str = RECEIVED,
+    max_attempts: int,
+    now: datetime,
+    claim_period: timedelta,
+) -> Claim | Inbound | None:
+    """Count one attempt at a pending row before it is worked on (the caller commits).
+
+    Returns the Claim; the locked row itself when it has used up ``max_attempts``
+    (the caller quarantines it); None when it is settled or another worker holds it.
+    On PostgreSQL a row claimed less than ``claim_period`` ago belongs to the instance
+    that claimed it; SQLite has one instance, so an old claim is a dead process's.
+    """
+    row = lock_pending(session, inbound_id, status=status)
+    if row is None:
+        return None
+    is_shared = not is_sqlite(session.get_bind())  # type: ignore[arg-type]
+    if is_shared and row.claimed_at is not None and now - row.claimed_at < claim_period:
+        return None
+    if row.attempts >= max_attempts:
+        return row
+    row.attempts += 1
+    row.claimed_at = now
+    return Claim(row.raw, row.source, row.mail_from, row.attempts, row.reason)
+
+
+def record_failure(session: Session, inbound_id: int, reason: str, *, status: str) -> None:
+    """Note why the last attempt failed on a row that stays pending."""
+    session.execute(
+        update(Inbound)
+        .where(Inbound.id == inbound_id, Inbound.status == status)
+        .values(reason=reason[:2000], claimed_at=None)
+    )
 
 
 def settle(
@@ -81,7 +146,7 @@ def settle(
     row.reason = reason
     row.case_id = case_id
     row.processed_at = now
-    row.attempts += 1
+    row.claimed_at = None
 
 
 def requeue(session: Session, inbound_id: int) -> bool:
@@ -92,7 +157,12 @@ def requeue(session: Session, inbound_id: int) -> bool:
     result = session.execute(
         update(Inbound)
         .where(Inbound.id == inbound_id, Inbound.status.in_(("quarantined", "suppressed")))
-        .values(status=case((Inbound.source == "import", "held"), else_=RECEIVED), reason=None)
+        .values(
+            status=case((Inbound.source == "import", "held"), else_=RECEIVED),
+            reason=None,
+            attempts=0,  # a fresh start: the operator asked for it
+            claimed_at=None,
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

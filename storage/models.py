@@ -111,6 +111,9 @@ class Inbound(Base):
     written_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
+    # While pending: when the current attempt started. Other instances leave the row
+    # alone until it is older than the claim period (ingest.sandbox explains why).
+    claimed_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))
 

@@ -1,0 +1,28 @@
+"""Test-only analysis functions that misbehave on a marker header, run inside the worker."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from ingest.sandbox import analyse_entry
+
+if TYPE_CHECKING:
+    from ingest.analysis import Analysis, AnalysisSettings
+
+SPIN_SECONDS = 60.0
+ALLOC_STEP = 16 * 1024 * 1024
+ALLOC_STEPS = 4096  # 64 GiB: far past any test's memory bound, so the bound always trips first
+
+
+def misbehaving(raw: bytes, settings: AnalysisSettings, null_sender: bool) -> Analysis:
+    """The real analysis, except for messages that carry an ``X-Poison`` marker."""
+    if b"X-Poison: spin" in raw:
+        time.sleep(SPIN_SECONDS)  # stands in for a parser stuck in a super-linear loop
+    if b"X-Poison: alloc" in raw:
+        hoard = [bytearray(ALLOC_STEP) for _ in range(ALLOC_STEPS)]
+        del hoard
+    if b"X-Poison: crash" in raw:
+        os._exit(70)  # a crash in C code: no reply, the pipe just closes
+    return analyse_entry(raw, settings, null_sender)
