@@ -255,7 +255,8 @@ def _smtp(s: Section) -> SmtpSettings:
         tls_key_file=s.str("tls_key_file"),
         require_starttls=s.bool("require_starttls", default=False),
         hostname=s.str("hostname", d.hostname),
-        data_timeout_seconds=s.number("data_timeout_seconds", d.data_timeout_seconds, 1),
+        data_timeout_seconds=s.number("data_timeout_seconds", d.data_timeout_seconds, 0.1),
+        max_connections=s.int("max_connections", d.max_connections, 1, 100000),
     )
 
 

@@ -31,7 +31,10 @@ class SmtpSettings:
     tls_key_file: str = ""
     require_starttls: bool = False
     hostname: str = "mail2case"
+    # aiosmtpd's only timeout: a connection idle this long between reads is closed.
     data_timeout_seconds: float = 300.0
+    # Past this many open connections a new one is answered 421 and closed.
+    max_connections: int = 100
 
 
 def accepts_recipient(address: str, own: Iterable[str]) -> bool:
@@ -61,6 +64,22 @@ class SupportHandler:
         self.wake = wake
         self.max_recipients = max_recipients
 
+    async def handle_MAIL(  # noqa: N802 - aiosmtpd's hook name
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        """Take the reverse-path; a UTF-8 one needs the SMTPUTF8 parameter (RFC 6531 3.4)."""
+        del server, session
+        if not address.isascii() and not envelope.smtp_utf8:
+            return _NEEDS_SMTPUTF8
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self,
         server: SMTP,
@@ -71,6 +90,8 @@ class SupportHandler:
     ) -> str:
         """Accept our own addresses; refuse everything else (550, no relay)."""
         del server, session, rcpt_options
+        if not address.isascii() and not envelope.smtp_utf8:
+            return _NEEDS_SMTPUTF8
         if not accepts_recipient(address, self.own):
             log.info("smtp.recipient_refused", recipient=address)
             return (
@@ -108,6 +129,10 @@ class SupportHandler:
         return f"250 2.0.0 OK: queued as {inbound_id}"
 
 
+# RFC 6531 3.7.1 gives 553 5.6.7 for a non-ASCII address the transaction did not announce.
+_NEEDS_SMTPUTF8 = "553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter"
+
+
 def _as_bytes(content: Any) -> bytes:
     if isinstance(content, bytes):
         return content
@@ -123,14 +148,50 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     return ctx
 
 
+class _Gate:
+    """Counts open SMTP connections against ``max_connections``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+
+class _CountedSMTP(SMTP):
+    """aiosmtpd's SMTP protocol, releasing its place at the gate when the connection ends."""
+
+    def __init__(self, *args: Any, gate: _Gate, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._gate = gate
+        gate.open += 1
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._gate.open -= 1
+        super().connection_lost(error)
+
+
+class _TooBusy(asyncio.Protocol):
+    """Answers a connection past the limit with 421 and closes it (RFC 5321 3.8)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        log.warning("smtp.connection_refused", reason="too many connections")
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(b"421 4.3.2 Too many connections, try again later\r\n")
+        transport.close()
+
+
 async def start_server(settings: SmtpSettings, handler: SupportHandler) -> asyncio.Server:
     """Listen on the configured address in the running loop."""
     context = tls_context(settings)
     loop = asyncio.get_running_loop()
+    gate = _Gate(settings.max_connections)
 
-    def factory() -> SMTP:
-        return SMTP(
+    def factory() -> asyncio.Protocol:
+        # Called on accept, in the loop's thread: the count needs no lock.
+        if gate.open >= gate.limit:
+            return _TooBusy()
+        return _CountedSMTP(
             handler,
+            gate=gate,
             data_size_limit=settings.max_message_size,
             enable_SMTPUTF8=True,
             hostname=settings.hostname,
