@@ -237,25 +237,25 @@ def _dsn_text(mail: ParsedMail) -> str:
 def _walk(message: Message) -> Iterator[Message]:
     """Every part, without descending into the returned original message."""
     yield message
-    payload = message.get_payload()
-    if message.get_content_maintype() == "multipart" and isinstance(payload, list):
-        for part in payload:
+    # is_multipart() before get_payload(): on a leaf, get_payload() decodes with the
+    # declared charset and raises ValueError for one with a NUL in it (found by fuzzing).
+    if message.get_content_maintype() == "multipart" and message.is_multipart():
+        for part in message.get_payload():
             if isinstance(part, Message):
                 yield from _walk(part)
 
 
 def _part_text(part: Message) -> str:
     """The fields of a delivery-status part as text, whether the parser split it or not."""
-    payload = part.get_payload()
-    if isinstance(payload, list):
+    if part.is_multipart():
         blocks = (
             "\n".join(f"{k}: {v}" for k, v in block.raw_items())
-            for block in payload
+            for block in part.get_payload()
             if isinstance(block, Message)
         )
         return "\n\n".join(blocks)
-    raw = part.get_payload(decode=True)
-    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(payload)
+    raw = part.get_payload(decode=True)  # decode=True never reads the declared charset
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else ""
 
 
 def _field_groups(text: str) -> list[dict[str, str]]:
@@ -328,7 +328,7 @@ def _original_message_id(mail: ParsedMail) -> str | None:
 def _message_id_of_part(part: Message) -> str | None:
     content_type = part.get_content_type()
     if content_type == "message/rfc822":
-        payload = part.get_payload()
+        payload = part.get_payload() if part.is_multipart() else []
         inner = payload[0] if isinstance(payload, list) and payload else None
         value = inner.get("Message-ID") if isinstance(inner, Message) else None
         return _normalise_id(str(value)) if value else None

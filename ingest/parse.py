@@ -274,13 +274,23 @@ def _part_bytes(part: Message, defects: _Defects) -> bytes:
         return b"".join(_serialise(sub, defects) for sub in _children(part))
     cte = next(iter(_first(part, "content-transfer-encoding").lower().split()), "")
     if cte == "base64":  # base64 text is ASCII: any other character is junk to skip anyway
-        return _base64(str(part.get_payload()).encode("ascii", "ignore"), defects)
-    if cte == "quoted-printable" and _BAD_QP.search(str(part.get_payload())):
+        return _base64(_undecoded(part).encode("ascii", "ignore"), defects)
+    if cte == "quoted-printable" and _BAD_QP.search(_undecoded(part)):
         defects.add("body: invalid quoted-printable escapes kept as is")
     # decode=True hands back the raw 8-bit bytes (and decodes QP and uuencode);
     # plain get_payload() would already have replaced 8-bit bytes with U+FFFD.
     decoded = part.get_payload(decode=True)
     return decoded if isinstance(decoded, bytes) else b""
+
+
+def _undecoded(part: Message) -> str:
+    """The payload as parsed, still transfer-encoded.
+
+    Not get_payload(): with 8-bit bytes in the body it decodes them with the
+    declared charset, and raises ValueError when that name holds a NUL.
+    """
+    payload = getattr(part, "_payload", "")  # see above; found by fuzzing
+    return payload if isinstance(payload, str) else ""
 
 
 _BAD_QP = re.compile(r"=(?![0-9A-Fa-f]{2}|\r?\n|[ \t]*\r?$)", re.MULTILINE)

@@ -11,6 +11,7 @@ import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -266,3 +267,13 @@ def test_stage_settles_every_generated_message_and_keeps_it_raw(raws: list[bytes
         engine.dispose()
     assert [raw for _, raw in stored] == raws
     assert all(status in inbound.SETTLED for status, _ in stored)
+
+
+@pytest.mark.parametrize("cte", [b"8bit", b"base64", b"quoted-printable"])
+def test_charset_name_with_nul_and_8bit_body_is_read(cte: bytes) -> None:
+    """A charset name holding a NUL over an 8-bit body (found by fuzzing) still parses."""
+    raw = (
+        b"From: a@customer.example\r\nContent-Type: text/plain; charset=utf-8\x00\r\n"
+        b"Content-Transfer-Encoding: " + cte + b"\r\n\r\n\x80 text\r\n"
+    )
+    check(analyse_timed(raw))
