@@ -22,6 +22,8 @@ from mail2case.config import config_from_mapping
 from storage import inbound
 from storage.models import Inbound
 
+# Long generated headers make Hypothesis warn about the size of an example's repr.
+pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 CONFIG = config_from_mapping({"support": {"address": "support@example.com"}})
 ANALYSIS: AnalysisSettings = app.process_settings(CONFIG, app.team_calendar(CONFIG, NOW)).analysis
