@@ -6,8 +6,9 @@ import re
 from typing import TYPE_CHECKING
 
 from ingest.agent_mail import StoredAs
+from ingest.case_step import CaseStep
 from ingest.classify import Kind
-from ingest.process import CaseStep, Outcome
+from ingest.outcome import Outcome
 from storage import cases
 
 if TYPE_CHECKING:

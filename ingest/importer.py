@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session, sessionmaker
 
-    from ingest.process import Outcome, Processor
+    from ingest.outcome import Outcome
+    from ingest.process import Processor
     from ingest.sources.archive import ArchivedMessage
     from sla.policy import TargetKind
     from sla.tracking import SlaContext

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
     from sqlalchemy.orm import Session, sessionmaker
 
-    from ingest.process import Outcome, Processor
+    from ingest.outcome import Outcome
+    from ingest.process import Processor
 
     EventTap = Callable[[str, dict[str, Any]], None]
 

@@ -9,8 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ingest.charsets import decode_text
 from ingest.errors import ParseError
-from ingest.parse import decode_header_text, decode_text, parse_message, safe_filename
+from ingest.filenames import safe_filename
+from ingest.header_text import decode_header_text
+from ingest.parse import parse_message
 from ingest.parsed import Address, ParsedMail
 
 BASE_HEADERS = (

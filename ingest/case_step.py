@@ -1,0 +1,356 @@
+"""One message's case work inside its transaction: thread, open or add, acknowledge."""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from ingest import agent_mail
+from ingest.agent_outbox import queue_notification
+from ingest.classify import Classification, Kind
+from ingest.outcome import Outcome
+from ingest.reply_matching import is_participant, referenced_ids
+from sla import tracking
+from sla.policy import Priority, describe_target
+from storage import blobs, cases, outbox
+from storage.models import Attachment, Case, Inbound, Message
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+    from ingest.customers import CustomerRule
+    from ingest.parsed import ParsedMail
+    from ingest.process import Processor
+
+
+class CaseStep:
+    """One message's processing inside its transaction (kept apart for readability)."""
+
+    def __init__(  # noqa: PLR0917 - one private call site passes the unit of work
+        self,
+        proc: Processor,
+        s: Session,
+        row: Inbound,
+        mail: ParsedMail,
+        verdict: Classification,
+        now: datetime,
+    ) -> None:
+        self.cfg = proc.settings
+        self.priority_for = proc.priority_for
+        self.s, self.row, self.mail, self.verdict, self.now = s, row, mail, verdict, now
+        self.sender = mail.from_.addr if mail.from_ else (row.mail_from or "")
+
+    def run(self) -> Outcome:
+        """Decide what the message does to which case, and do it."""
+        case = self._existing_case()
+        if self.verdict.kind is Kind.LOOP:
+            return Outcome("suppressed", reason=f"loop: {self.verdict.reason}")
+        role = agent_mail.judge(
+            self.s, case, self.mail, self.verdict, self.row.rcpt_to, self.cfg, self.now
+        )
+        if role is not None:
+            return self._agent_mail(role)
+        if case is None and self.verdict.is_automatic and not self._opens_case_anyway():
+            return Outcome("suppressed", reason=f"{self.verdict.kind}: {self.verdict.reason}")
+        if case is None:
+            return self._open_case()
+        return self._add_to_case(case)
+
+    def _agent_mail(self, role: agent_mail.Role) -> Outcome:
+        """An agent's reply, note or commands, or mail without the authority it claims."""
+        case = role.case
+        if role.action is agent_mail.Action.ON_BEHALF and role.customer:
+            case = self._new_case(self.cfg.customers.resolve(role.customer), role.customer)
+            self._start_first_response_clock(case)
+        message = self._store_message(case, role.stored_as(self.mail)) if case else None
+        extra = agent_mail.act(self.s, role, case, message, self.mail, self.cfg, self.now)
+        if case is None:
+            return Outcome("suppressed", reason=f"{role.action}: {role.reason}", extra=extra)
+        opened = role.case is None
+        return Outcome("processed", case_ref=case.ref, case_id=case.id, opened=opened, extra=extra)
+
+    def _opens_case_anyway(self) -> bool:
+        return self.cfg.auto_reply_opens_case and self.verdict.kind is Kind.AUTO_REPLY
+
+    def _existing_case(self) -> Case | None:
+        ids = referenced_ids(self.mail)
+        if self.verdict.bounce and self.verdict.bounce.original_message_id:
+            ids.insert(0, self.verdict.bounce.original_message_id)
+        found = cases.case_by_message_ids(self.s, ids)
+        if found is not None:
+            return found
+        for ref in self.cfg.token.refs_in(self.mail.subject):
+            case = cases.case_by_ref(self.s, ref)
+            if case is not None and self._may_join(case):
+                return case
+        return None
+
+    def _may_join(self, case: Case) -> bool:
+        rule = self.cfg.customers.match(case.customer_address)
+        return is_participant(
+            self.sender,
+            customer_address=case.customer_address,
+            participants=case.participants,
+            customer_domains=rule.domains if rule else (),
+            agent=self.verdict.kind is Kind.AGENT,
+        )
+
+    def _open_case(self) -> Outcome:
+        rule = self.cfg.customers.resolve(self.sender)
+        case = self._new_case(rule)
+        message = self._store_message(case)
+        self._start_first_response_clock(case)
+        acked = self._queue_ack(case, rule)
+        queue_notification(self.s, case, message, self.mail, self.cfg, self.now, is_new_case=True)
+        return Outcome(
+            "processed", case_ref=case.ref, case_id=case.id, opened=True, extra={"ack": acked}
+        )
+
+    def _new_case(self, rule: CustomerRule, customer: str | None = None) -> Case:
+        tz = ZoneInfo(rule.timezone)
+        plan = self.cfg.policy.plan(rule.plan_on(self.now.astimezone(tz).date()))
+        decision = self.priority_for(self.mail)
+        cust_id = cases.customer_id(self.s, rule.name, self.now)
+        case = Case(
+            ref=cases.next_ref(self.s, self.cfg.first_ref),
+            subject=self.mail.subject[:2000],
+            status="open",
+            priority=decision.priority.value,
+            priority_reason=decision.reason,
+            customer_priority=decision.customer_priority.value
+            if decision.customer_priority
+            else None,
+            plan=plan.name,
+            customer_id=cust_id,
+            customer_address=(customer or self.sender).lower(),
+            timezone=rule.timezone,
+            participants=self._cc_participants(),
+            opened_at=self.now,
+            updated_at=self.now,
+        )
+        self.s.add(case)
+        self.s.flush()
+        if customer is None:
+            cases.touch_contact(self.s, self.sender, self._sender_name(), cust_id, self.now)
+        else:  # opened by an agent (#customer): the contact is the customer
+            cases.touch_contact(self.s, customer, "", cust_id, self.now)
+        cases.add_event(
+            self.s, case, "opened", self.now, actor=self.sender, data={"plan": plan.name}
+        )
+        cases.add_event(
+            self.s,
+            case,
+            "priority_set",
+            self.now,
+            detail=decision.reason,
+            data={"priority": case.priority, "customer_priority": case.customer_priority},
+        )
+        return case
+
+    def _sender_name(self) -> str:
+        return self.mail.from_.name if self.mail.from_ else ""
+
+    def _cc_participants(self) -> list[str]:
+        ours = self.cfg.own_addresses
+        found = [
+            a.key for a in (*self.mail.to, *self.mail.cc) if a.key not in ours and "@" in a.key
+        ]
+        return sorted(set(found) - {self.sender.lower()})
+
+    def _start_first_response_clock(self, case: Case) -> None:
+        tracking.record_opened(self.s, case, context=self.cfg.sla)
+
+    def _add_to_case(self, case: Case) -> Outcome:
+        message = self._store_message(case)
+        case.updated_at = self.now
+        if self.verdict.kind is Kind.BOUNCE and self.verdict.bounce:
+            b = self.verdict.bounce
+            cases.add_event(
+                self.s,
+                case,
+                "bounce",
+                self.now,
+                actor=self.sender,
+                detail=self.verdict.reason,
+                data={"recipient": b.recipient, "status": b.status, "diagnostic": b.diagnostic},
+            )
+        elif self.verdict.kind is Kind.AGENT:
+            # Every agent mail on a case counts as a public reply until agents can mark
+            # a message internal (a later issue); internal notes must not meet a clock.
+            tracking.record_agent_reply(
+                self.s, case, self.now, context=self.cfg.sla, actor=self.sender
+            )
+        elif self.verdict.kind is Kind.CUSTOMER:
+            # Reopens a pending, solved or closed case and restarts the clock it owes.
+            tracking.record_customer_reply(
+                self.s, case, self.now, context=self.cfg.sla, actor=self.sender
+            )
+            queue_notification(
+                self.s, case, message, self.mail, self.cfg, self.now, is_new_case=False
+            )
+        return Outcome("processed", case_ref=case.ref, case_id=case.id)
+
+    def _store_message(self, case: Case, shape: agent_mail.StoredAs | None = None) -> Message:
+        m = self.mail
+        kind = shape.kind if shape else self.verdict.kind.value
+        msg = Message(
+            case_id=case.id,
+            inbound_id=self.row.id,
+            direction=shape.direction if shape else "in",
+            kind=kind,
+            from_addr=self.sender.lower(),
+            from_name=self._sender_name()[:200],
+            to_addrs=[a.addr for a in m.to],
+            cc_addrs=[a.addr for a in m.cc],
+            subject=m.subject[:2000],
+            message_id=shape.message_id if shape else m.message_id,
+            in_reply_to=m.in_reply_to[0] if m.in_reply_to else None,
+            references=list(m.references),
+            at=self.now,
+            text=shape.text if shape else m.text,
+            dedupe_key=m.content_key,
+        )
+        self.s.add(msg)
+        self.s.flush()
+        for att in m.attachments:
+            blobs.store_blob(self.s, att.sha256, att.data, self.cfg.attachments_dir)
+            self.s.add(
+                Attachment(
+                    message_id=msg.id,
+                    filename=att.filename[:255],
+                    content_type=att.content_type[:255],
+                    size=att.size,
+                    sha256=att.sha256,
+                    is_inline=att.is_inline,
+                )
+            )
+        detail = (
+            "" if not self.verdict.is_automatic else f"{self.verdict.kind}: {self.verdict.reason}"
+        )
+        cases.add_event(
+            self.s,
+            case,
+            "message_added",
+            self.now,
+            actor=self.sender,
+            detail=detail,
+            data={"message_id": m.message_id, "kind": kind},
+        )
+        return msg
+
+    def _queue_ack(self, case: Case, rule: CustomerRule) -> bool:
+        if self.verdict.is_automatic or self.verdict.kind is Kind.AGENT:
+            cases.add_event(
+                self.s,
+                case,
+                "ack_suppressed",
+                self.now,
+                detail=f"suppressed: {self.verdict.kind}: {self.verdict.reason}",
+            )
+            return False
+        to = _reply_address(self.mail, self.sender)
+        if to.lower() in self.cfg.own_addresses or _is_system_address(to):
+            cases.add_event(
+                self.s, case, "ack_suppressed", self.now, detail=f"suppressed: system address {to}"
+            )
+            return False
+        return self._enqueue_ack(case, rule, to)
+
+    def _enqueue_ack(self, case: Case, rule: CustomerRule, to: str) -> bool:
+        plan = self.cfg.policy.plan(case.plan)
+        target = plan.target("first", Priority(case.priority))
+        subject = "Re: " + self.cfg.token.subject_with_token(case.ref, _strip_re(case.subject))
+        message_id = _new_message_id(case.ref, self.cfg.message_id_domain)
+        refs = [*self.mail.references, *([self.mail.message_id] if self.mail.message_id else [])]
+        due = case.first_response_due
+        context = {
+            "case_ref": case.ref,
+            "ref_token": self.cfg.token.render(case.ref),
+            "subject": case.subject,
+            "customer_name": self._sender_name() or rule.name,
+            "customer_address": to,
+            "plan": case.plan,
+            "priority": case.priority,
+            "priority_reason": case.priority_reason,
+            "first_response_words": describe_target(target, plan.clock),
+            "first_response_due": due.isoformat() if due else "",
+            "first_response_due_local": _local_words(due, case.timezone),
+            "support_name": self.cfg.support_name,
+            "support_address": self.cfg.support_address,
+        }
+        queued = outbox.enqueue(
+            self.s,
+            kind="ack",
+            case_id=case.id,
+            to_addrs=[to],
+            subject=subject,
+            template="ack",
+            context=context,
+            message_id=message_id,
+            in_reply_to=self.mail.message_id,
+            references=refs[-20:],
+            dedupe_key=f"ack:case:{case.ref}",
+            now=self.now,
+        )
+        if queued:
+            self.s.add(
+                Message(
+                    case_id=case.id,
+                    direction="out",
+                    kind="ack",
+                    from_addr=self.cfg.support_address,
+                    from_name=self.cfg.support_name,
+                    to_addrs=[to],
+                    subject=subject,
+                    message_id=message_id,
+                    in_reply_to=self.mail.message_id,
+                    references=refs[-20:],
+                    at=self.now,
+                    text="",
+                )
+            )
+            cases.add_event(
+                self.s, case, "ack_queued", self.now, data={"to": to, "message_id": message_id}
+            )
+        return queued
+
+
+_SYSTEM_LOCALS = (
+    "mailer-daemon",
+    "postmaster",
+    "noreply",
+    "no-reply",
+    "donotreply",
+    "do-not-reply",
+)
+
+
+def _is_system_address(address: str) -> bool:
+    local = address.lower().partition("@")[0]
+    return any(local.startswith(s) for s in _SYSTEM_LOCALS)
+
+
+def _reply_address(mail: ParsedMail, sender: str) -> str:
+    # RFC 5322 3.6.2: replies go to Reply-To when present.
+    return mail.reply_to[0].addr if mail.reply_to else sender
+
+
+def _strip_re(subject: str) -> str:
+    text = subject.strip()
+    while text[:3].lower() in {"re:", "aw:", "sv:"} or text[:4].lower() in {"fwd:", "re :"}:
+        text = text.partition(":")[2].strip()
+    return text
+
+
+def _new_message_id(ref: int, domain: str) -> str:
+    return f"<case{ref}.{secrets.token_hex(8)}@{domain}>"
+
+
+def _local_words(at: datetime | None, tz_name: str) -> str:
+    if at is None:
+        return ""
+    local = at.astimezone(ZoneInfo(tz_name))
+    return local.strftime("%a %d %b %Y %H:%M %Z")
