@@ -13,7 +13,7 @@ from ingest.outcome import Outcome
 from ingest.reply_matching import is_participant, referenced_ids
 from sla import tracking
 from sla.policy import Priority, describe_target
-from storage import blobs, cases, outbox
+from storage import blobs, cases, outbox, suppressions
 from storage.models import Attachment, Case, Inbound, Message
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ class CaseStep:
         case = self._existing_case()
         if self.verdict.kind is Kind.LOOP:
             return Outcome("suppressed", reason=f"loop: {self.verdict.reason}")
+        self._remember_bounce()
         role = agent_mail.judge(
             self.s, case, self.mail, self.verdict, self.row.rcpt_to, self.cfg, self.now
         )
@@ -58,6 +59,17 @@ class CaseStep:
         if case is None:
             return self._open_case()
         return self._add_to_case(case)
+
+    def _remember_bounce(self) -> None:
+        """A permanent bounce stops automatic mail to its recipient for a while (breaker)."""
+        bounce = self.verdict.bounce
+        if self.verdict.kind is not Kind.BOUNCE or bounce is None:
+            return
+        if not bounce.is_permanent or not bounce.recipient or "@" not in bounce.recipient:
+            return
+        reason = f"bounced {bounce.status or ''} {bounce.diagnostic or ''}".strip()
+        until = self.now + self.cfg.bounce_suppression
+        suppressions.suppress(self.s, bounce.recipient, reason, self.now, until)
 
     def _agent_mail(self, role: agent_mail.Role) -> Outcome:
         """An agent's reply, note or commands, or mail without the authority it claims."""

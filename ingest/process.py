@@ -64,6 +64,8 @@ class ProcessSettings:
     agents: AgentMailSettings = field(default_factory=AgentMailSettings)
     # Imports only: the previous system's ticket token, e.g. r"\[Ticket#(\d+)\]".
     ticket_pattern: str = ""
+    # How long no automatic mail goes to an address that bounced permanently.
+    bounce_suppression: timedelta = timedelta(days=7)
     # Attempts at a message that never settles (a poison message) before quarantine.
     max_attempts: int = 3
     # How long another instance leaves a claimed message alone: more than one attempt.

@@ -78,6 +78,7 @@ def process_settings(config: Config, calendar: BusinessCalendar) -> ProcessSetti
         auto_reply_opens_case=config.processing.auto_reply_opens_case,
         batch_size=config.processing.batch_size,
         agents=agent_mail_settings(config),
+        bounce_suppression=config.breaker.bounce_suppression,
         max_attempts=config.processing.max_attempts,
         # An attempt lasts at most the bound plus the transaction after it.
         claim_period=timedelta(seconds=2 * config.processing.message_timeout_seconds + 30),
@@ -150,6 +151,7 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
         loop_marker=config.support.address,
         max_attempts=out.max_attempts,
         attachments_dir=_attachments_dir(config),
+        breaker=config.breaker,
     )
     env = build_environment(Path(config.templates_dir) if config.templates_dir else None)
     return Sender(sessions, transport, env, settings, structlog.get_logger("mail2case.sender"))

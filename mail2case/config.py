@@ -14,6 +14,7 @@ from ingest.customers import CustomerDirectory, CustomerRule
 from ingest.sources.smtp import SmtpSettings
 from mail2case.config_reader import ConfigError, Section
 from mail2case.imap_wiring import read_imap_settings
+from notifications.breaker import BreakerSettings
 from sla.policy import Clock, Plan, Priority, SlaPolicy, default_policy
 
 if TYPE_CHECKING:
@@ -181,6 +182,7 @@ class Config:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
 def config_path(cli_path: str | None) -> Path | None:
@@ -229,6 +231,7 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "mapping") -> Con
         service=_service(root.table("service")),
         http=_http(root.table("http")),
         retention=RetentionSettings(raw_days=root.table("retention").int("raw_days", 0, 0, 36500)),
+        breaker=_breaker(root.table("circuit_breaker")),
     )
     root.finish()
     if problems:
@@ -414,6 +417,20 @@ def _customer(s: Section, plans: frozenset[str], *, is_default: bool) -> Custome
         plan=plan,
         timezone=tz.key,
         paid_through=s.optional_date("paid_through"),
+    )
+
+
+def _breaker(s: Section) -> BreakerSettings:
+    d = BreakerSettings()
+    return BreakerSettings(
+        per_recipient=s.int("per_recipient", d.per_recipient, 1, 100000),
+        per_case=s.int("per_case", d.per_case, 1, 100000),
+        window=timedelta(
+            seconds=s.int("window_seconds", int(d.window.total_seconds()), 60, 86400 * 7)
+        ),
+        bounce_suppression=timedelta(
+            days=s.int("bounce_suppression_days", d.bounce_suppression.days, 0, 3650)
+        ),
     )
 
 

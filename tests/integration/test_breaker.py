@@ -147,3 +147,55 @@ def test_per_case_limit_stops_a_loop(tmp_path: Path, sessions: sessionmaker[Sess
         == 3
     )
     assert "per-case limit" in (statuses(sessions)[-1][1] or "")
+
+
+DSN = """From: MAILER-DAEMON@mx.customer.example
+To: support@example.com
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <dsn1@mx.customer.example>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+Your message could not be delivered.
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.customer.example
+
+Final-Recipient: rfc822; gone@customer.example
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 user unknown
+--B--
+"""
+
+
+def test_permanent_bounce_suppresses_its_recipient(tmp_path: Path) -> None:
+    """Processing a permanent bounce records its recipient; the sender then holds mail to it."""
+    from mail2case import app  # noqa: PLC0415 - the composition root builds the processor
+    from mail2case.config import config_from_mapping  # noqa: PLC0415
+    from storage import inbound  # noqa: PLC0415
+
+    config = config_from_mapping(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'p.db'}"},
+            "support": {"address": "support@example.com"},
+        }
+    )
+    engine, factory = app.open_database(config)
+    with factory.begin() as s:
+        row = inbound.add_inbound(s, raw=DSN.replace("\n", "\r\n").encode(), source="file", now=NOW)
+        row_id = row.id
+    outcome = app.build_processor(config, factory).handle(row_id, NOW)
+    assert outcome is not None
+    assert outcome.status == "suppressed"
+    with factory() as s:
+        found = suppressions.suppressed(s, ["GONE@customer.example"], NOW)
+        later = suppressions.suppressed(s, ["gone@customer.example"], NOW + timedelta(days=8))
+    engine.dispose()
+    assert "5.1.1" in found["gone@customer.example"]
+    assert later == {}
