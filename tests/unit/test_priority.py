@@ -375,3 +375,11 @@ def test_rules_are_data_a_team_can_tune() -> None:
     decision = infer_priority("Help", "Everything is kaput.", {}, rules)
     assert decision.priority is HIGH
     assert rules.languages == ("en",)
+
+
+def test_megabytes_of_pasted_logs_leave_the_decision_to_the_head() -> None:
+    """The problem statement at the top decides; a huge pasted log below it is not read whole."""
+    head = "Our production API returns HTTP 503 for every request since 02:00. No workaround.\n"
+    logs = "2026-11-26T02:00:01 worker-3 ERROR upstream timeout after 30000 ms\n" * 20_000
+    decision = infer_priority("API down", head + logs, {}, PriorityRules.default())
+    assert decision.priority is Priority.HIGH
