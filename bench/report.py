@@ -70,7 +70,7 @@ def cpu_seconds() -> float:
     """CPU time of this process and its live children (a worker process counts too; Linux)."""
     total = time.process_time()
     tick = os.sysconf("SC_CLK_TCK")
-    for pid in _children(os.getpid()):
+    for pid in descendants(os.getpid()):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:  # the child exited meanwhile
@@ -79,11 +79,12 @@ def cpu_seconds() -> float:
     return total
 
 
-def _children(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
+    """Process ids of the live children of ``pid``, their children, and so on (Linux)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         for child in map(int, task.read_text().split()):
-            found += [child, *_children(child)]
+            found += [child, *descendants(child)]
     return found
 
 
