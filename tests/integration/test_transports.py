@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-PASSWORD = "s3cret-Pa55word"  # noqa: S105 - a test credential
+PASSWORD = "s3cret-Pa55word"
 
 
 def make_message(subject: str = "Hello") -> EmailMessage:
@@ -151,7 +151,7 @@ def test_smtp_wrong_password_is_temporary_and_not_echoed(
         starttls=True,
         ssl_context=client_context(ca),
         username="agent",
-        password="nope",  # noqa: S106 - a wrong test credential
+        password="nope",
     )
     with pytest.raises(TemporaryTransportError) as caught:
         send(transport)
