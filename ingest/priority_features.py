@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ingest.literal_factors import may_match
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -102,9 +104,17 @@ class Evidence:
 def detect(parts: list[str], features: Mapping[str, Patterns], width: int) -> Evidence:
     """Search each sentence for each feature; hypothetical sentences report no incident."""
     found: dict[str, list[Hit]] = {name: [] for name in features}
+    # Most of the ~700 patterns cannot match this mail at all: a substring test on the
+    # whole text rules them out before any regex runs per sentence (the profile: 36%).
+    lowered = "\n".join(parts).lower()
+    present = {
+        name: kept
+        for name, patterns in features.items()
+        if (kept := tuple(p for p in patterns if may_match(p, lowered)))
+    }
     for index, sentence in enumerate(parts):
-        is_hypothetical = _search(sentence, features["hypothetical"]) is not None
-        for name, patterns in features.items():
+        is_hypothetical = _search(sentence, present.get("hypothetical", ())) is not None
+        for name, patterns in present.items():
             if is_hypothetical and name in INCIDENT_FEATURES:
                 continue
             match = _search(sentence, patterns)
