@@ -189,13 +189,9 @@ class CaseStep:
                 detail=self.verdict.reason,
                 data={"recipient": b.recipient, "status": b.status, "diagnostic": b.diagnostic},
             )
-        elif self.verdict.kind is Kind.AGENT:
-            # Every agent mail on a case counts as a public reply until agents can mark
-            # a message internal (a later issue); internal notes must not meet a clock.
-            tracking.record_agent_reply(
-                self.s, case, self.now, context=self.cfg.sla, actor=self.sender
-            )
         elif self.verdict.kind is Kind.CUSTOMER:
+            # Agent mail never gets here: agent_mail.judge routes all of it (signed or
+            # suspicious) before a message is added to a case.
             # Reopens a pending, solved or closed case and restarts the clock it owes.
             tracking.record_customer_reply(
                 self.s, case, self.now, context=self.cfg.sla, actor=self.sender
