@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from ingest.agent_commands import CommandError
     from ingest.classify import ClassifySettings
+    from ingest.customers import CustomerDirectory
     from ingest.parsed import ParsedMail
     from ingest.reply_matching import CaseToken
     from sla.business_hours import BusinessCalendar
@@ -70,6 +71,8 @@ class Desk(Protocol):
     def classify(self) -> ClassifySettings: ...  # noqa: D102
     @property
     def agents(self) -> AgentMailSettings: ...  # noqa: D102
+    @property
+    def customers(self) -> CustomerDirectory: ...  # noqa: D102
     @property
     def sla(self) -> SlaContext: ...  # noqa: D102
 
@@ -171,12 +174,13 @@ def queue_notification(  # noqa: PLR0917 - one unit of work's fields
     *,
     is_new_case: bool,
 ) -> bool:
-    """Tell the case's owner, or else the team, about a new case or customer message.
+    """Tell the case's owner, else the customer's team, else the team, about a new message.
 
     Reply-To is the case's signed reply address: answering the notification is how an
     agent works the case. False when nobody is configured to hear about it.
     """
-    to = case.owner or desk.agents.team_address
+    rule = desk.customers.match(case.customer_address)
+    to = case.owner or (rule.team_address if rule else "") or desk.agents.team_address
     if not to:
         return False
     first = _first_notification(session, case)

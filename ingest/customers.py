@@ -27,6 +27,8 @@ class CustomerRule:
     plan: str
     timezone: str
     paid_through: date | None = None
+    # Where this customer's notifications go instead of [agents] team_address.
+    team_address: str = ""
 
     def plan_on(self, day: date) -> str:
         """The plan in force on ``day`` (the customer's local date)."""

@@ -417,6 +417,7 @@ def _customer(s: Section, plans: frozenset[str], *, is_default: bool) -> Custome
         plan=plan,
         timezone=tz.key,
         paid_through=s.optional_date("paid_through"),
+        team_address="" if is_default else s.str("team_address"),
     )
 
 
