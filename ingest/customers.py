@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from datetime import date
 
+    from sla.business_hours import WorkingHours
+
 
 PREMIER = "premier"
 
@@ -29,6 +31,8 @@ class CustomerRule:
     paid_through: date | None = None
     # Where this customer's notifications go instead of [agents] team_address.
     team_address: str = ""
+    # The customer's own business hours; None: the configured [business_hours].
+    hours: WorkingHours | None = None
 
     def plan_on(self, day: date) -> str:
         """The plan in force on ``day`` (the customer's local date)."""
@@ -57,6 +61,11 @@ class CustomerDirectory:
                 if (domain == d or domain.endswith("." + d)) and (best is None or len(d) > best[0]):
                     best = (len(d), rule)
         return None if best is None else best[1]
+
+    def hours_for(self, address: str) -> WorkingHours | None:
+        """The business hours of the customer ``address`` belongs to, if it has its own."""
+        rule = self.match(address)
+        return rule.hours if rule else None
 
     def resolve(self, address: str) -> CustomerRule:
         """The matching rule, or the default customer profile."""

@@ -88,7 +88,9 @@ class ProcessSettings:
     @property
     def sla(self) -> tracking.SlaContext:
         """What the SLA clocks need: the policy, the calendar and the reminder share."""
-        return tracking.SlaContext(self.policy, self.calendar, self.policy.reminder_share)
+        return tracking.SlaContext(
+            self.policy, self.calendar, self.policy.reminder_share, self.customers.hours_for
+        )
 
 
 class Processor:

@@ -163,6 +163,7 @@ def sla_context(config: Config, calendar: BusinessCalendar | None = None) -> Sla
         policy=config.policy,
         calendar=calendar or team_calendar(config),
         reminder_share=config.sla.reminder_share,
+        hours_for=config.customers.hours_for,
     )
 
 

@@ -15,6 +15,7 @@ from ingest.sources.smtp import SmtpSettings
 from mail2case.config_reader import ConfigError, Section
 from mail2case.imap_wiring import read_imap_settings
 from notifications.breaker import BreakerSettings
+from sla.business_hours import WorkingHours
 from sla.policy import Clock, Plan, Priority, SlaPolicy, default_policy
 
 if TYPE_CHECKING:
@@ -311,7 +312,8 @@ def _processing(s: Section) -> ProcessingSettings:
     )
 
 
-def _business_hours(s: Section) -> BusinessHoursSettings:
+def _working_hours(s: Section) -> WorkingHours:
+    """``start``, ``end`` and ``days`` of a business-hours table."""
     opens, closes = s.clock_time("start", "09:00"), s.clock_time("end", "18:00")
     if opens >= closes:
         s.problem("end", "must be later than start", closes.isoformat("minutes"))
@@ -320,12 +322,18 @@ def _business_hours(s: Section) -> BusinessHoursSettings:
     if bad or not days:
         s.problem("days", "must be a non-empty list of mon, tue, wed, thu, fri, sat, sun", days)
         days = WEEKDAYS[:5]
+    weekdays = frozenset(WEEKDAYS.index(d.lower()) for d in days if d.lower() in WEEKDAYS)
+    return WorkingHours(opens=opens, closes=closes, weekdays=weekdays)
+
+
+def _business_hours(s: Section) -> BusinessHoursSettings:
+    hours = _working_hours(s)
     holidays = {s.as_date("holidays", v) for v in s.raw("holidays", [])} - {None}
     return BusinessHoursSettings(
         timezone=s.zone("timezone"),
-        opens=opens,
-        closes=closes,
-        weekdays=frozenset(WEEKDAYS.index(d.lower()) for d in days if d.lower() in WEEKDAYS),
+        opens=hours.opens,
+        closes=hours.closes,
+        weekdays=hours.weekdays,
         holidays=frozenset(h for h in holidays if h is not None),
         holiday_country=s.str("holiday_country"),
         holiday_subdivision=s.str("holiday_subdivision"),
@@ -418,6 +426,7 @@ def _customer(s: Section, plans: frozenset[str], *, is_default: bool) -> Custome
         timezone=tz.key,
         paid_through=s.optional_date("paid_through"),
         team_address="" if is_default else s.str("team_address"),
+        hours=_working_hours(s.table("business_hours")) if "business_hours" in s.data else None,
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -32,6 +32,15 @@ def to_utc(at: datetime) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError(f"expected an aware datetime (got naive {at.isoformat()})")
     return at.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class WorkingHours:
+    """Opening time, closing time and working days: one customer's own business hours."""
+
+    opens: time
+    closes: time
+    weekdays: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -71,6 +80,12 @@ class BusinessCalendar:
     def day_length(self) -> timedelta:
         """Length of an ordinary business day; DST-change days may differ."""
         return datetime.combine(date.min, self.closes) - datetime.combine(date.min, self.opens)
+
+    def with_hours(self, hours: WorkingHours | None) -> BusinessCalendar:
+        """This calendar with another opening time, closing time and working days."""
+        if hours is None:
+            return self
+        return replace(self, opens=hours.opens, closes=hours.closes, weekdays=hours.weekdays)
 
     def is_open(self, at: datetime) -> bool:
         """Return whether `at` falls within business hours."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -26,11 +26,12 @@ from sla.policy import Priority
 from storage import cases, clocks
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from sqlalchemy.orm import Session
 
-    from sla.business_hours import BusinessCalendar
+    from sla.business_hours import BusinessCalendar, WorkingHours
     from sla.clocks import ClockChange
     from sla.policy import SlaPolicy, TargetKind
     from storage.models import Case
@@ -43,6 +44,9 @@ class SlaContext:
     policy: SlaPolicy
     calendar: BusinessCalendar
     reminder_share: float
+    # A customer's own business hours, looked up by the case's customer address
+    # (the composition root wires it to the customer directory); None: the default.
+    hours_for: Callable[[str], WorkingHours | None] = field(default=lambda _address: None)
 
     def calendar_for(self, tz_name: str) -> BusinessCalendar:
         """The business calendar in a customer's time zone."""
@@ -50,10 +54,13 @@ class SlaContext:
 
     def terms(self, case: Case) -> ClockTerms:
         """The clock terms of ``case``: the plan it opened on and its current priority."""
+        calendar = self.calendar_for(case.timezone).with_hours(
+            self.hours_for(case.customer_address)
+        )
         return ClockTerms(
             plan=self.policy.plan(case.plan),
             priority=Priority(case.priority),
-            calendar=self.calendar_for(case.timezone),
+            calendar=calendar,
             reminder_share=self.reminder_share,
         )
 
