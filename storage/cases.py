@@ -125,9 +125,7 @@ def add_event(
     data: dict[str, Any] | None = None,
 ) -> None:
     """Append one entry to the case's audit trail."""
-    session.add(
-        CaseEvent(case_id=case.id, at=now, kind=kind, actor=actor, detail=detail, data=data or {})
-    )
+    add_event_for(session, case.id, kind, now, actor=actor, detail=detail, data=data)
 
 
 def add_event_for(
