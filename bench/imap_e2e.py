@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import email
 import os
 import shutil
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from bench.databases import Databases, databases
 from bench.mix import generate, stats
-from bench.report import Figure, emit, median
+from bench.report import Figure, emit, median, mix_parser, parse_mix_args
 from bench.sites import make_site, start_daemon, status_json, wait_settled
 from tests.support.dovecot import USERS, DovecotServer, _certificates
 
@@ -101,14 +100,7 @@ def _wait_idle(log: Path, timeout: float = 60.0) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI smoke)")
-    args = parser.parse_args()
-    if args.quick:
-        args.messages, args.runs = min(args.messages, 20), 1
+    args = parse_mix_args(mix_parser(__doc__))
     mix = generate(args.messages)
     rates, parse_rates = [], []
     with (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import mailbox
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 from bench.databases import Databases, databases
 from bench.imap_e2e import parse_rate
 from bench.mix import generate, stats
-from bench.report import Figure, emit, median
+from bench.report import Figure, emit, median, mix_parser, parse_mix_args
 from bench.sites import make_site
 
 
@@ -45,14 +44,7 @@ def import_run(dbs: Databases, workdir: Path, mbox: Path) -> tuple[float, dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI smoke)")
-    args = parser.parse_args()
-    if args.quick:
-        args.messages, args.runs = min(args.messages, 20), 1
+    args = parse_mix_args(mix_parser(__doc__))
     mix = generate(args.messages)
     rates, parse_rates = [], []
     summary: dict[str, object] = {}

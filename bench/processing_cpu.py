@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import email
 import os
 import time
@@ -11,7 +10,7 @@ from email import policy
 
 from bench.databases import databases
 from bench.mix import generate, stats
-from bench.report import Figure, cpu_seconds, emit, median
+from bench.report import Figure, cpu_seconds, emit, median, mix_parser, parse_mix_args
 from mail2case import app
 from mail2case.config import config_from_mapping
 from mail2case.log_setup import configure_logging
@@ -61,14 +60,7 @@ def process_cpu(url: str, mix: list[bytes]) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI smoke)")
-    args = parser.parse_args()
-    if args.quick:
-        args.messages, args.runs = min(args.messages, 20), 1
+    args = parse_mix_args(mix_parser(__doc__))
     # The daemon logs one JSON line per message; so does the benchmark (to nowhere).
     configure_logging("info", "json", open(os.devnull, "w"))  # noqa: SIM115, PTH123 - for the whole run
     mix = generate(args.messages)

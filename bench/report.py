@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -114,3 +115,21 @@ def emit(benchmark: str, figures: list[Figure], **context: Any) -> None:
     }
     sys.stdout.flush()
     print(json.dumps(line, default=str))
+
+
+def mix_parser(description: str | None, *, runs: int = 3) -> argparse.ArgumentParser:
+    """The options every benchmark over the message mix takes: --db, --messages, --runs, --quick."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=runs)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI smoke)")
+    return parser
+
+
+def parse_mix_args(parser: argparse.ArgumentParser, quick_messages: int = 20) -> argparse.Namespace:
+    """Parsed options, shrunk to a few messages and one run with --quick."""
+    args = parser.parse_args()
+    if args.quick:
+        args.messages, args.runs = min(args.messages, quick_messages), 1
+    return args

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.databases import Databases, databases
 from bench.mix import generate, stats
-from bench.report import Figure, emit, median
+from bench.report import Figure, emit, median, mix_parser, parse_mix_args
 from bench.sites import make_site, start_daemon, status_json, wait_settled
 from bench.smtp_clients import Load, send_all
 from tests.support.services import free_port
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def null_run(mix: list[bytes], connections: int) -> Load:
@@ -49,15 +52,11 @@ def daemon_run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--messages", type=int, default=1000)
+    parser = mix_parser(__doc__)
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI smoke)")
-    args = parser.parse_args()
+    args = parse_mix_args(parser, quick_messages=24)
     if args.quick:
-        args.messages, args.connections, args.runs = min(args.messages, 24), 4, 1
+        args.connections = 4
     mix = generate(args.messages)
     null_rates, rates, p50s, p99s, null_p99s, deferred = [], [], [], [], [], []
     status = ""
