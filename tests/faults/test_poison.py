@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,7 +18,7 @@ from storage.models import Inbound
 from tests.faults.poison_targets import misbehaving
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,15 +41,6 @@ def mail(subject: str, *, marker: str = "", body: str = "Hello, it is broken.") 
         msg["X-Poison"] = marker
     msg.set_content(body)
     return msg.as_bytes()
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """A migrated SQLite database."""
-    config = config_from_mapping({"database": {"url": f"sqlite:///{tmp_path / 'p.db'}"}})
-    engine, factory = app.open_database(config)
-    yield factory
-    engine.dispose()
 
 
 def processor_with(

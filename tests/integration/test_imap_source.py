@@ -25,12 +25,10 @@ from ingest.sources.mailbox import (
     MailboxError,
     MailboxLoginError,
 )
-from storage.engine import make_engine, session_factory
 from storage.models import Inbound, MailboxState
-from storage.schema import upgrade
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
     from pathlib import Path
 
     from sqlalchemy.orm import Session, sessionmaker
@@ -39,15 +37,6 @@ if TYPE_CHECKING:
 
 NOW = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 FAST = Backoff(base_seconds=0.05, cap_seconds=0.4)
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a migrated SQLite file database."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'mail2case.db'}")
-    upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from notifications.transports import MaildirTransport, SmtpTransport
 from storage import outbox
 from storage.engine import make_engine, session_factory
 from storage.models import Outbox
-from storage.schema import upgrade
 from tests.integration.smtp_sink import SmtpSink
 
 if TYPE_CHECKING:
@@ -55,15 +54,6 @@ ACK_CONTEXT: dict[str, Any] = {
     "support_name": "Example Support",
     "support_address": SUPPORT,
 }
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a migrated SQLite file database."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'mail2case.db'}")
-    upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 @pytest.fixture

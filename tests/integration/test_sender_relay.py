@@ -15,13 +15,10 @@ from notifications.render import build_environment
 from notifications.sender import Sender, SenderSettings
 from notifications.transports import SmtpTransport
 from storage import blobs, outbox
-from storage.engine import make_engine, session_factory
 from storage.models import Outbox
-from storage.schema import upgrade
 from tests.integration.smtp_sink import SmtpSink
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
     from sqlalchemy.orm import Session, sessionmaker
@@ -39,15 +36,6 @@ RELAY_CONTEXT: dict[str, Any] = {
     "support_name": "Example Support",
     "support_address": SUPPORT,
 }
-
-
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """Sessions on a migrated SQLite file database."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'mail2case.db'}")
-    upgrade(engine)
-    yield session_factory(engine)
-    engine.dispose()
 
 
 def queue_relay(sessions: sessionmaker[Session], root: Path | None, **extra: Any) -> None:
