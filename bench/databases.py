@@ -8,11 +8,11 @@ import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from storage.engine import make_engine
 from storage.schema import upgrade
-from tests.support.postgres import PostgresServer, _as_postgres, find_bindir
+from tests.support.postgres import PostgresServer, _as_postgres, find_bindir, running_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -46,15 +46,8 @@ def postgres_server() -> Iterator[DurablePostgres]:
     bindir = find_bindir()
     if bindir is None:
         raise SystemExit("PostgreSQL server binaries not found (apt-get install postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
-    server = DurablePostgres(bindir, root)
-    server.init()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
+    with running_server(bindir, "bench-pg-", DurablePostgres) as server:
+        yield cast("DurablePostgres", server)  # running_server built it from this class
 
 
 class Databases:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import random
-import shutil
 import smtplib
 import sqlite3
 import subprocess
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -27,7 +25,7 @@ from storage.engine import make_engine, session_factory
 from storage.schema import upgrade
 from tests.integration.smtp_sink import SinkHandler
 from tests.support.daemon import Daemon, Site, wait_for
-from tests.support.postgres import PostgresServer, find_bindir
+from tests.support.postgres import PostgresServer, find_bindir, running_server
 from tests.support.services import free_port, missing
 
 if TYPE_CHECKING:
@@ -79,15 +77,8 @@ def own_postgres() -> Iterator[PostgresServer]:
     bindir = find_bindir()
     if bindir is None:
         missing("PostgreSQL server binaries", "apt-get install -y postgresql")
-    root = Path(tempfile.mkdtemp(prefix="pg-outage-"))
-    server = PostgresServer(bindir, root)
-    server.init()
-    server.start()
-    try:
+    with running_server(bindir, "pg-outage-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.timeout(180)

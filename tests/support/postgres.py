@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,9 +157,11 @@ class PostgresServer:
         raise RuntimeError(f"postgres not ready in {READY_TIMEOUT}s: {self.log}")
 
 
-def _start_server(bindir: Path, root: Path) -> PostgresServer:
+def _start_server(
+    bindir: Path, root: Path, kind: type[PostgresServer] = PostgresServer
+) -> PostgresServer:
     """Init and start a server; a second port is tried if the first was taken meanwhile."""
-    server = PostgresServer(bindir, root)
+    server = kind(bindir, root)
     server.init()
     try:
         server.start()
@@ -174,9 +177,18 @@ def postgres() -> Iterator[PostgresServer]:
     bindir = find_bindir()
     if bindir is None:
         missing("PostgreSQL server binaries", "apt-get install -y postgresql")
+    with running_server(bindir, "pg-") as server:
+        yield server
+
+
+@contextmanager
+def running_server(
+    bindir: Path, prefix: str, kind: type[PostgresServer] = PostgresServer
+) -> Iterator[PostgresServer]:
+    """A server of ``kind`` in a fresh directory, stopped and removed afterwards."""
     # Not pytest's tmp_path: /tmp/pytest-of-root is 0700 and postgres could not enter it.
-    root = Path(tempfile.mkdtemp(prefix="pg-"))
-    server = _start_server(bindir, root)
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    server = _start_server(bindir, root, kind)
     try:
         yield server
     finally:
