@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -74,29 +74,20 @@ def due_for_reminder(session: Session, now: datetime, limit: int) -> list[ClockR
 
     Reads the (state, remind_at) index, so a pass costs what comes due, not what is open.
     """
-    stmt = (
-        _with_case()
-        .where(
-            SlaClock.state == RUNNING,
-            SlaClock.remind_at <= now,
-            SlaClock.reminded_at.is_(None),
-        )
-        .order_by(SlaClock.remind_at, SlaClock.id)
-        .limit(limit)
-    )
-    return _claimed(session, stmt)
+    return _due(session, SlaClock.remind_at, SlaClock.reminded_at, now, limit)
 
 
 def due_for_escalation(session: Session, now: datetime, limit: int) -> list[ClockRow]:
     """Running clocks past due that were not escalated yet (reads the (state, due_at) index)."""
+    return _due(session, SlaClock.due_at, SlaClock.breached_at, now, limit)
+
+
+def _due(session: Session, when: Any, done: Any, now: datetime, limit: int) -> list[ClockRow]:
+    """Running clocks whose ``when`` has come and whose ``done`` mark is not set, oldest first."""
     stmt = (
         _with_case()
-        .where(
-            SlaClock.state == RUNNING,
-            SlaClock.due_at <= now,
-            SlaClock.breached_at.is_(None),
-        )
-        .order_by(SlaClock.due_at, SlaClock.id)
+        .where(SlaClock.state == RUNNING, when <= now, done.is_(None))
+        .order_by(when, SlaClock.id)
         .limit(limit)
     )
     return _claimed(session, stmt)
