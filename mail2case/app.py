@@ -72,9 +72,7 @@ def process_settings(config: Config, calendar: BusinessCalendar) -> ProcessSetti
             agent_domains=config.agents.domains,
         ),
         max_parts=config.processing.max_parts,
-        attachments_dir=Path(config.processing.attachments_dir)
-        if config.processing.attachments_dir
-        else None,
+        attachments_dir=_attachments_dir(config),
         auto_reply_opens_case=config.processing.auto_reply_opens_case,
         batch_size=config.processing.batch_size,
         agents=agent_mail_settings(config),
