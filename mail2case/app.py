@@ -160,7 +160,7 @@ def sla_context(config: Config, calendar: BusinessCalendar | None = None) -> Sla
     return SlaContext(
         policy=config.policy,
         calendar=calendar or team_calendar(config),
-        reminder_share=config.sla.reminder_share,
+        reminder_share=config.policy.reminder_share,
         hours_for=config.customers.hours_for,
     )
 

@@ -104,9 +104,11 @@ class BusinessHoursSettings:
 
 @dataclass(frozen=True)
 class SlaSettings:
-    """When reminders and escalations go out, and to whom."""
+    """When reminders and escalations go out, and to whom.
 
-    reminder_share: float = 0.75
+    ``[sla] reminder_share`` is read into the policy (``Config.policy.reminder_share``).
+    """
+
     escalation_address: str = ""
     remind_in_business_hours_only: bool = True
     poll_interval_seconds: float = 30.0
@@ -374,7 +376,6 @@ def _hours(
 def _sla(s: Section) -> SlaSettings:
     d = SlaSettings()
     return SlaSettings(
-        reminder_share=s.number("reminder_share", d.reminder_share, 0.01, 0.99),
         escalation_address=s.str("escalation_address"),
         remind_in_business_hours_only=s.bool("remind_in_business_hours_only", default=True),
         poll_interval_seconds=s.number("poll_interval_seconds", d.poll_interval_seconds, 0.05),
