@@ -61,7 +61,6 @@ def test_each_corpus_message_is_settled_with_a_reason(
     by_status: dict[str, int] = {}
     for r in rows:
         by_status[r.status] = by_status.get(r.status, 0) + 1
-    assert by_status.get("processed", 0) + by_status.get("duplicate", 0) <= (
-        stored or 0
-    ) + by_status.get("duplicate", 0)
+    # Each processed row stored its message on a case (suppressed ones may not have).
+    assert by_status.get("processed", 0) <= (stored or 0)
     assert sum(by_status.values()) == len(corpus_files)
