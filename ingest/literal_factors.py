@@ -35,6 +35,69 @@ def may_match(pattern: re.Pattern[str], lowered_text: str) -> bool:
     return factors is None or any(f in lowered_text for f in factors)
 
 
+# --- when lower-casing agrees with the regex engine ------------------------------------
+#
+# The engine matches a literal case-insensitively by its simple lower-case mapping plus a
+# table of extra equivalences ('s' and long s, 'i' and dotless i, Greek and Cyrillic
+# variants); str.lower() uses the full mapping ('İ' becomes two characters, a final
+# sigma depends on its neighbours). Where the two could disagree, a factor missing from
+# the lower-cased text does not prove the pattern cannot match, so callers that need a
+# proof ask ``folds_plainly`` of the patterns and ``is_plain`` of the text.
+
+try:
+    from re._casefix import _EXTRA_CASES  # type: ignore[import-not-found]
+
+    _SIMPLE_LOWER: Any = __import__("_sre").unicode_tolower
+except (ImportError, AttributeError):  # pragma: no cover - another Python: never claim a proof
+    _EXTRA_CASES, _SIMPLE_LOWER = None, None
+
+
+@functools.cache
+def _plain_char(char: str) -> bool:
+    """Whether ``char`` lowers to one character, its simple mapping, with no extra cases."""
+    if _SIMPLE_LOWER is None or _EXTRA_CASES is None:
+        return False
+    lowered = char.lower()
+    if len(lowered) != 1 or _SIMPLE_LOWER(ord(char)) != ord(lowered):
+        return False
+    # 'i' and 's' have extra cases (dotless i, long s) that are not plain themselves.
+    return ord(lowered) not in _EXTRA_CASES or lowered in "is"
+
+
+def is_plain(text: str) -> bool:
+    """Whether every character of ``text`` lowers as the regex engine folds it (see above)."""
+    return text.isascii() or all(_plain_char(char) for char in set(text))
+
+
+def folds_plainly(pattern: str) -> bool:
+    """Whether every literal of ``pattern`` is plain, so that its factors are proof.
+
+    For such a pattern and a plain text, a match implies that one of the pattern's
+    factors is in the lower-cased matched text (not only in the lower-cased whole).
+    """
+    try:
+        parsed = sre_parse.parse(pattern, re.IGNORECASE)
+    except re.error:
+        return False
+    return all(_plain_char(chr(code)) for code in _literals(parsed))
+
+
+def _literals(node: Any) -> set[int]:
+    """Every LITERAL code point anywhere in a parsed pattern (nested groups included)."""
+    found: set[int] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, sre_parse.SubPattern):
+            stack.extend(item.data)
+        elif isinstance(item, (list, tuple)):
+            if len(item) == 2 and item[0] is c.LITERAL and isinstance(item[1], int):  # noqa: PLR2004 - an (op, arg) pair
+                found.add(item[1])
+            else:
+                stack.extend(item)
+    return found
+
+
 def _factors(items: list[tuple[Any, Any]]) -> list[Factor]:
     found: list[Factor] = []
     run: list[str] = []
