@@ -1,15 +1,17 @@
-"""Queries on IMAP mailbox state: the last UID read, UIDVALIDITY and the reader's lease."""
+"""Queries on IMAP mailbox state: the last UID read, UIDVALIDITY, the lease, stored UIDs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage.models import MailboxState
+from storage.inbound import RECEIVED
+from storage.models import Inbound, MailboxState
 
 if TYPE_CHECKING:
+    from collections.abc import Collection, Sequence
     from datetime import datetime, timedelta
 
     from sqlalchemy.orm import Session
@@ -22,6 +24,45 @@ class LeaseLostError(Exception):
 def stored_uidvalidity(session: Session, name: str) -> int | None:
     """The UIDVALIDITY last seen for the mailbox, or None."""
     return session.scalar(select(MailboxState.uidvalidity).where(MailboxState.name == name))
+
+
+def stored_source_refs(session: Session, source: str, refs: Collection[str]) -> dict[str, int]:
+    """Inbound row ids already stored under any of ``refs``: one query for a whole chunk."""
+    if not refs:
+        return {}
+    rows = session.execute(
+        select(Inbound.source_ref, Inbound.id).where(
+            Inbound.source == source, Inbound.source_ref.in_(refs)
+        )
+    )
+    return {ref: row_id for ref, row_id in rows if ref is not None}
+
+
+def add_received(
+    session: Session, source: str, now: datetime, chunk: Sequence[tuple[str, str, bytes]]
+) -> dict[str, int]:
+    """Insert a chunk of ``(source_ref, mail_from, raw)`` as received mail; id per source_ref.
+
+    One multi-row INSERT instead of a flush per message (``add_inbound``); the caller's
+    transaction commits the chunk as a whole.
+    """
+    if not chunk:
+        return {}
+    values = [
+        {
+            "received_at": now,
+            "source": source,
+            "source_ref": ref,
+            "mail_from": mail_from,
+            "rcpt_to": [],
+            "raw": raw,
+            "size": len(raw),
+            "status": RECEIVED,
+        }
+        for ref, mail_from, raw in chunk
+    ]
+    rows = session.execute(insert(Inbound).returning(Inbound.source_ref, Inbound.id), values)
+    return {ref: row_id for ref, row_id in rows if ref is not None}
 
 
 def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:

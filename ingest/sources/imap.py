@@ -1,9 +1,10 @@
-"""The IMAP source: polls or IDLEs on a mailbox and commits each message before moving it."""
+"""The IMAP source: polls or IDLEs on a mailbox; commits each fetched chunk, then moves it."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -21,11 +22,12 @@ from ingest.sources.oauth2 import (
     read_oauth2_token,
     token_expires_at,
 )
-from storage.inbound import add_inbound, find_by_source_ref
 from storage.mailboxes import (
     LeaseLostError,
+    add_received,
     advance,
     release_lease,
+    stored_source_refs,
     stored_uidvalidity,
     sync_uidvalidity,
     take_lease,
@@ -42,8 +44,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger("mail2case.imap")
 
 SOURCE = "imap"
-# Bodies fetched per round trip stay under this, however large batch_size is.
+# A chunk (one FETCH, one transaction, one MOVE) holds at most batch_size messages and
+# bodies under this many bytes (or one message, up to max_message_size): the memory bound.
 FETCH_BUDGET_BYTES = 64 * 1024 * 1024
+# The end of the header block: the first empty line (CRLF or bare LF line ends).
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 # Re-exported: the IMAP source's public names, wherever they live.
 __all__ = [
     "TOKEN_EXPIRY_WARNING",
@@ -130,7 +135,10 @@ class Backoff:
 
 
 def _headers(raw: bytes) -> Message:
-    return BytesHeaderParser(policy=default_policy).parsebytes(raw)
+    # Only the header block: parsing the whole message would decode and copy every body.
+    blank = _BLANK_LINE.search(raw)
+    head = raw if blank is None else raw[: blank.end()]
+    return BytesHeaderParser(policy=default_policy).parsebytes(head)
 
 
 def return_path(headers: Message) -> str:
@@ -154,7 +162,7 @@ def _fetch_groups(uids: Sequence[int], sizes: dict[int, int]) -> Iterator[list[i
 
 
 class MailboxPoller:
-    """Reads one mailbox: commits each message, then moves or flags it (invariant 1)."""
+    """Reads one mailbox: commits each fetched chunk, then moves or flags it (invariant 1)."""
 
     def __init__(
         self,
@@ -237,8 +245,9 @@ class MailboxPoller:
         for group in _fetch_groups(fits, sizes):
             raws = box.fetch(group)
             done = [u for u in group if u in raws]
-            stored = [u for u in done if self._commit(uidvalidity, u, raws[u], now)]
-            box.mark_processed(done)  # only now: every one of them is committed
+            stored = self._commit(uidvalidity, [(u, raws[u]) for u in done], now)
+            del raws  # the bodies are in the database now; don't hold them through the move
+            box.mark_processed(done)  # one command, and only now: all of them are committed
             if stored:
                 self._notify()
             handled += len(done)
@@ -247,27 +256,36 @@ class MailboxPoller:
             self._set_aside(box, too_large, sizes, now)
         return handled + len(too_large)
 
-    def _commit(self, uidvalidity: int, uid: int, raw: bytes, now: datetime) -> bool:
-        """Store one message unless a previous pass did; returns whether it was stored."""
+    def _commit(self, uidvalidity: int, chunk: Sequence[tuple[int, bytes]], now: datetime) -> int:
+        """Store a fetched chunk in one transaction, skipping what a previous pass stored.
+
+        Returns how many messages were new. A previous pass may have committed some of
+        them and died before moving them: their source_ref (UIDVALIDITY/UID) finds them.
+        """
+        if not chunk:
+            return 0
         name = self.settings.name
-        ref = f"{name}:{uidvalidity}:{uid}"
-        headers = _headers(raw)
+        refs = {uid: f"{name}:{uidvalidity}:{uid}" for uid, _raw in chunk}
+        headers = {uid: _headers(raw) for uid, raw in chunk}
         with self.sessions.begin() as s:
-            found = find_by_source_ref(s, SOURCE, ref)
-            row = found or add_inbound(
-                s, raw=raw, source=SOURCE, now=now, mail_from=return_path(headers), source_ref=ref
+            found = stored_source_refs(s, SOURCE, refs.values())
+            new = [
+                (refs[u], return_path(headers[u]), raw) for u, raw in chunk if refs[u] not in found
+            ]
+            added = add_received(s, SOURCE, now, new)
+            advance(s, name, self.owner, max(refs), now)
+        # Logged only once committed: "received" must never name a row that was rolled back.
+        for uid, raw in chunk:
+            ref = refs[uid]
+            log.info(
+                "message.already_stored" if ref in found else "message.received",
+                source=SOURCE,
+                inbound_id=found.get(ref) or added[ref],
+                uid=uid,
+                size=len(raw),
+                message_id=str(headers[uid].get("Message-ID", "")),
             )
-            advance(s, name, self.owner, uid, now)
-        event = "message.already_stored" if found else "message.received"
-        log.info(
-            event,
-            source=SOURCE,
-            inbound_id=row.id,
-            uid=uid,
-            size=len(raw),
-            message_id=str(headers.get("Message-ID", "")),
-        )
-        return found is None
+        return len(chunk) - len(found)
 
     def _set_aside(
         self, box: Mailbox, uids: Sequence[int], sizes: dict[int, int], now: datetime

@@ -17,7 +17,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from ingest.sources.imap import ImapSettings
 
@@ -111,6 +111,24 @@ def _reason(exc: BaseException) -> str:
     if text.startswith(("b'", 'b"')):  # imapclient passes server bytes through str()
         text = text[2:-1]
     return text or type(exc).__name__
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """An IMAP sequence set of exactly ``uids``, runs collapsed (``3:7,9``), for one command.
+
+    Only consecutive UIDs become a range, so a range never takes in a UID outside ``uids``
+    (one set aside as too large, say); a chunk of new mail is mostly one range.
+    """
+    ordered = sorted(set(uids))
+    parts: list[str] = []
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        parts.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        i = j + 1
+    return ",".join(parts)
 
 
 def tls_context(settings: ImapSettings) -> ssl.SSLContext:
@@ -218,18 +236,21 @@ class ImapClientMailbox:
         return {int(uid): bytes(data[b"BODY[]"]) for uid, data in resp.items()}
 
     def mark_processed(self, uids: Sequence[int]) -> None:
-        """Move the messages to the processed folder, or flag them, as configured."""
+        """Move the messages to the processed folder, or flag them, as configured.
+
+        One command for the whole set (UID MOVE, or UID STORE), however many there are.
+        """
         if not uids:
             return
         if self.settings.processed == "flag":
             with _translated("flag processed"):
-                self.client.add_flags(list(uids), [INGESTED_FLAG, SEEN_FLAG], silent=True)
+                self.client.add_flags(uid_set(uids), [INGESTED_FLAG, SEEN_FLAG], silent=True)
             return
         self._ensure_processed_folder()
         with _translated(f"move to {self.settings.processed_folder}"):
-            self._move(list(uids), self.settings.processed_folder)
+            self._move(uid_set(uids), self.settings.processed_folder)
 
-    def _move(self, uids: list[int], folder: str) -> None:
+    def _move(self, uids: str, folder: str) -> None:
         client = self.client
         if client.has_capability("MOVE"):
             client.move(uids, folder)
@@ -260,7 +281,7 @@ class ImapClientMailbox:
         """Flag messages that exceed the size limit, so they are not fetched again."""
         if uids:
             with _translated("flag too large"):
-                self.client.add_flags(list(uids), [TOO_LARGE_FLAG], silent=True)
+                self.client.add_flags(uid_set(uids), [TOO_LARGE_FLAG], silent=True)
 
     def folders(self) -> list[str]:
         """Every folder name on the account."""

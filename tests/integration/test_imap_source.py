@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -14,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import trustme
-from sqlalchemy import select
+from sqlalchemy import event, select
 from structlog.testing import capture_logs
 
+from ingest.sources import imap
 from ingest.sources.imap import Backoff, ImapSettings, MailboxPoller, OAuth2TokenSource
 from ingest.sources.mailbox import (
     INGESTED_FLAG,
@@ -24,8 +28,10 @@ from ingest.sources.mailbox import (
     ImapClientMailbox,
     MailboxError,
     MailboxLoginError,
+    uid_set,
 )
 from storage.models import Inbound, MailboxState
+from tests.support.services import REPO
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -245,27 +251,214 @@ class DropBeforeMove(ImapClientMailbox):
 def test_crash_between_commit_and_move_stores_once(
     dovecot: DovecotServer, folder: str, sessions: sessionmaker[Session]
 ) -> None:
-    """A message committed but not moved is moved on the next pass and not stored again."""
-    raw = mail("Crash window")
-    dovecot.append(folder, raw)
+    """A chunk committed but not moved is moved on the next pass and not stored again."""
+    raws = [mail(f"Crash window {i}") for i in range(4)]
+    uids = [dovecot.append(folder, raw) for raw in raws]
     settings = settings_for(dovecot, folder)
     factory = Factory(settings, first=[DropBeforeMove(settings, timeout=10)])
     poller = poller_for(settings, sessions, factory=factory)
     try:
         with pytest.raises(MailboxError):
             poller.run_once(NOW)
-        assert [r.raw for r in stored(sessions)] == [raw]  # committed before the failed move
-        assert len(dovecot.messages(folder)) == 1
+        assert [r.raw for r in stored(sessions)] == raws  # committed before the failed move
+        assert len(dovecot.messages(folder)) == 4
         poller.close()
         with capture_logs() as logs:
-            assert poller.run_once(NOW) == 1
+            assert poller.run_once(NOW) == 4
     finally:
         poller.close()
-    assert [r.raw for r in stored(sessions)] == [raw]
+    assert [r.raw for r in stored(sessions)] == raws
     assert dovecot.messages(folder) == {}
-    assert [raw] == [r for _, r in dovecot.messages(f"{folder}done").values()]
-    assert "message.already_stored" in [e["event"] for e in logs]
+    assert sorted(r for _, r in dovecot.messages(f"{folder}done").values()) == sorted(raws)
+    again = [e["uid"] for e in logs if e["event"] == "message.already_stored"]
+    assert again == uids
     assert factory.made == 2
+
+
+class Recording(ImapClientMailbox):
+    """A real mailbox that notes each command it sends, and what was committed at each move."""
+
+    def __init__(
+        self,
+        settings: ImapSettings,
+        sessions: sessionmaker[Session],
+        trace: list[tuple[str, str]],
+        *,
+        has_move: bool = True,
+    ) -> None:
+        super().__init__(settings, timeout=10)
+        self.sessions, self.trace, self.has_move = sessions, trace, has_move
+
+    def connect(self) -> None:
+        """Connect, then record every command (and hide MOVE when asked to)."""
+        super().connect()
+        imap4 = self.client._imap  # the test watches the commands on the wire
+        send = imap4._command
+
+        def command(name: str, *args: Any) -> Any:
+            words = [name, *(a.decode() if isinstance(a, bytes) else str(a) for a in args)]
+            self.trace.append(("imap", " ".join(words[:3])))
+            return send(name, *args)
+
+        imap4._command = command
+        if not self.has_move:
+            capable = self.client.has_capability
+            self.client.has_capability = lambda name: name != "MOVE" and capable(name)
+
+    def mark_processed(self, uids: Sequence[int]) -> None:
+        """Note which UIDs are committed when the move starts, then move."""
+        with self.sessions() as s:
+            refs = s.scalars(select(Inbound.source_ref)).all()
+        committed = {int(str(ref).rsplit(":", 1)[1]) for ref in refs}
+        self.trace.append(("committed", uid_set(u for u in uids if u in committed)))
+        super().mark_processed(uids)
+
+
+def watch_transactions(sessions: sessionmaker[Session], trace: list[tuple[str, str]]) -> None:
+    """Add ("commit", "inbound") to ``trace`` for each committed transaction that stored mail."""
+    engine = sessions.kw["bind"]
+    wrote: list[bool] = [False]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.startswith("INSERT INTO inbound"):
+            wrote[0] = True
+
+    @event.listens_for(engine, "commit")
+    def _committed(_conn: Any) -> None:
+        if wrote[0]:
+            trace.append(("commit", "inbound"))
+        wrote[0] = False
+
+    @event.listens_for(engine, "rollback")
+    def _rolled_back(_conn: Any) -> None:
+        wrote[0] = False
+
+
+def test_uid_set_names_exactly_the_uids() -> None:
+    """Runs of consecutive UIDs collapse to ranges; a gap never falls inside a range."""
+    assert uid_set([5, 1, 2, 3, 7, 8, 10]) == "1:3,5,7:8,10"
+    assert uid_set([4]) == "4"
+    assert uid_set([]) == ""
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [("move", True, "UID MOVE"), ("move", False, "UID COPY"), ("flag", True, "UID STORE")],
+    ids=["move", "copy-expunge", "flag"],
+)
+def test_each_chunk_commits_in_one_transaction_then_moves_in_one_command(
+    dovecot: DovecotServer,
+    folder: str,
+    sessions: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    mode: tuple[str, bool, str],
+) -> None:
+    """Chunks are bounded by batch_size and bytes; each is one commit, then one command."""
+    processed, has_move, verb = mode
+    raws = [mail(f"Chunked {i}", body="x" * 2000) for i in range(9)]
+    uids = [dovecot.append(folder, raw) for raw in raws]
+    # Four messages fit the byte budget, so batch_size 5 gives chunks of 4+1, then 4.
+    monkeypatch.setattr(imap, "FETCH_BUDGET_BYTES", 4 * len(raws[0]) + 100)
+    settings = settings_for(dovecot, folder, batch_size=5, processed=processed)
+    trace: list[tuple[str, str]] = []
+    watch_transactions(sessions, trace)
+    factory = Factory(settings, first=[Recording(settings, sessions, trace, has_move=has_move)])
+    poller = poller_for(settings, sessions, factory=factory)
+    try:
+        with capture_logs() as logs:
+            assert poller.run_once(NOW) == 9
+    finally:
+        poller.close()
+    chunks = [uid_set(uids[0:4]), str(uids[4]), uid_set(uids[5:9])]
+    steps = [s for s in trace if s[0] != "imap" or s[1].startswith(verb)]
+    expected = [[("commit", "inbound"), ("committed", c), ("imap", f"{verb} {c}")] for c in chunks]
+    assert steps == [step for chunk in expected for step in chunk]
+    if verb == "UID COPY":  # the fallback deletes exactly the copied set, in one command each
+        assert [s for s in trace if s[1].startswith("UID EXPUNGE")] == [
+            ("imap", f"UID EXPUNGE {c}") for c in chunks
+        ]
+    assert [r.raw for r in stored(sessions)] == raws
+    assert [e["uid"] for e in logs if e["event"] == "message.received"] == uids
+    left = dovecot.messages(folder)
+    assert len(left) == (9 if processed == "flag" else 0)
+    assert len(dovecot.messages(f"{folder}done")) == (0 if processed == "flag" else 9)
+
+
+# A poller in a child process that SIGKILLs itself once its first chunk is committed,
+# right before the move: no rollback, no logout, no lease release, as in a real crash.
+KILLED_CHILD = """
+import json, os, signal, sys
+from datetime import datetime
+from ingest.sources.imap import ImapSettings, MailboxPoller
+from ingest.sources.mailbox import ImapClientMailbox
+from storage.engine import make_engine, session_factory
+
+class KillBeforeMove(ImapClientMailbox):
+    def mark_processed(self, uids):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+settings = ImapSettings(**json.loads(sys.argv[1]))
+sessions = session_factory(make_engine(sys.argv[2]))
+poller = MailboxPoller(
+    settings, lambda: KillBeforeMove(settings, timeout=10), sessions, lambda: None, "child"
+)
+poller.run_once(datetime.fromisoformat(sys.argv[3]))
+"""
+
+
+def test_sigkill_between_chunk_commit_and_move_leaves_no_duplicate(
+    dovecot: DovecotServer, folder: str, sessions: sessionmaker[Session]
+) -> None:
+    """A process killed after committing a chunk: the restart moves it, stores the rest, once.
+
+    The restart reads in chunks of another size, so one chunk mixes stored and new mail.
+    """
+    raws = [mail(f"Killed {i}") for i in range(7)]
+    uids = [dovecot.append(folder, raw) for raw in raws]
+    settings = settings_for(dovecot, folder, batch_size=3)
+    keys = (
+        "host",
+        "port",
+        "tls",
+        "username",
+        "password",
+        "folder",
+        "processed_folder",
+        "batch_size",
+    )
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLED_CHILD,
+            json.dumps({k: getattr(settings, k) for k in keys} | {"name": settings.name}),
+            str(sessions.kw["bind"].url),
+            NOW.isoformat(),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    assert [r.raw for r in stored(sessions)] == raws[:3]  # the first chunk, committed whole
+    assert len(dovecot.messages(folder)) == 7
+    later = NOW + timedelta(seconds=settings.lease_seconds + 1)  # the dead owner's lease ran out
+    poller = poller_for(replace(settings, batch_size=5), sessions, owner="restarted")
+    try:
+        with capture_logs() as logs:
+            assert poller.run_once(later) == 7
+            assert poller.run_once(later) == 0
+    finally:
+        poller.close()
+    rows = stored(sessions)
+    assert [r.raw for r in rows] == raws
+    assert len({r.source_ref for r in rows}) == 7
+    assert [e["uid"] for e in logs if e["event"] == "message.already_stored"] == uids[:3]
+    assert [e["uid"] for e in logs if e["event"] == "message.received"] == uids[3:]
+    assert dovecot.messages(folder) == {}
+    assert sorted(r for _, r in dovecot.messages(f"{folder}done").values()) == sorted(raws)
 
 
 async def eventually(done: Callable[[], bool], within: float, step: float = 0.05) -> bool:
