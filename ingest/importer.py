@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 SOURCE = "import"
 HELD = "held"
 STAGE_BATCH = 200
+# Held rows handed to the processor at a time: its progress is reported per chunk.
+_CHUNK = 64
 
 
 @dataclass
@@ -123,13 +125,14 @@ def process_held(
             if ids
             else {}
         )
-    for done, inbound_id in enumerate(ids, start=1):
-        at = times.get(inbound_id) or datetime.now(UTC)
-        outcome = processor.handle(inbound_id, at)
-        if outcome is not None:
-            _count(summary, outcome, inbound_id)
+    # Several messages per transaction (Processor.handle_many); progress after each chunk.
+    for start in range(0, len(ids), _CHUNK):
+        chunk = [(i, times.get(i) or datetime.now(UTC)) for i in ids[start : start + _CHUNK]]
+        for inbound_id, outcome in processor.handle_many(chunk):
+            if outcome is not None:
+                _count(summary, outcome, inbound_id)
         if progress is not None:
-            progress(done, len(ids))
+            progress(start + len(chunk), len(ids))
 
 
 def _count(summary: ImportSummary, outcome: Outcome, inbound_id: int) -> None:

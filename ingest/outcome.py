@@ -15,4 +15,6 @@ class Outcome:
     case_ref: int | None = None
     case_id: int | None = None
     opened: bool = False
+    # A new case's (plan, priority), for the metrics.
+    opened_as: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
