@@ -69,6 +69,7 @@ def is_plain(text: str) -> bool:
     return text.isascii() or all(_plain_char(char) for char in set(text))
 
 
+@functools.cache
 def folds_plainly(pattern: str) -> bool:
     """Whether every literal of ``pattern`` is plain, so that its factors are proof.
 

@@ -10,6 +10,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ingest.literal_factors import folds_plainly, is_plain, may_match
 from ingest.priority_features import FEATURES, Evidence, Hit, Patterns, detect, environment_near
 from ingest.priority_text import first_line, new_text, sentences, strip_subject_prefixes
 from sla.policy import Priority
@@ -360,20 +361,32 @@ def _claim(
         found = _match_claim(place, rules, "label_") or _match_claim(place, rules, "statement_")
         if found:
             return found[0], f"{where} '{found[1]}'"
-    found = _match_claim(text, rules, "statement_")
+    # Each statement pattern scans the whole text; most mails hold none of their words.
+    lowered = text.lower() if is_plain(text) else None
+    found = _match_claim(text, rules, "statement_", lowered)
     if found:
         return found[0], f"text '{found[1]}'"
     return _header_claim(headers)
 
 
-def _match_claim(text: str, rules: PriorityRules, prefix: str) -> tuple[Priority, str] | None:
+def _match_claim(
+    text: str, rules: PriorityRules, prefix: str, lowered: str | None = None
+) -> tuple[Priority, str] | None:
+    """The earliest claim in ``text``; ``lowered``: the text lower-cased, if it is plain."""
     best: tuple[int, Priority, str] | None = None
     for priority in Priority:
         for pattern in rules.claims[f"{prefix}{priority.value}"]:
+            if lowered is not None and _cannot_match(pattern, lowered):
+                continue
             match = pattern.search(text)
             if match and (best is None or match.start() < best[0]):
                 best = (match.start(), priority, match.group(0).strip())
     return None if best is None else (best[1], best[2])
+
+
+def _cannot_match(pattern: re.Pattern[str], lowered: str) -> bool:
+    """Proof that ``pattern`` finds nothing in the plain text whose lower case is ``lowered``."""
+    return folds_plainly(pattern.pattern) and not may_match(pattern, lowered)
 
 
 def _header_claim(headers: Mapping[str, str] | HasHeaders) -> tuple[Priority, str] | None:

@@ -119,14 +119,23 @@ def detect(parts: list[str], features: Mapping[str, Patterns], width: int) -> Ev
         candidates = [plan.candidates(present)] * len(parts)
     for index, sentence in enumerate(parts):
         checks = candidates[index]
-        is_hypothetical = any(
-            plan.names[i] == "hypothetical" and plan.patterns[i].search(sentence) for i in checks
+        hypothetical = next(
+            (
+                match
+                for i in checks
+                if plan.names[i] == "hypothetical" and (match := plan.patterns[i].search(sentence))
+            ),
+            None,
         )
-        done = -1  # the last feature found or ruled out in this sentence
+        if hypothetical is not None:
+            found["hypothetical"].append(Hit(index, _quote(sentence, hypothetical, width)))
+        done = -1  # the last feature found in this sentence
         for i in checks:
             feature = plan.feature_index[i]
             name = plan.names[i]
-            if feature == done or (is_hypothetical and name in INCIDENT_FEATURES):
+            if feature == done or name == "hypothetical":
+                continue
+            if hypothetical is not None and name in INCIDENT_FEATURES:
                 continue
             match = plan.patterns[i].search(sentence)
             if match is not None:
@@ -158,7 +167,7 @@ class _Plan:
             factor
             for gram in grams.intersection(self.by_trigram)
             for factor in self.by_trigram[gram]
-            if factor in lowered
+            if factor[-_GRAM:] in grams and factor in lowered
         ]
         return found + [factor for factor in self.short if factor in lowered]
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest.literal_factors import folds_plainly, is_plain, may_match, required_factors
-from ingest.priority import PriorityRules
+from ingest.priority import PriorityRules, _match_claim
 from ingest.priority_features import INCIDENT_FEATURES, Evidence, Hit, detect
 from ingest.priority_text import new_text, sentences
 from tests.support.services import REPO, SHARED
@@ -129,3 +129,39 @@ def test_long_s_matches_where_lowering_misses() -> None:
     parts = ["The ſerver is down ſince this morning, the outage affects everyone."]
     assert detect(parts, RULES.features, WIDTH) == plain_reading(parts)
     assert detect(parts, RULES.features, WIDTH).has("outage")
+
+
+CLAIM_WORDS = [
+    "priority",
+    "Priority: high",
+    "prio=2",
+    "severity 1",
+    "top priority",
+    "this is critical",
+    "low prio",
+    "mark it as normal",
+    "P1",
+    "[urgent]",
+    "Priorität: hoch",
+    "PRIORITÉ : basse",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(CLAIM_WORDS),
+            st.sampled_from(ODD),
+            st.sampled_from([" ", ". ", "\n", "", ": ", "="]),
+        ),
+        max_size=30,
+    )
+)
+def test_claim_prefilter_changes_nothing(pieces: list[str]) -> None:
+    """Statements found with the whole-text prefilter are those found without it."""
+    text = "".join(pieces)
+    lowered = text.lower() if is_plain(text) else None
+    assert _match_claim(text, RULES, "statement_", lowered) == _match_claim(
+        text, RULES, "statement_"
+    )
