@@ -245,13 +245,8 @@ def queue_command_error(  # noqa: PLR0917 - one unit of work's fields
 
 
 def _enqueue(session: Session, *, extra: dict[str, Any], **row: Any) -> bool:
-    """outbox.enqueue, then the columns it does not take (Cc, sender name, Reply-To, files)."""
-    if not outbox.enqueue(session, **row):
-        return False
-    queued = session.scalars(select(Outbox).where(Outbox.dedupe_key == row["dedupe_key"])).one()
-    for name, value in extra.items():
-        setattr(queued, name, value)
-    return True
+    """outbox.enqueue with the columns it does not name (Cc, sender name, Reply-To, files)."""
+    return outbox.enqueue(session, **row, extra=extra)
 
 
 def _notify_context(

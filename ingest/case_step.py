@@ -6,6 +6,8 @@ import secrets
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import insert
+
 from ingest import agent_mail
 from ingest.agent_outbox import queue_notification
 from ingest.classify import Classification, Kind
@@ -15,9 +17,11 @@ from sla import tracking
 from sla.policy import Priority, describe_target
 from storage import blobs, cases, outbox, suppressions
 from storage.models import Attachment, Case, Inbound, Message
+from storage.upserts import table_of
 
 if TYPE_CHECKING:
     from datetime import datetime
+    from typing import Any
 
     from sqlalchemy.orm import Session
 
@@ -42,6 +46,9 @@ class CaseStep:
         self.priority_for = proc.priority_for
         self.s, self.row, self.mail, self.verdict, self.now = s, row, mail, verdict, now
         self.sender = mail.from_.addr if mail.from_ else (row.mail_from or "")
+        # Audit entries of this step not written yet: they go in together, one statement,
+        # before anything else may add entries (ids follow the order of the calls).
+        self._events: list[dict[str, Any]] = []
 
     def run(self) -> Outcome:
         """Decide what the message does to which case, and do it."""
@@ -75,9 +82,10 @@ class CaseStep:
         """An agent's reply, note or commands, or mail without the authority it claims."""
         case = role.case
         if role.action is agent_mail.Action.ON_BEHALF and role.customer:
-            case = self._new_case(self.cfg.customers.resolve(role.customer), role.customer)
-            self._start_first_response_clock(case)
-        message = self._store_message(case, role.stored_as(self.mail)) if case else None
+            rule = self.cfg.customers.resolve(role.customer)
+            case = self._create_case(rule, role.customer, start_clock=True)
+        message = self._add_message(case, role.stored_as(self.mail)) if case else None
+        self._write_events()
         extra = agent_mail.act(self.s, role, case, message, self.mail, self.cfg, self.now)
         if case is None:
             return Outcome("suppressed", reason=f"{role.action}: {role.reason}", extra=extra)
@@ -112,16 +120,24 @@ class CaseStep:
 
     def _open_case(self) -> Outcome:
         rule = self.cfg.customers.resolve(self.sender)
-        case = self._new_case(rule)
-        message = self._store_message(case)
-        self._start_first_response_clock(case)
+        case = self._create_case(rule, start_clock=True)
+        message = self._add_message(case)
         acked = self._queue_ack(case, rule)
+        self._write_events()
         queue_notification(self.s, case, message, self.mail, self.cfg, self.now, is_new_case=True)
         return Outcome(
             "processed", case_ref=case.ref, case_id=case.id, opened=True, extra={"ack": acked}
         )
 
     def _new_case(self, rule: CustomerRule, customer: str | None = None) -> Case:
+        """A case for ``customer`` (the sender if None), flushed, with its opening entries."""
+        case = self._create_case(rule, customer)
+        self._write_events()
+        return case
+
+    def _create_case(
+        self, rule: CustomerRule, customer: str | None = None, *, start_clock: bool = False
+    ) -> Case:
         tz = ZoneInfo(rule.timezone)
         plan = self.cfg.policy.plan(rule.plan_on(self.now.astimezone(tz).date()))
         decision = self.priority_for(self.mail)
@@ -144,19 +160,19 @@ class CaseStep:
             updated_at=self.now,
         )
         self.s.add(case)
-        self.s.flush()
+        if start_clock:
+            # Before the case's INSERT, so that its deadline goes in with it; flushes.
+            tracking.record_opened(self.s, case, context=self.cfg.sla)
+        else:
+            self.s.flush()
         if customer is None:
             cases.touch_contact(self.s, self.sender, self._sender_name(), cust_id, self.now)
         else:  # opened by an agent (#customer): the contact is the customer
             cases.touch_contact(self.s, customer, "", cust_id, self.now)
-        cases.add_event(
-            self.s, case, "opened", self.now, actor=self.sender, data={"plan": plan.name}
-        )
-        cases.add_event(
-            self.s,
+        self._event(case, "opened", actor=self.sender, data={"plan": plan.name})
+        self._event(
             case,
             "priority_set",
-            self.now,
             detail=decision.reason,
             data={"priority": case.priority, "customer_priority": case.customer_priority},
         )
@@ -172,19 +188,14 @@ class CaseStep:
         ]
         return sorted(set(found) - {self.sender.lower()})
 
-    def _start_first_response_clock(self, case: Case) -> None:
-        tracking.record_opened(self.s, case, context=self.cfg.sla)
-
     def _add_to_case(self, case: Case) -> Outcome:
-        message = self._store_message(case)
+        message = self._add_message(case)
         case.updated_at = self.now
         if self.verdict.kind is Kind.BOUNCE and self.verdict.bounce:
             b = self.verdict.bounce
-            cases.add_event(
-                self.s,
+            self._event(
                 case,
                 "bounce",
-                self.now,
                 actor=self.sender,
                 detail=self.verdict.reason,
                 data={"recipient": b.recipient, "status": b.status, "diagnostic": b.diagnostic},
@@ -193,15 +204,23 @@ class CaseStep:
             # Agent mail never gets here: agent_mail.judge routes all of it (signed or
             # suspicious) before a message is added to a case.
             # Reopens a pending, solved or closed case and restarts the clock it owes.
+            self._write_events()
             tracking.record_customer_reply(
                 self.s, case, self.now, context=self.cfg.sla, actor=self.sender
             )
             queue_notification(
                 self.s, case, message, self.mail, self.cfg, self.now, is_new_case=False
             )
+        self._write_events()
         return Outcome("processed", case_ref=case.ref, case_id=case.id)
 
     def _store_message(self, case: Case, shape: agent_mail.StoredAs | None = None) -> Message:
+        """Add the mail to ``case`` as ``shape`` says (else as received), with its entry."""
+        msg = self._add_message(case, shape)
+        self._write_events()
+        return msg
+
+    def _add_message(self, case: Case, shape: agent_mail.StoredAs | None = None) -> Message:
         m = self.mail
         kind = shape.kind if shape else self.verdict.kind.value
         msg = Message(
@@ -225,24 +244,26 @@ class CaseStep:
         self.s.flush()
         for att in m.attachments:
             blobs.store_blob(self.s, att.sha256, att.data, self.cfg.attachments_dir)
-            self.s.add(
-                Attachment(
-                    message_id=msg.id,
-                    filename=att.filename[:255],
-                    content_type=att.content_type[:255],
-                    size=att.size,
-                    sha256=att.sha256,
-                    is_inline=att.is_inline,
-                )
-            )
+        if m.attachments:
+            # One statement for all of them; nothing reads them back as objects here.
+            rows = [
+                {
+                    "message_id": msg.id,
+                    "filename": att.filename[:255],
+                    "content_type": att.content_type[:255],
+                    "size": att.size,
+                    "sha256": att.sha256,
+                    "is_inline": att.is_inline,
+                }
+                for att in m.attachments
+            ]
+            self.s.execute(_INSERT_ATTACHMENT, rows)
         detail = (
             "" if not self.verdict.is_automatic else f"{self.verdict.kind}: {self.verdict.reason}"
         )
-        cases.add_event(
-            self.s,
+        self._event(
             case,
             "message_added",
-            self.now,
             actor=self.sender,
             detail=detail,
             data={"message_id": m.message_id, "kind": kind},
@@ -251,19 +272,15 @@ class CaseStep:
 
     def _queue_ack(self, case: Case, rule: CustomerRule) -> bool:
         if self.verdict.is_automatic or self.verdict.kind is Kind.AGENT:
-            cases.add_event(
-                self.s,
+            self._event(
                 case,
                 "ack_suppressed",
-                self.now,
                 detail=f"suppressed: {self.verdict.kind}: {self.verdict.reason}",
             )
             return False
         to = _reply_address(self.mail, self.sender)
         if to.lower() in self.cfg.own_addresses or _is_system_address(to):
-            cases.add_event(
-                self.s, case, "ack_suppressed", self.now, detail=f"suppressed: system address {to}"
-            )
+            self._event(case, "ack_suppressed", detail=f"suppressed: system address {to}")
             return False
         return self._enqueue_ack(case, rule, to)
 
@@ -320,10 +337,30 @@ class CaseStep:
                     text="",
                 )
             )
-            cases.add_event(
-                self.s, case, "ack_queued", self.now, data={"to": to, "message_id": message_id}
-            )
+            self._event(case, "ack_queued", data={"to": to, "message_id": message_id})
         return queued
+
+    def _event(
+        self,
+        case: Case,
+        kind: str,
+        *,
+        actor: str = "system",
+        detail: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        """An audit entry for :meth:`_write_events` (as ``cases.add_event``, deferred)."""
+        self._events.append(
+            cases.event_row(case.id, kind, self.now, actor=actor, detail=detail, data=data)
+        )
+
+    def _write_events(self) -> None:
+        """Write the entries held so far, in one statement (before others may add theirs)."""
+        cases.add_events(self.s, self._events)
+        self._events.clear()
+
+
+_INSERT_ATTACHMENT = insert(table_of(Attachment))
 
 
 _SYSTEM_LOCALS = (

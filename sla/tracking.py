@@ -26,7 +26,7 @@ from sla.policy import Priority
 from storage import cases, clocks
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from datetime import datetime
 
     from sqlalchemy.orm import Session
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sla.business_hours import BusinessCalendar, WorkingHours
     from sla.clocks import ClockChange
     from sla.policy import SlaPolicy, TargetKind
-    from storage.models import Case
+    from storage.models import Case, SlaClock
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,34 @@ class SlaContext:
 
 
 def record_opened(session: Session, case: Case, *, context: SlaContext) -> None:
-    """Start the first-response clock of a case just opened (flushed, so it has an id)."""
-    _apply(session, case, on_opened(context.terms(case), case.opened_at), case.opened_at)
+    """Start the clocks of a case just opened; it flushes the case (the clocks need its id).
+
+    Called before the case's first flush, the deadline goes in with its INSERT instead of
+    an UPDATE after.
+    """
+    decision = on_opened(context.terms(case), case.opened_at)
+    # A new case has no clock to end: opening only starts clocks.
+    started = [c for c in decision.changes if isinstance(c, Started)]
+    clocks.mirror(case, {c.kind: c.due_at for c in started})
+    session.flush()
+    for change in started:
+        clocks.new_clock(
+            session,
+            case,
+            change.kind,
+            started_at=change.started_at,
+            due_at=change.due_at,
+            remind_at=change.remind_at,
+        )
 
 
 def record_agent_reply(
     session: Session, case: Case, at: datetime, *, context: SlaContext, actor: str
 ) -> None:
     """A public agent reply at ``at``: first response met, next update owed from ``at``."""
-    decision = on_agent_reply(context.terms(case), case_clocks(session, case), at)
-    _apply(session, case, decision, at)
+    running = cases.running_clocks(session, case.id)
+    decision = on_agent_reply(context.terms(case), case_clocks(case, running), at)
+    _apply(session, case, decision, at, running)
     _clock_event(session, case, decision, at, actor, "agent replied")
 
 
@@ -83,9 +101,10 @@ def record_customer_reply(
     session: Session, case: Case, at: datetime, *, context: SlaContext, actor: str
 ) -> None:
     """A customer's message at ``at``: a pending or finished case reopens, its clock restarts."""
-    decision = on_customer_reply(context.terms(case), case_clocks(session, case), at)
+    running = cases.running_clocks(session, case.id)
+    decision = on_customer_reply(context.terms(case), case_clocks(case, running), at)
     _record_status(session, case, decision, at, actor, "customer replied")
-    _apply(session, case, decision, at)
+    _apply(session, case, decision, at, running)
     _clock_event(session, case, decision, at, actor, "customer replied")
 
 
@@ -100,11 +119,12 @@ def change_status(  # noqa: PLR0917 - the brief's call shape: who and why travel
     context: SlaContext,
 ) -> bool:
     """Set the case's status and its clocks accordingly; False when it already had it."""
-    decision = on_status(context.terms(case), case_clocks(session, case), new_status, at)
+    running = cases.running_clocks(session, case.id)
+    decision = on_status(context.terms(case), case_clocks(case, running), new_status, at)
     if decision.status is None:
         return False
     _record_status(session, case, decision, at, actor, reason)
-    _apply(session, case, decision, at)
+    _apply(session, case, decision, at, running)
     _clock_event(session, case, decision, at, actor, reason)
     return True
 
@@ -123,7 +143,8 @@ def change_priority(  # noqa: PLR0917 - as change_status
     old = case.priority
     if new_priority.value == old:
         return False
-    decision = on_priority_change(context.terms(case), case_clocks(session, case), new_priority)
+    running = cases.running_clocks(session, case.id)
+    decision = on_priority_change(context.terms(case), case_clocks(case, running), new_priority)
     case.priority = new_priority.value
     case.priority_reason = reason
     case.updated_at = at
@@ -143,18 +164,15 @@ def change_priority(  # noqa: PLR0917 - as change_status
         detail=f"{old} -> {new_priority.value}: {reason}",
         data=data,
     )
-    _apply(session, case, decision, at)
+    _apply(session, case, decision, at, running)
     _clock_event(session, case, decision, at, actor, reason)
     return True
 
 
-def case_clocks(session: Session, case: Case) -> CaseClocks:
-    """The case's status, whether it was answered, and its running clocks, as pure values."""
-    running = tuple(
-        RunningClock(_kind(c.kind), c.started_at, c.due_at)
-        for c in cases.running_clocks(session, case.id)
-    )
-    return CaseClocks(Status(case.status), case.first_responded_at is not None, running)
+def case_clocks(case: Case, running: Sequence[SlaClock]) -> CaseClocks:
+    """The case's status, whether it was answered, and its ``running`` clocks, as pure values."""
+    values = tuple(RunningClock(_kind(c.kind), c.started_at, c.due_at) for c in running)
+    return CaseClocks(Status(case.status), case.first_responded_at is not None, values)
 
 
 def _kind(text: str) -> TargetKind:
@@ -181,22 +199,31 @@ def _record_status(  # noqa: PLR0917 - private; one unit of work's fields
     )
 
 
-def _apply(session: Session, case: Case, decision: Decision, at: datetime) -> None:
+def _apply(
+    session: Session, case: Case, decision: Decision, at: datetime, running: list[SlaClock]
+) -> None:
+    """Carry out ``decision`` on the case's ``running`` clocks (as loaded; kept up to date).
+
+    The case's columns mirror the clocks still running afterwards: the same as reading
+    them again, without the query.
+    """
     for change in decision.changes:
-        _apply_change(session, case, change, at)
-    clocks.sync_case(session, case)
+        _apply_change(session, case, change, at, running)
+    clocks.mirror(case, {c.kind: c.due_at for c in running})
 
 
-def _apply_change(session: Session, case: Case, change: ClockChange, at: datetime) -> None:
+def _apply_change(
+    session: Session, case: Case, change: ClockChange, at: datetime, running: list[SlaClock]
+) -> None:
     match change:
         case Ended(kind=kind, at=ended_at, state=state):
-            clocks.end_clock(session, case, kind, at=ended_at, state=state)
+            clocks.end_clock(case, running, kind, at=ended_at, state=state)
         case Started() | Rescheduled():
             if isinstance(change, Rescheduled):
                 # A new row, not an update: the reminder and escalation dedupe keys name the
                 # clock row, and a moved deadline deserves its own reminder and escalation.
-                clocks.end_clock(session, case, change.kind, at=at, state="stopped")
-            clocks.start_clock(
+                clocks.end_clock(case, running, change.kind, at=at, state="stopped")
+            clock = clocks.new_clock(
                 session,
                 case,
                 change.kind,
@@ -204,6 +231,7 @@ def _apply_change(session: Session, case: Case, change: ClockChange, at: datetim
                 due_at=change.due_at,
                 remind_at=change.remind_at,
             )
+            running.append(clock)
 
 
 def _clock_event(  # noqa: PLR0917 - private; one unit of work's fields

@@ -26,16 +26,16 @@ def blob_path(root: Path, sha256: str) -> Path:
 
 def store_blob(session: Session, sha256: str, data: bytes, root: Path | None) -> None:
     """Keep ``data`` once under its hash; a second copy of the same content is free."""
-    if session.get(Blob, sha256) is not None:
-        return
-    if root is not None:
-        _write_file(blob_path(root, sha256), data)
     # Executed now, not at flush: attachments reference blobs by key without a
     # relationship, so the unit of work could not order the inserts; and two instances
     # storing the same content at once must both succeed (ON CONFLICT DO NOTHING).
-    insert_if_absent(
+    # The insert is the existence check too: the file is written only by the
+    # transaction that added the row, still before that transaction commits.
+    added = insert_if_absent(
         session, Blob, {"sha256": sha256, "size": len(data), "data": data if root is None else None}
     )
+    if added and root is not None:
+        _write_file(blob_path(root, sha256), data)
 
 
 def load_blob(session: Session, sha256: str, root: Path | None) -> bytes | None:

@@ -10,6 +10,7 @@ from storage.cases import OPEN_STATUSES, running_clocks
 from storage.models import Case, SlaClock
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from sqlalchemy.orm import Session
@@ -28,7 +29,24 @@ def start_clock(
     due_at: datetime,
     remind_at: datetime | None,
 ) -> SlaClock:
-    """Add a running clock of ``kind`` to ``case``."""
+    """Add a running clock of ``kind`` to ``case``, flushed (it has an id)."""
+    clock = new_clock(
+        session, case, kind, started_at=started_at, due_at=due_at, remind_at=remind_at
+    )
+    session.flush()
+    return clock
+
+
+def new_clock(
+    session: Session,
+    case: Case,
+    kind: str,
+    *,
+    started_at: datetime,
+    due_at: datetime,
+    remind_at: datetime | None,
+) -> SlaClock:
+    """Add a running clock of ``kind`` to ``case``; it goes in with the next flush."""
     clock = SlaClock(
         case_id=case.id,
         kind=kind,
@@ -38,35 +56,40 @@ def start_clock(
         remind_at=remind_at,
     )
     session.add(clock)
-    session.flush()
     return clock
 
 
-def end_clock(session: Session, case: Case, kind: str, *, at: datetime, state: str) -> bool:
-    """Set the running clock of ``kind`` to ``state`` (met or stopped); False if none ran."""
-    ended = False
-    for clock in running_clocks(session, case.id):
-        if clock.kind == kind:
-            clock.state = state
-            clock.ended_at = at
-            ended = True
+def end_clock(case: Case, running: list[SlaClock], kind: str, *, at: datetime, state: str) -> bool:
+    """Set the running clock of ``kind`` to ``state`` (met or stopped); False if none ran.
+
+    ``running`` is the case's running clocks (:func:`storage.cases.running_clocks` and
+    those started since); the ended clock leaves it.
+    """
+    ended = [c for c in running if c.kind == kind]
+    for clock in ended:
+        clock.state = state
+        clock.ended_at = at
+        running.remove(clock)
     if ended and kind == "first" and state == "met" and case.first_responded_at is None:
         case.first_responded_at = at
-    return ended
+    return bool(ended)
 
 
 def sync_case(session: Session, case: Case) -> None:
-    """Mirror the running clocks' due times onto the case's columns (what lists show).
+    """Mirror the running clocks' due times onto the case's columns (what lists show)."""
+    session.flush()
+    mirror(case, {c.kind: c.due_at for c in running_clocks(session, case.id)})
+
+
+def mirror(case: Case, due: Mapping[str, datetime]) -> None:
+    """Put the due times of the running clocks (by kind) on the case's columns.
 
     ``first_response_due`` keeps its last value once the first clock ends, so a case
     shows what was promised; ``next_update_due`` is empty while no update is owed.
     """
-    session.flush()
-    running = {c.kind: c for c in running_clocks(session, case.id)}
-    if "first" in running:
-        case.first_response_due = running["first"].due_at
-    update = running.get("update")
-    case.next_update_due = update.due_at if update else None
+    if "first" in due:
+        case.first_response_due = due["first"]
+    case.next_update_due = due.get("update")
 
 
 def due_for_reminder(session: Session, now: datetime, limit: int) -> list[ClockRow]:

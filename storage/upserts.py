@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import literal
 from sqlalchemy.dialects import postgresql, sqlite
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from sqlalchemy.orm import Session
+    from sqlalchemy.sql.dml import Insert
 
     from storage.models import Base
 
@@ -21,7 +24,19 @@ def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]
     The config admits only these two dialects.
     """
     is_postgres = session.get_bind().dialect.name == "postgresql"
+    stmt = _insert_ignoring(model, is_postgres=is_postgres)
+    return session.execute(stmt, values).first() is not None
+
+
+@cache
+def _insert_ignoring(model: type[Base], *, is_postgres: bool) -> Insert:
+    # Built once per table: building the statement cost more than executing it. On the
+    # table, not the class: a Core insert skips the ORM's bulk-insert path and autoflush.
     insert_for = postgresql.insert if is_postgres else sqlite.insert
     # RETURNING tells whether a row went in; rowcount is -1 here (SQLAlchemy 2.1 with psycopg).
-    stmt = insert_for(model).values(values).on_conflict_do_nothing().returning(literal(1))
-    return session.execute(stmt).first() is not None
+    return insert_for(table_of(model)).on_conflict_do_nothing().returning(literal(1))
+
+
+def table_of(model: type[Base]) -> Table:
+    """The table a model maps (every model here maps one table), for Core statements."""
+    return cast("Table", model.__table__)
