@@ -372,9 +372,41 @@ def _addresses(msg: Message, name: str) -> tuple[Address, ...]:
     found: list[Address] = []
     for raw in _all(msg, name):
         value = FOLD.sub("", from_surrogates(raw))
-        parsed = _policy_addresses(name, value) if len(value) <= _MAX_ADDRESS_POLICY_CHARS else None
+        parsed = None
+        if len(value) <= _MAX_ADDRESS_POLICY_CHARS:
+            parsed = _simple_addresses(value) or _policy_addresses(name, value)
         found.extend(parsed if parsed is not None else _fallback_addresses(value))
     return tuple(found)
+
+
+# The common shapes, 'Name Words <local@domain>', '"Quoted, Name" <local@domain>' and
+# 'local@domain', in ASCII with dot-atoms only: read directly, as the policy's parser
+# reads them (0.5 ms a header there); anything else goes to that parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_DOT_ATOM = rf"{_ATEXT}(?:\.{_ATEXT})*"
+_SIMPLE_MAILBOX = re.compile(
+    rf"[ \t]*(?:(?P<phrase>{_ATEXT}(?:[ \t]+{_ATEXT})*)?[ \t]*<(?P<angle>{_DOT_ATOM}@{_DOT_ATOM})>"
+    rf'|"(?P<quoted>[^"\\\x00-\x1f\x7f]*)"[ \t]*<(?P<qangle>{_DOT_ATOM}@{_DOT_ATOM})>'
+    rf"|(?P<bare>{_DOT_ATOM}@{_DOT_ATOM}))[ \t]*"
+)
+
+
+def _simple_addresses(value: str) -> list[Address] | None:
+    """Addresses of a list of simple mailboxes, or None when any is not simple (see above)."""
+    if not value.isascii() or "=?" in value:
+        return None
+    mailboxes = [value] if '"' in value else value.split(",")
+    found = []
+    for mailbox in mailboxes:
+        match = _SIMPLE_MAILBOX.fullmatch(mailbox)
+        if match is None:
+            return None
+        phrase, quoted = match["phrase"], match["quoted"]
+        if quoted is not None and quoted != quoted.strip():
+            return None
+        name = " ".join(phrase.split()) if phrase else quoted or ""
+        found.append(Address(clean_text(name), match["angle"] or match["qangle"] or match["bare"]))
+    return found
 
 
 def _policy_addresses(name: str, value: str) -> list[Address] | None:

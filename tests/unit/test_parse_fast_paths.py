@@ -1,0 +1,66 @@
+"""The parser's fast paths read exactly what the slower general paths read."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest.parse import _policy_addresses, _simple_addresses
+from ingest.parsed import Address
+
+NAMES = ["Customer 0", "A B", "  A   B ", '"Smith, J"', '""', '" x"', '"a  b"', "", "O'Neil", "x=y"]
+ADDRS = ["a@b.c", "A.B@C.D", "a@b", "a+b@c-d.e", "a..b@c", "a@b..c", ".a@b", "a@b.", "a@[1.2.3.4]"]
+PIECES = [
+    *NAMES,
+    *ADDRS,
+    "<",
+    ">",
+    ",",
+    '"',
+    "\\",
+    " ",
+    "\t",
+    "(c)",
+    "=?utf-8?q?x?=",
+    "é",
+    "@",
+    ".",
+]
+
+
+@st.composite
+def mailbox_lists(draw: st.DrawFn) -> str:
+    """Lists of mailboxes in the common shapes, some of them malformed."""
+    boxes = []
+    for _ in range(draw(st.integers(1, 3))):
+        name, addr = draw(st.sampled_from(NAMES)), draw(st.sampled_from(ADDRS))
+        shapes = [f"{name} <{addr}>", addr, f"{name}<{addr}>", f" {addr} ", f"<{addr}>"]
+        boxes.append(draw(st.sampled_from(shapes)))
+    return draw(st.sampled_from([",", ", ", " ,"])).join(boxes)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(mailbox_lists(), st.lists(st.sampled_from(PIECES), max_size=10).map("".join)))
+def test_simple_addresses_agree_with_the_policy_parser(value: str) -> None:
+    """Where the fast path reads a header at all, it reads what the policy's parser reads."""
+    fast = _simple_addresses(value)
+    if fast is not None:
+        assert fast == _policy_addresses("to", value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Customer 7 <c7@x.example>", [Address("Customer 7", "c7@x.example")]),
+        (" A \t B<a@b.c> ", [Address("A B", "a@b.c")]),
+        ('"Smith,  John" <j@x.y>', [Address("Smith,  John", "j@x.y")]),
+        ("a@b.c, B <b@c.d>", [Address("", "a@b.c"), Address("B", "b@c.d")]),
+        ("a..b@c.d", None),
+        ("=?utf-8?q?J=C3=B6rg?= <j@x.y>", None),
+        ("Jo.hn <j@x.y>", None),
+    ],
+)
+def test_simple_addresses(value: str, expected: list[Address] | None) -> None:
+    """Common shapes are read; odd ones are left to the policy's parser."""
+    assert _simple_addresses(value) == expected
