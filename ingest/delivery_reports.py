@@ -142,12 +142,18 @@ def _non_standard_signal(mail: ParsedMail) -> str | None:
     if mail.header("X-Failed-Recipients"):
         return "x-failed-recipients"
     subject_hit = bool(_BOUNCE_SUBJECT.search(mail.subject))
-    body_hit = bool(_BOUNCE_BODY.search(_notice_text(mail)))
-    if _is_system_sender(mail) and (subject_hit or body_hit):
-        return "bounce from delivery system"
-    if subject_hit and body_hit:
+    # The body is searched only when its verdict counts: from delivery software, or
+    # under a bounce subject (most mail is neither, and the search reads the whole body).
+    if _is_system_sender(mail):
+        return "bounce from delivery system" if subject_hit or _body_hit(mail) else None
+    if subject_hit and _body_hit(mail):
         return "bounce notice"
     return None
+
+
+def _body_hit(mail: ParsedMail) -> bool:
+    """Whether the notice text opens like a big MTA's bounce notice."""
+    return bool(_BOUNCE_BODY.search(_notice_text(mail)))
 
 
 def _is_system_sender(mail: ParsedMail) -> bool:
@@ -239,7 +245,7 @@ def _walk(message: Message) -> Iterator[Message]:
     yield message
     # is_multipart() before get_payload(): on a leaf, get_payload() decodes with the
     # declared charset and raises ValueError for one with a NUL in it (found by fuzzing).
-    if message.get_content_maintype() == "multipart" and message.is_multipart():
+    if message.is_multipart() and message.get_content_maintype() == "multipart":
         for part in message.get_payload():
             if isinstance(part, Message):
                 yield from _walk(part)
