@@ -6,6 +6,8 @@ import asyncio
 import random
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
@@ -35,6 +37,7 @@ from storage.mailboxes import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
+    from concurrent.futures import Future
     from email.message import Message
 
     from sqlalchemy.orm import Session, sessionmaker
@@ -45,8 +48,9 @@ log = structlog.get_logger("mail2case.imap")
 
 SOURCE = "imap"
 # A chunk (one FETCH, one transaction, one MOVE) holds at most batch_size messages and
-# bodies under this many bytes (or one message, up to max_message_size): the memory bound.
-FETCH_BUDGET_BYTES = 64 * 1024 * 1024
+# bodies under this many bytes, or a single message up to max_message_size. Two chunks
+# are in memory at once (one committing, the next fetched): 2 x 32 MB, the former 64 MB.
+FETCH_BUDGET_BYTES = 32 * 1024 * 1024
 # The end of the header block: the first empty line (CRLF or bare LF line ends).
 _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 # Re-exported: the IMAP source's public names, wherever they live.
@@ -207,11 +211,7 @@ class MailboxPoller:
         # After a reconnect, also sweep up messages committed but not yet moved or
         # flagged (a crash between the two): they sit at or below last_uid.
         uids = box.unprocessed(last_uid if self._swept else 0)
-        size = self.settings.batch_size
-        handled = sum(
-            self._ingest_batch(box, uidvalidity, uids[i : i + size], now)
-            for i in range(0, len(uids), size)
-        )
+        handled = self._ingest(box, uidvalidity, uids, now)
         self._swept = True
         return handled
 
@@ -235,26 +235,50 @@ class MailboxPoller:
             log.info("imap.connected", host=s.host, port=s.port, tls=s.tls, folder=s.folder)
         return self._box
 
-    def _ingest_batch(
-        self, box: Mailbox, uidvalidity: int, uids: Sequence[int], now: datetime
-    ) -> int:
-        sizes = box.sizes(uids)  # a UID missing here was expunged by someone else
-        limit = self.settings.max_message_size
-        fits = [u for u in uids if u in sizes and sizes[u] <= limit]
+    def _ingest(self, box: Mailbox, uidvalidity: int, uids: Sequence[int], now: datetime) -> int:
+        """Fetch, commit and move ``uids`` chunk by chunk; returns how many were handled.
+
+        While chunk n commits in a helper thread (database I/O), chunk n+1 is fetched (socket
+        I/O) and then chunk n moved: the waits overlap. Chunk n+1's commit starts only once
+        n's has succeeded, so last_uid never passes an uncommitted message.
+        """
         handled = 0
-        for group in _fetch_groups(fits, sizes):
-            raws = box.fetch(group)
-            done = [u for u in group if u in raws]
-            stored = self._commit(uidvalidity, [(u, raws[u]) for u in done], now)
-            del raws  # the bodies are in the database now; don't hold them through the move
-            box.mark_processed(done)  # one command, and only now: all of them are committed
-            if stored:
-                self._notify()
-            handled += len(done)
-        too_large = [u for u in uids if sizes.get(u, 0) > limit]
-        if too_large:
-            self._set_aside(box, too_large, sizes, now)
-        return handled + len(too_large)
+        limit = self.settings.max_message_size
+        size = self.settings.batch_size
+        committing: tuple[Future[int], list[int]] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-commit") as committer:
+            for i in range(0, len(uids), size):
+                batch = uids[i : i + size]
+                sizes = box.sizes(batch)  # a UID missing here was expunged by someone else
+                fits = [u for u in batch if u in sizes and sizes[u] <= limit]
+                for group in _fetch_groups(fits, sizes):
+                    raws = box.fetch(group)
+                    chunk = [(u, raws[u]) for u in group if u in raws]
+                    del raws
+                    previous = committing
+                    new = 0 if previous is None else previous[0].result()  # raises: no move
+                    # The helper thread logs too: it gets this thread's bound log context.
+                    job = copy_context().run
+                    committing = (
+                        committer.submit(job, self._commit, uidvalidity, chunk, now),
+                        [u for u, _raw in chunk],
+                    )
+                    if previous is not None:
+                        handled += self._move_committed(box, previous[1], new)
+                too_large = [u for u in batch if sizes.get(u, 0) > limit]
+                if too_large:
+                    self._set_aside(box, too_large, sizes, now)
+                    handled += len(too_large)
+            if committing is not None:
+                handled += self._move_committed(box, committing[1], committing[0].result())
+        return handled
+
+    def _move_committed(self, box: Mailbox, uids: list[int], new: int) -> int:
+        """Move (or flag) a committed chunk in one command; wake processing if it was new."""
+        if new:
+            self._notify()
+        box.mark_processed(uids)
+        return len(uids)
 
     def _commit(self, uidvalidity: int, chunk: Sequence[tuple[int, bytes]], now: datetime) -> int:
         """Store a fetched chunk in one transaction, skipping what a previous pass stored.
