@@ -22,8 +22,10 @@ def make_engine(url: str, *, busy_timeout_ms: int = 5000) -> Engine:
     """Create an engine; SQLite gets WAL, foreign keys and durable commits."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
-        _install_sqlite_pragmas(engine, busy_timeout_ms)
+        # First: "begin" listeners run in the order they were added, and the queue must
+        # be passed before the pragmas' BEGIN IMMEDIATE waits in SQLite's busy handler.
         _install_write_queue(engine, _write_lock_for(engine), busy_timeout_ms / 1000)
+        _install_sqlite_pragmas(engine, busy_timeout_ms)
         return engine
     parsed = make_url(url)
     if parsed.drivername in {"postgresql", "postgres"}:
@@ -154,7 +156,7 @@ def _install_write_queue(engine: Engine, lock: FifoLock, timeout: float) -> None
 
     dialect.do_commit = commit  # type: ignore[method-assign,assignment]
     dialect.do_rollback = rollback  # type: ignore[method-assign,assignment]
-    event.listen(engine, "begin", take, insert=True)  # before BEGIN IMMEDIATE
+    event.listen(engine, "begin", take)
     # A connection closed or invalidated mid-transaction gives its turn back too.
     event.listen(engine, "checkin", lambda _conn, record: _release_record(record, lock))
     event.listen(engine, "invalidate", lambda _conn, record, _exc: _release_record(record, lock))
