@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -129,6 +130,8 @@ class Processor:
         # Rows this processor claimed whose attempt ended without settling (a database
         # error): its own claim does not make it wait out the claim period.
         self._unsettled: set[int] = set()
+        # One thread that feeds the analysis worker ahead of the case work (pipelining).
+        self._pipeline: ThreadPoolExecutor | None = None
 
     @property
     def settings(self) -> ProcessSettings:
@@ -242,19 +245,27 @@ class Processor:
         return claims, outcomes
 
     def _work(self, claims: list[_Work]) -> dict[int, Outcome | None]:
-        """Analyse the claimed messages and settle them, a bounded transaction at a time."""
+        """Analyse the claimed messages and settle them, a bounded transaction at a time.
+
+        With the analysis in a worker process, message n+1 is analysed there while
+        message n's case work runs here; a transaction only takes messages whose
+        analysis is ready, so it never holds the write lock waiting for the worker.
+        """
         if not self._analyse_locked:
-            for work in claims:
-                work.analysis = self._analyse_bounded(work)
+            self._start_analyses(claims)
         outcomes: dict[int, Outcome | None] = {}
         todo = list(claims)
         while todo:
+            todo[0].wait()  # outside the transaction
             began = time.monotonic()
             settled: list[tuple[Inbound, Outcome]] = []
             with self.sessions.begin() as s:
                 # At least one message; more while the transaction is young, so that a
                 # writer queued behind it (an SMTP commit) waits a bounded time.
-                while todo and (not settled or time.monotonic() - began < _GROUP_SECONDS):
+                while todo and (
+                    not settled
+                    or (time.monotonic() - began < _GROUP_SECONDS and todo[0].is_ready())
+                ):
                     work = todo.pop(0)
                     done = self._settle_one(s, work)
                     outcomes[work.inbound_id] = done[1] if done else None
@@ -264,11 +275,22 @@ class Processor:
                 _log_outcome(row, outcome)
         return outcomes
 
-    def _analyse_bounded(self, work: _Work) -> Analysis | PoisonError:
+    def _start_analyses(self, claims: list[_Work]) -> None:
+        if not getattr(self.analyser, "runs_elsewhere", False):
+            for work in claims:
+                work.analysis = self._analyse_bounded(work)
+            return
+        if self._pipeline is None:
+            self._pipeline = ThreadPoolExecutor(1, thread_name_prefix="analysis")
+        for work in claims:
+            work.pending = self._pipeline.submit(self._analyse_bounded, work)
+
+    def _analyse_bounded(self, work: _Work) -> Analysis | Exception:
+        """The analysis, or what stopped it: handled with the message's case work."""
         with structlog.contextvars.bound_contextvars(inbound_id=work.inbound_id):
             try:
                 return self._analyse(work.claim)
-            except PoisonError as exc:
+            except Exception as exc:  # noqa: BLE001 - quarantined (or retried) in its savepoint
                 return exc
 
     def _settle_one(self, s: Session, work: _Work) -> tuple[Inbound, Outcome] | None:
@@ -295,9 +317,12 @@ class Processor:
         )
         if row is None:
             return None
+        work.wait()
         analysis = work.analysis or self._analyse_bounded(work)
         if isinstance(analysis, PoisonError):
             return analysis
+        if isinstance(analysis, Exception):
+            raise analysis  # a bug in the analysis: quarantined by the caller
         outcome = self._process(s, row, analysis, work.now)
         inbound.settle(
             row, status=outcome.status, now=work.now, reason=outcome.reason, case_id=outcome.case_id
@@ -360,7 +385,17 @@ class _Work:
     inbound_id: int
     now: datetime
     claim: inbound.Claim
-    analysis: Analysis | PoisonError | None = None
+    analysis: Analysis | Exception | None = None
+    pending: Future[Analysis | Exception] | None = None  # the analysis, in the pipeline
+
+    def is_ready(self) -> bool:
+        """Whether the analysis (if one was started) has finished."""
+        return self.pending is None or self.pending.done()
+
+    def wait(self) -> None:
+        """Take the pipeline's analysis once it is done."""
+        if self.pending is not None:
+            self.analysis, self.pending = self.pending.result(), None
 
 
 def _with_opened(s: Session, outcome: Outcome) -> Outcome:

@@ -117,6 +117,9 @@ class Sandbox:
     Thread-safe: one request at a time; the worker is (re)started on demand.
     """
 
+    # The analysis runs on another core: the processor feeds it ahead of its case work.
+    runs_elsewhere = True
+
     def __init__(
         self, settings: AnalysisSettings, limits: Limits, *, target: AnalyseFn = analyse_entry
     ) -> None:
