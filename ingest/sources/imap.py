@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
     from ingest.sources.mailbox import Mailbox
 
+    # A chunk being committed in the helper thread: its commit, and its UIDs to move after.
+    _Committing = tuple[Future[int], list[int]]
+
 log = structlog.get_logger("mail2case.imap")
 
 SOURCE = "imap"
@@ -245,7 +248,7 @@ class MailboxPoller:
         handled = 0
         limit = self.settings.max_message_size
         size = self.settings.batch_size
-        committing: tuple[Future[int], list[int]] | None = None
+        committing: _Committing | None = None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap-commit") as committer:
             for i in range(0, len(uids), size):
                 batch = uids[i : i + size]
@@ -256,26 +259,31 @@ class MailboxPoller:
                     chunk = [(u, raws[u]) for u in group if u in raws]
                     del raws
                     previous = committing
-                    new = 0 if previous is None else previous[0].result()  # raises: no move
+                    if previous is not None:
+                        previous[0].result()  # raises: chunk n is not moved, n+1 not committed
                     # The helper thread logs too: it gets this thread's bound log context.
                     job = copy_context().run
                     committing = (
                         committer.submit(job, self._commit, uidvalidity, chunk, now),
                         [u for u, _raw in chunk],
                     )
-                    if previous is not None:
-                        handled += self._move_committed(box, previous[1], new)
+                    handled += self._move_committed(box, previous)
                 too_large = [u for u in batch if sizes.get(u, 0) > limit]
                 if too_large:
+                    # Setting them aside advances last_uid: every chunk before must be committed.
+                    handled += self._move_committed(box, committing)
+                    committing = None
                     self._set_aside(box, too_large, sizes, now)
                     handled += len(too_large)
-            if committing is not None:
-                handled += self._move_committed(box, committing[1], committing[0].result())
+            handled += self._move_committed(box, committing)
         return handled
 
-    def _move_committed(self, box: Mailbox, uids: list[int], new: int) -> int:
-        """Move (or flag) a committed chunk in one command; wake processing if it was new."""
-        if new:
+    def _move_committed(self, box: Mailbox, committing: _Committing | None) -> int:
+        """Once a chunk's commit is done (its error propagates), move it in one command."""
+        if committing is None:
+            return 0
+        commit, uids = committing
+        if commit.result():  # some of it was new: processing has work
             self._notify()
         box.mark_processed(uids)
         return len(uids)
