@@ -402,7 +402,8 @@ def _with_opened(s: Session, outcome: Outcome) -> Outcome:
     """The outcome with the new case's plan and priority (metrics), read from the session."""
     if not outcome.opened or outcome.case_id is None:
         return outcome
-    case = s.get(Case, outcome.case_id)  # in the identity map: no query
+    with s.no_autoflush:  # the settle below flushes at commit anyway
+        case = s.get(Case, outcome.case_id)  # in the identity map: no query
     if case is None:
         return outcome
     return dataclasses.replace(outcome, opened_as=(case.plan, case.priority))

@@ -15,7 +15,7 @@ from ingest.reply_matching import CaseToken
 from ingest.sandbox import Limits, Sandbox
 from mail2case.config_reader import ConfigError
 from notifications.render import build_environment
-from notifications.sender import Sender, SenderSettings
+from notifications.sender import DEFAULT_LEASE, Sender, SenderSettings, lease_for
 from notifications.transports import MaildirTransport, SmtpTransport
 from sla.business_hours import BusinessCalendar, holidays_for
 from sla.scheduler import Scheduler, SchedulerSettings
@@ -102,10 +102,14 @@ def _attachments_dir(config: Config) -> Path | None:
 
 
 def open_database(
-    config: Config, *, upgrade: bool | None = None
+    config: Config, *, upgrade: bool | None = None, checkpoint_in_background: bool = False
 ) -> tuple[Engine, sessionmaker[Session]]:
-    """Engine and sessions; SQLite (or auto_upgrade) brings the schema up to date first."""
-    engine = make_engine(config.database.url)
+    """Engine and sessions; SQLite (or auto_upgrade) brings the schema up to date first.
+
+    ``checkpoint_in_background``: the caller runs SQLite's WAL checkpoints itself (the
+    daemon, see ``storage.engine.make_engine``).
+    """
+    engine = make_engine(config.database.url, checkpoint_in_background=checkpoint_in_background)
     wanted = upgrade if upgrade is not None else (is_sqlite(engine) or config.database.auto_upgrade)
     if wanted:
         schema.upgrade(engine)
@@ -130,6 +134,7 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
     """The outbox sender with the configured transport (maildir by default)."""
     out = config.outgoing
     transport: Transport
+    lease = DEFAULT_LEASE  # a maildir write is local: the default covers it
     if out.transport == "smtp":
         transport = SmtpTransport(
             out.host,
@@ -141,6 +146,9 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
             timeout=out.timeout_seconds,
             ssl_context=None,
         )
+        # A row in flight must outlive the slowest submission the timeout allows; a
+        # short timeout keeps the default, which a shorter lease would gain nothing on.
+        lease = max(DEFAULT_LEASE, lease_for(out.timeout_seconds))
     else:
         transport = MaildirTransport(Path(out.maildir))
     settings = SenderSettings(
@@ -152,7 +160,8 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
         breaker=config.breaker,
     )
     env = build_environment(Path(config.templates_dir) if config.templates_dir else None)
-    return Sender(sessions, transport, env, settings, structlog.get_logger("mail2case.sender"))
+    log = structlog.get_logger("mail2case.sender")
+    return Sender(sessions, transport, env, settings, log, lease=lease)
 
 
 def sla_context(config: Config, calendar: BusinessCalendar | None = None) -> SlaContext:

@@ -13,22 +13,25 @@ from mail2case.retention import purge_pass
 from mail2case.sd_notify import Notifier
 from mail2case.service_hooks import ServiceHooks, SourceStates
 from mail2case.supervisor import Daemon, Stage
+from storage.write_queue import checkpoint
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
+    from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from ingest.process import Processor
     from mail2case.config import Config
 
 PURGE_INTERVAL_SECONDS = 24 * 3600.0
+CHECKPOINT_SECONDS = 1.0
 
 
 def build_daemon(config: Config) -> Daemon:
     """Open the database (migrating SQLite) and assemble the stages."""
-    engine, sessions = app.open_database(config)
+    engine, sessions = app.open_database(config, checkpoint_in_background=True)
     processor = app.build_processor(config, sessions, is_bounded=True)
     sender = app.build_sender(config, sessions)
     send = Stage("send", sender.run_once, config.outgoing.poll_interval_seconds)
@@ -44,7 +47,9 @@ def build_daemon(config: Config) -> Daemon:
         config.processing.poll_interval_seconds,
         then=[send.wake, schedule.wake],
     )
-    stages = [process, send, schedule]
+    # SQLite: the WAL is copied into the database here, off every commit's path.
+    checkpoints = Stage("checkpoint", lambda _now: _checkpoint(engine), CHECKPOINT_SECONDS)
+    stages = [process, send, schedule, checkpoints]
     if config.retention.raw_days > 0:
         stages.append(Stage("purge", _purge_run(config, sessions), PURGE_INTERVAL_SECONDS))
     services = build_imap_services(config, sessions, process.wake.set)
@@ -54,6 +59,11 @@ def build_daemon(config: Config) -> Daemon:
     daemon.shutdown_timeout = config.service.shutdown_grace_seconds
     daemon.lifecycle = _service_hooks(config, sessions, processor, stages, metrics)
     return daemon
+
+
+def _checkpoint(engine: Engine) -> int:
+    checkpoint(engine)
+    return 0  # nothing for the stage to count: it waits its interval either way
 
 
 def _purge_run(config: Config, sessions: sessionmaker[Session]) -> Callable[[datetime], int]:

@@ -1,0 +1,163 @@
+"""This process's SQLite writers queue here, in order, before SQLite's own lock.
+
+Every SQLite transaction takes the database's single write lock (BEGIN IMMEDIATE,
+``storage.engine``). SQLite's busy handler polls for it with sleeps of up to 100 ms,
+so a writer can sleep long after the lock was freed and be overtaken by the writer
+that held it (the process stage, in a loop): measured under a 16-connection SMTP
+burst, SMTP commits spent seconds in BEGIN. Queueing the writers of this process
+here first hands the lock over the moment it is released; SMTP commits (``urgent``)
+go ahead of the stages' transactions, so a 250 waits for one transaction at most.
+Other processes (the CLI) still meet SQLite's busy handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.engine import Engine
+
+_HOLDS_LOCK = "mail2case_write_lock"
+_local = threading.local()
+
+
+class WriteQueue:
+    """A lock granted in arrival order, urgent waiters first; never overtaken by a later one."""
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._urgent: deque[threading.Lock] = deque()
+        self._waiters: deque[threading.Lock] = deque()
+        self._held = False
+        self.owner: int | None = None  # the thread ident holding it
+
+    def acquire(self, timeout: float, *, urgent: bool = False) -> bool:
+        """Wait up to ``timeout`` seconds for the lock in turn; False if it did not come."""
+        with self._mutex:
+            if not self._held:
+                self._held = True
+                self.owner = threading.get_ident()
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            line = self._urgent if urgent else self._waiters
+            line.append(waiter)
+        granted = waiter.acquire(timeout=timeout)
+        with self._mutex:
+            if not granted and waiter in line:
+                line.remove(waiter)
+                return False
+            # Either woken, or handed the lock just as the wait timed out.
+            self.owner = threading.get_ident()
+            return True
+
+    def release(self) -> None:
+        """Hand the lock to the first urgent waiter, else the longest waiter, or free it."""
+        with self._mutex:
+            self.owner = None
+            line = self._urgent or self._waiters
+            if line:
+                line.popleft().release()  # ownership passes; _held stays True
+            else:
+                self._held = False
+
+
+_queues: dict[str, WriteQueue] = {}
+_queues_guard = threading.Lock()
+
+
+def write_queue_for(engine: Engine) -> WriteQueue:
+    """One queue per database file in this process, shared by every engine on it."""
+    key = engine.url.database or ""
+    if key in {"", ":memory:"}:
+        return WriteQueue()  # a private database: nobody else to queue behind
+    with _queues_guard:
+        return _queues.setdefault(key, WriteQueue())
+
+
+@contextlib.contextmanager
+def urgent() -> Iterator[None]:
+    """Transactions begun in this block (this thread) go ahead in the queue: SMTP commits."""
+    before = getattr(_local, "urgent", False)
+    _local.urgent = True
+    try:
+        yield
+    finally:
+        _local.urgent = before
+
+
+def install_write_queue(engine: Engine, queue: WriteQueue, timeout: float) -> None:
+    """Take ``queue`` before BEGIN IMMEDIATE; give it back once COMMIT or ROLLBACK is done.
+
+    The dialect's commit and rollback are wrapped rather than hooked by events, because
+    the ``commit`` event fires before the COMMIT (and its fsync) has run. Register this
+    before the listener that sends BEGIN IMMEDIATE: listeners run in the order added.
+    """
+    dialect = engine.dialect
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def release(dbapi_conn: Any) -> None:
+        try:
+            info = dbapi_conn.info
+        except (AttributeError, NotImplementedError):  # a bare connection, during connect
+            return
+        if info.pop(_HOLDS_LOCK, False):
+            queue.release()
+
+    def take(conn: Any) -> None:
+        # A thread that holds the lock and opens a second transaction would wait for
+        # itself: let it go on to SQLite's busy timeout and its error, as before.
+        if queue.owner == threading.get_ident():
+            return
+        # A lock not granted in time (a long transaction) falls back to SQLite's wait.
+        if queue.acquire(timeout, urgent=getattr(_local, "urgent", False)):
+            conn.connection.info[_HOLDS_LOCK] = True
+
+    def commit(dbapi_conn: Any) -> None:
+        try:
+            do_commit(dbapi_conn)
+        finally:
+            release(dbapi_conn)
+
+    def rollback(dbapi_conn: Any) -> None:
+        try:
+            do_rollback(dbapi_conn)
+        finally:
+            release(dbapi_conn)
+
+    dialect.do_commit = commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = rollback  # type: ignore[method-assign,assignment]
+    event.listen(engine, "begin", take)
+    # A connection closed or invalidated mid-transaction gives its turn back too.
+    event.listen(engine, "checkin", lambda _conn, record: _release_record(record, queue))
+    event.listen(engine, "invalidate", lambda _conn, record, _exc: _release_record(record, queue))
+
+
+def _release_record(record: Any, queue: WriteQueue) -> None:
+    if record is not None and record.info.pop(_HOLDS_LOCK, False):
+        queue.release()
+
+
+def checkpoint(engine: Engine) -> int:
+    """Copy what the WAL holds into the database file (PASSIVE: waits for nobody).
+
+    Runs outside any transaction and outside the queue: writers go on appending to the
+    WAL meanwhile. Returns the number of WAL frames left uncopied (0: all of it).
+    """
+    if engine.dialect.name != "sqlite":
+        return 0
+    conn = engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        row = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        cur.close()
+    finally:
+        conn.close()
+    return max(int(row[1]) - int(row[2]), 0) if row else 0
