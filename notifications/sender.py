@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import enum
 import random
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,12 @@ from storage.blobs import load_blob
 from storage.cases import add_event_for
 from storage.models import utcnow
 from storage.outbox import claim_due, mark_failed, mark_retry, mark_sent, mark_suppressed
+from storage.outbox_leases import (
+    end_lease,
+    holds_lease,
+    load_for_outcome,
+    take_lease,
+)
 from storage.suppressions import sent_for_case_since, sent_to_since, suppressed
 
 if TYPE_CHECKING:
@@ -68,24 +75,81 @@ class Outcome(enum.Enum):
     SUPPRESSED = "suppressed"
 
 
+# How long a row being delivered is kept from other senders (see Sender), by default.
+DEFAULT_LEASE = timedelta(minutes=2)
+# An SMTP submission waits up to the timeout several times (connect, EHLO, DATA, the
+# final reply), and a slow relay may use more than one of them.
+LEASE_TIMEOUT_FACTOR = 3
+LEASE_MARGIN = timedelta(seconds=30)
+
+
+def lease_for(timeout_seconds: float) -> timedelta:
+    """The lease for a transport whose every wait is bounded by ``timeout_seconds``."""
+    return timedelta(seconds=timeout_seconds * LEASE_TIMEOUT_FACTOR) + LEASE_MARGIN
+
+
 @dataclass(frozen=True)
 class _Attempt:
-    outcome: Outcome
+    outcome: Outcome | None  # None: the lease ran out and another sender owns the row
     fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def event(self) -> str:
+        return f"outbox.{self.outcome.value}" if self.outcome else "outbox.lease_lost"
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A row taken for delivery, as the claim transaction left it (detached)."""
+
+    row: Outbox
+    due_at: datetime  # its next_attempt_at before the lease
+    lease_until: datetime
+    attachments: list[tuple[str, str, bytes]]
+    lost_blob: RenderError | None  # the row fails without being sent
+
+
+class _Result(enum.Enum):
+    SENT = "sent"
+    TEMPORARY = "temporary"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True)
+class _Delivered:
+    """What the transport made of a claim; the next transaction records it."""
+
+    claim: _Claim
+    result: _Result
+    error: str = ""
+
+
+@dataclass
+class _Step:
+    """One transaction's work: what it recorded, what it claimed, what to log after it."""
+
+    recorded: Outcome | None = None
+    claimed: bool = False  # a row was taken, to deliver or suppressed
+    claim: _Claim | None = None  # to deliver now, outside any transaction
+    logs: list[tuple[FilteringBoundLogger, _Attempt]] = field(default_factory=list)
 
 
 class Sender:
-    """Drains the outbox through a transport, one row per transaction.
+    """Drains the outbox through a transport, delivering outside any transaction.
 
-    The row is claimed, rendered, sent and marked in a single transaction, so on
-    PostgreSQL its ``FOR UPDATE SKIP LOCKED`` lock is held during the send and two
-    instances never send the same row. Delivery is still at-least-once: if the process
-    dies after the transport accepted a mail and before the commit, the row is sent
-    again on the next pass. That is the only duplicate possible, and it carries the
-    same Message-ID as the first copy, so receivers and tests can recognise it.
+    Each transaction records the outcome of the row delivered before it, then claims
+    the next due row: the circuit breaker decides on it (after the previous row counts
+    as sent), its attachments are read, and its ``next_attempt_at`` moves to the end of
+    a lease. The row is then rendered and handed to the transport with no transaction
+    open, so on SQLite other writers (SMTP deliveries) commit meanwhile, and on
+    PostgreSQL the lease, not a row lock, keeps other instances from the row.
 
-    On SQLite the transaction holds the database's write lock while one mail is sent;
-    the transport's timeout bounds that.
+    Delivery is at-least-once: if the process dies after the transport accepted a mail
+    and before its outcome is committed, the row is sent again once its lease has run
+    out. The same happens when a delivery outlasts its lease and another instance takes
+    the row. Those are the only duplicates possible, and they carry the same Message-ID
+    as the first copy, so receivers and tests can recognise them. A late outcome never
+    overwrites a row another sender has marked sent.
     """
 
     def __init__(
@@ -97,13 +161,17 @@ class Sender:
         log: FilteringBoundLogger,
         *,
         rng: random.Random | None = None,
+        lease: timedelta = DEFAULT_LEASE,
     ) -> None:
+        if lease <= timedelta(0):
+            raise ValueError("the lease must be positive")
         self._sessions = sessions
         self._transport = transport
         self._env = env
         self._settings = settings
         self._log = log
         self._rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
+        self.lease = lease
 
     def run_once(self, now: datetime) -> int:
         """Send what is due at ``now``, up to ``batch_size`` rows; return how many were sent.
@@ -111,12 +179,21 @@ class Sender:
         Stops at the first temporary failure: the relay is likely struggling, and the
         next pass (after ``poll_interval``) is soon enough to try the rest.
         """
+        started = time.monotonic()
         sent = 0
+        delivered: _Delivered | None = None
         for _ in range(self._settings.batch_size):
-            outcome = self._send_next(now)
-            if outcome is None or outcome is Outcome.RETRY:
-                break
-            sent += outcome is Outcome.SENT
+            # A long pass keeps one ``now``; the lease counts from the real time elapsed.
+            elapsed = timedelta(seconds=time.monotonic() - started)
+            step = self._step(now, delivered, lease_until=now + elapsed + self.lease)
+            sent += step.recorded is Outcome.SENT
+            delivered = None
+            if not step.claimed:
+                return sent
+            if step.claim is not None:
+                delivered = self._deliver(step.claim, now)
+        if delivered is not None:
+            sent += self._step(now, delivered, lease_until=None).recorded is Outcome.SENT
         return sent
 
     async def run(self, stop: asyncio.Event, poll_interval: timedelta) -> None:
@@ -134,30 +211,47 @@ class Sender:
         try:
             return await asyncio.to_thread(self.run_once, utcnow())
         # The loop boundary: a database outage or a bug in one pass must not end the
-        # sender; the rolled-back row is tried again on a later pass.
+        # sender; a leased row is tried again once its lease has run out.
         except Exception:  # noqa: BLE001 - the loop boundary, logged with its traceback
             self._log.exception("sender.pass_failed")
             return 0
 
-    def _send_next(self, now: datetime) -> Outcome | None:
-        with self._sessions.begin() as session:
-            rows = claim_due(session, now, 1)
-            if not rows:
-                return None
-            row = rows[0]
-            log = self._log.bind(outbox_id=row.id, kind=row.kind, case_id=row.case_id)
-            attempt = self._attempt(session, row, now)
-        # Logged after the commit, so the log never claims what the database does not hold.
-        emit = {
-            Outcome.SENT: log.info,
-            Outcome.RETRY: log.warning,
-            Outcome.FAILED: log.error,
-            Outcome.SUPPRESSED: log.warning,
-        }
-        emit[attempt.outcome](f"outbox.{attempt.outcome.value}", **attempt.fields)
-        return attempt.outcome
+    def _step(
+        self, now: datetime, delivered: _Delivered | None, *, lease_until: datetime | None
+    ) -> _Step:
+        """Record ``delivered``, then claim the next row unless ``lease_until`` is None.
 
-    def _attempt(self, session: Session, row: Outbox, now: datetime) -> _Attempt:
+        No claim after a retry was scheduled: the pass stops there.
+        """
+        step = _Step()
+        with self._sessions.begin() as session:
+            if delivered is not None:
+                attempt = self._record(session, delivered, now)
+                step.recorded = attempt.outcome
+                step.logs.append((self._bound(delivered.claim.row), attempt))
+            if lease_until is not None and step.recorded is not Outcome.RETRY:
+                self._claim(session, now, lease_until, step)
+        # Logged after the commit, so the log never claims what the database does not hold.
+        for log, attempt in step.logs:
+            emit = {
+                Outcome.SENT: log.info,
+                Outcome.RETRY: log.warning,
+                Outcome.FAILED: log.error,
+                Outcome.SUPPRESSED: log.warning,
+                None: log.warning,
+            }
+            emit[attempt.outcome](attempt.event, **attempt.fields)
+        return step
+
+    def _bound(self, row: Outbox) -> FilteringBoundLogger:
+        return self._log.bind(outbox_id=row.id, kind=row.kind, case_id=row.case_id)
+
+    def _claim(self, session: Session, now: datetime, lease_until: datetime, step: _Step) -> None:
+        rows = claim_due(session, now, 1)
+        if not rows:
+            return
+        row = rows[0]
+        step.claimed = True
         held = self._held_back(session, row, now)
         if held is not None:
             mark_suppressed(row, now, held)
@@ -170,7 +264,21 @@ class Sender:
                     detail=f"suppressed: {held}",
                     data={"outbox_id": row.id, "kind": row.kind},
                 )
-            return _Attempt(Outcome.SUPPRESSED, {"reason": held})
+            step.logs.append((self._bound(row), _Attempt(Outcome.SUPPRESSED, {"reason": held})))
+            return
+        try:
+            attachments, lost_blob = self._attachments(session, row), None
+        except RenderError as exc:
+            attachments, lost_blob = [], exc
+        due_at = row.next_attempt_at
+        take_lease(row, lease_until)
+        step.claim = _Claim(row, due_at, lease_until, attachments, lost_blob)
+
+    def _deliver(self, claim: _Claim, now: datetime) -> _Delivered:
+        """Render and send ``claim`` with no transaction open."""
+        row = claim.row
+        if claim.lost_blob is not None:
+            return _Delivered(claim, _Result.PERMANENT, str(claim.lost_blob))
         try:
             msg = render_mail(
                 self._env,
@@ -178,23 +286,46 @@ class Sender:
                 row.context,
                 self._envelope(row),
                 now=now,
-                attachments=self._attachments(session, row),
+                attachments=claim.attachments,
             )
             self._transport.send(
                 msg, from_addr=self._settings.from_addr, to_addrs=[*row.to_addrs, *row.cc_addrs]
             )
         except TemporaryTransportError as exc:
-            return self._retry_or_fail(session, row, now, str(exc))
+            return _Delivered(claim, _Result.TEMPORARY, str(exc))
         except (PermanentTransportError, RenderError) as exc:
-            mark_failed(session, row, now, str(exc))
-            return _Attempt(Outcome.FAILED, {"attempts": row.attempts, "error": str(exc)})
+            return _Delivered(claim, _Result.PERMANENT, str(exc))
         # One row's unit of work: an error no transport should raise (a bug, a value
-        # smtplib refuses) must not roll back and leave this row at the head of the
-        # queue for ever; it backs off like a temporary error and fails in the end.
+        # smtplib refuses) must not leave this row at the head of the queue for ever;
+        # it backs off like a temporary error and fails in the end.
         except Exception as exc:  # noqa: BLE001 - recorded on the row and logged
-            return self._retry_or_fail(session, row, now, f"{type(exc).__name__}: {exc}")
-        mark_sent(session, row, now)
-        return _Attempt(Outcome.SENT, {"attempts": row.attempts, "message_id": row.message_id})
+            return _Delivered(claim, _Result.TEMPORARY, f"{type(exc).__name__}: {exc}")
+        return _Delivered(claim, _Result.SENT)
+
+    def _record(self, session: Session, delivered: _Delivered, now: datetime) -> _Attempt:
+        """Mark the delivered row, unless its lease ran out and another sender has it."""
+        claim = delivered.claim
+        row = load_for_outcome(session, claim.row.id)
+        is_ours = row is not None and holds_lease(row, claim.row.attempts, claim.lease_until)
+        # A mail the transport accepted is sent, whoever holds the row now, unless it
+        # already says so (that copy was a duplicate) or the breaker has since held it.
+        is_sent_news = (
+            row is not None
+            and delivered.result is _Result.SENT
+            and row.status not in {"sent", "suppressed"}
+        )
+        if row is None or not (is_ours or is_sent_news):
+            status = row.status if row is not None else None
+            return _Attempt(None, {"result": delivered.result.value, "status": status})
+        if delivered.result is _Result.SENT:
+            mark_sent(session, row, now)
+            # A sent row keeps the due time it had, not our lease (`outbox list` shows it).
+            end_lease(row, claim.due_at)
+            return _Attempt(Outcome.SENT, {"attempts": row.attempts, "message_id": row.message_id})
+        if delivered.result is _Result.TEMPORARY:
+            return self._retry_or_fail(session, row, now, delivered.error)
+        mark_failed(session, row, now, delivered.error)
+        return _Attempt(Outcome.FAILED, {"attempts": row.attempts, "error": delivered.error})
 
     def _held_back(self, session: Session, row: Outbox, now: datetime) -> str | None:
         """The circuit breaker's reason to hold ``row`` back, or None (recipients pruned)."""

@@ -100,6 +100,21 @@ def test_per_recipient_limit_holds_the_sixth_ack(
         assert s.scalars(select(CaseEvent.kind)).all() == ["outbox_suppressed"]
 
 
+def test_per_recipient_limit_is_exact_for_rows_due_together(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Each row's check counts the one delivered just before it, in the same pass."""
+    for i in range(3):
+        queue(sessions, f"a{i}", "ann@customer.example")
+        queue(sessions, f"b{i}", "bob@customer.example")
+    sent = sender(tmp_path, sessions, BreakerSettings(per_recipient=2, per_case=100)).run_once(NOW)
+    assert sent == 4
+    rows = statuses(sessions)
+    assert [s for s, _ in rows] == ["sent"] * 4 + ["suppressed"] * 2
+    assert all("per-recipient limit" in (reason or "") for _, reason in rows[4:])
+    assert len(list((tmp_path / "out" / "new").iterdir())) == 4
+
+
 def test_window_passes_and_mail_flows_again(
     tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:

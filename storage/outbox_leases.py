@@ -1,0 +1,43 @@
+"""Outbox leases: a claimed row is kept from other senders while it is delivered.
+
+There is no in-flight status: a row being delivered stays ``queued`` with its
+``next_attempt_at`` moved to the end of its lease, so ``claim_due`` skips it until
+then, and takes it again if its sender died before recording the outcome.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from storage.models import Outbox
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.orm import Session
+
+
+def take_lease(row: Outbox, until: datetime) -> None:
+    """Keep ``row`` from every sender's ``claim_due`` until ``until``."""
+    row.next_attempt_at = until
+
+
+def end_lease(row: Outbox, due_at: datetime) -> None:
+    """Give a sent ``row`` back the due time it had before its lease, as if never leased."""
+    row.next_attempt_at = due_at
+
+
+def holds_lease(row: Outbox, attempts: int, until: datetime) -> bool:
+    """Whether ``row`` is still as the lease taken at ``attempts`` left it.
+
+    Another sender that took the row once the lease ran out moved ``next_attempt_at``
+    to its own lease (a later one), and recording any outcome changes the status or
+    the attempts.
+    """
+    return row.status == "queued" and row.attempts == attempts and row.next_attempt_at == until
+
+
+def load_for_outcome(session: Session, outbox_id: int) -> Outbox | None:
+    """The row ``outbox_id``, locked on PostgreSQL until the transaction ends; None if gone."""
+    # Not SKIP LOCKED: another sender holds it only for a claim transaction, briefly.
+    return session.get(Outbox, outbox_id, with_for_update=True)
