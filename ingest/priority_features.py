@@ -6,12 +6,12 @@ import bisect
 import itertools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ingest.literal_factors import folds_plainly, is_plain, required_factors
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Iterator, Mapping
 
 __all__ = [
     "FEATURES",
@@ -112,11 +112,10 @@ def detect(parts: list[str], features: Mapping[str, Patterns], width: int) -> Ev
     # Most of the ~700 patterns cannot match this mail at all: their factors are not
     # in the text. Where lower-casing provably agrees with the engine, the same holds
     # per sentence, so a pattern runs only on the sentences holding one of its factors.
-    present = plan.factors_in(lowered)
     if plan.folds_plainly and is_plain(joined):
-        candidates = plan.candidates_by_sentence(parts, lowered, present)
+        candidates = plan.candidates_by_sentence(parts, lowered)
     else:
-        candidates = [plan.candidates(present)] * len(parts)
+        candidates = [plan.candidates(lowered)] * len(parts)
     for index, sentence in enumerate(parts):
         checks = candidates[index]
         hypothetical = next(
@@ -155,49 +154,44 @@ class _Plan:
     feature_index: tuple[int, ...]  # the same as a number
     patterns: tuple[re.Pattern[str], ...]
     always: frozenset[int]
-    by_factor: Mapping[str, tuple[int, ...]]  # the checks each factor may let through
-    by_trigram: Mapping[str, tuple[str, ...]]  # factors by their first three characters
-    short: tuple[str, ...]  # factors too short to index by trigram (none by default)
+    # Finds, at each place where a factor starts, the longest factor starting there;
+    # the factors that start there too are its prefixes, so each longest factor maps to
+    # the checks of all its prefixes. None when no pattern has a factor.
+    longest: re.Pattern[str] | None
+    by_longest: Mapping[str, frozenset[int]]
     folds_plainly: bool  # lower-casing agrees with the engine on every literal
 
-    def factors_in(self, lowered: str) -> list[str]:
-        """The factors found in the lower-cased text (a trigram index narrows the search)."""
-        grams = {lowered[i : i + _GRAM] for i in range(len(lowered) - _GRAM + 1)}
-        found = [
-            factor
-            for gram in grams.intersection(self.by_trigram)
-            for factor in self.by_trigram[gram]
-            if factor[-_GRAM:] in grams and factor in lowered
-        ]
-        return found + [factor for factor in self.short if factor in lowered]
+    def _occurrences(self, lowered: str) -> Iterator[tuple[int, str]]:
+        """Where factors start in the lower-cased text, with the longest one starting there."""
+        if self.longest is None:
+            return
+        search = self.longest.search
+        match = search(lowered)
+        while match is not None:
+            at = match.start()
+            yield at, match.group()
+            match = search(lowered, at + 1)
 
-    def candidates(self, factors: Iterable[str]) -> list[int]:
-        """The checks that may match text holding ``factors``, in order."""
+    def candidates(self, lowered: str) -> list[int]:
+        """The checks that may match the lower-cased text, in order."""
         found = set(self.always)
-        for factor in factors:
-            found.update(self.by_factor[factor])
+        for longest in {factor for _, factor in self._occurrences(lowered)}:
+            found.update(self.by_longest[longest])
         return sorted(found)
 
-    def candidates_by_sentence(
-        self, parts: list[str], lowered: str, present: list[str]
-    ) -> list[list[int]]:
+    def candidates_by_sentence(self, parts: list[str], lowered: str) -> list[list[int]]:
         """For each sentence, the checks whose factors it holds (``lowered`` joins them).
 
         Valid only when lower-casing is per character (plain text): offsets in
         ``lowered`` are then offsets in the joined sentences.
         """
         starts = list(itertools.accumulate((len(part) + 1 for part in parts), initial=0))
-        words: list[list[str]] = [[] for _ in parts]
-        for factor in present:
-            at = lowered.find(factor)
-            while at != -1:
-                index = bisect.bisect_right(starts, at) - 1
-                words[index].append(factor)
-                at = lowered.find(factor, starts[index + 1])
-        return [self.candidates(held) for held in words]
+        found = [set(self.always) for _ in parts]
+        for at, longest in self._occurrences(lowered):
+            found[bisect.bisect_right(starts, at) - 1].update(self.by_longest[longest])
+        return [sorted(checks) for checks in found]
 
 
-_GRAM = 3
 _PLANS: dict[int, tuple[Mapping[str, Patterns], _Plan]] = {}
 _MAX_PLANS = 16
 
@@ -212,28 +206,52 @@ def _plan(features: Mapping[str, Patterns]) -> _Plan:
         for number, (name, patterns) in enumerate(features.items())
         for pattern in patterns
     ]
-    by_factor: dict[str, list[int]] = {}
+    by_factor: dict[str, set[int]] = {}
     for index, (_, _, _, factors) in enumerate(checks):
         for factor in factors or ():
-            by_factor.setdefault(factor, []).append(index)
-    by_trigram: dict[str, list[str]] = {}
-    for factor in by_factor:
-        if len(factor) >= _GRAM:
-            by_trigram.setdefault(factor[:_GRAM], []).append(factor)
+            by_factor.setdefault(factor, set()).add(index)
+    by_longest = {
+        factor: frozenset().union(
+            *(by_factor.get(factor[:end], ()) for end in range(1, len(factor) + 1))
+        )
+        for factor in by_factor
+    }
     plan = _Plan(
         names=tuple(name for _, name, _, _ in checks),
         feature_index=tuple(number for number, _, _, _ in checks),
         patterns=tuple(pattern for _, _, pattern, _ in checks),
         always=frozenset(i for i, (_, _, _, factors) in enumerate(checks) if factors is None),
-        by_factor={factor: tuple(ids) for factor, ids in by_factor.items()},
-        by_trigram={gram: tuple(factors) for gram, factors in by_trigram.items()},
-        short=tuple(factor for factor in by_factor if len(factor) < _GRAM),
+        longest=_longest_first(by_factor) if by_factor else None,
+        by_longest=by_longest,
         folds_plainly=all(folds_plainly(p.pattern) for _, _, p, _ in checks),
     )
     if len(_PLANS) >= _MAX_PLANS:
         _PLANS.clear()
     _PLANS[id(features)] = (features, plan)
     return plan
+
+
+def _longest_first(words: Iterable[str]) -> re.Pattern[str]:
+    """A pattern matching the longest of ``words`` that starts where it is tried.
+
+    Built as a trie ('ab(?:c|d(?:e)?)'), so the engine follows one branch per character
+    instead of trying every word; the optional tails are greedy, so the longest wins.
+    """
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a word ends here
+    return re.compile(_trie(root))
+
+
+def _trie(node: dict[str, Any]) -> str:
+    branches = [re.escape(char) + _trie(child) for char, child in sorted(node.items()) if char]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+    return f"(?:{body})?" if "" in node else body
 
 
 def _quote(sentence: str, match: re.Match[str], width: int) -> str:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from ingest.literal_factors import folds_plainly, is_plain, may_match, required_factors
 from ingest.priority import PriorityRules, _match_claim
-from ingest.priority_features import INCIDENT_FEATURES, Evidence, Hit, detect
+from ingest.priority_features import INCIDENT_FEATURES, Evidence, Hit, _longest_first, detect
 from ingest.priority_text import new_text, sentences
 from tests.support.services import REPO, SHARED
 
@@ -165,3 +165,21 @@ def test_claim_prefilter_changes_nothing(pieces: list[str]) -> None:
     assert _match_claim(text, RULES, "statement_", lowered) == _match_claim(
         text, RULES, "statement_"
     )
+
+
+@given(
+    st.lists(st.text(alphabet="abc .?\n", min_size=1, max_size=5), min_size=1, max_size=12),
+    st.text(alphabet="abcd .?\n", max_size=60),
+)
+def test_longest_first_finds_every_word(words: list[str], text: str) -> None:
+    """The trie pattern, tried at every place, yields exactly the words in the text."""
+    finder = _longest_first(words)
+    starts = {m.start() for m in (finder.match(text, at) for at in range(len(text))) if m}
+    found = {
+        prefix
+        for at in starts
+        if (m := finder.match(text, at))
+        for prefix in words
+        if m.group().startswith(prefix)
+    }
+    assert found == {w for w in words if w in text}
