@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from ingest.agent_outbox import AgentMailSettings
@@ -260,6 +261,9 @@ class Processor:
             began = time.monotonic()
             settled: list[tuple[Inbound, Outcome]] = []
             with self.sessions.begin() as s:
+                # The rows of every message ready now, in one query (not one each).
+                ready = [w.inbound_id for w in todo if w.is_ready()]
+                rows = inbound.lock_claimed(s, ready, status=self.status)
                 # At least one message; more while the transaction is young, so that a
                 # writer queued behind it (an SMTP commit) waits a bounded time.
                 while todo and (
@@ -267,7 +271,7 @@ class Processor:
                     or (time.monotonic() - began < _GROUP_SECONDS and todo[0].is_ready())
                 ):
                     work = todo.pop(0)
-                    done = self._settle_one(s, work)
+                    done = self._settle_one(s, work, rows.get(work.inbound_id))
                     outcomes[work.inbound_id] = done[1] if done else None
                     if done:
                         settled.append(done)
@@ -293,12 +297,17 @@ class Processor:
             except Exception as exc:  # noqa: BLE001 - quarantined (or retried) in its savepoint
                 return exc
 
-    def _settle_one(self, s: Session, work: _Work) -> tuple[Inbound, Outcome] | None:
-        """One message in a savepoint: its case work, or its quarantine if that fails."""
+    def _settle_one(
+        self, s: Session, work: _Work, row: Inbound | None = None
+    ) -> tuple[Inbound, Outcome] | None:
+        """One message in a savepoint: its case work, or its quarantine if that fails.
+
+        ``row``: the message's row, locked already by this transaction.
+        """
         with structlog.contextvars.bound_contextvars(inbound_id=work.inbound_id):
             savepoint = s.begin_nested()
             try:
-                done = self._case_work(s, work)
+                done = self._case_work(s, work, row)
             except DBAPIError:
                 raise  # transient: the whole transaction goes, the messages stay pending
             except Exception as exc:
@@ -311,10 +320,13 @@ class Processor:
             savepoint.commit()
             return done
 
-    def _case_work(self, s: Session, work: _Work) -> tuple[Inbound, Outcome] | PoisonError | None:
-        row = inbound.lock_pending(
-            s, work.inbound_id, status=self.status, load_raw=False, is_claimed=True
-        )
+    def _case_work(
+        self, s: Session, work: _Work, row: Inbound | None
+    ) -> tuple[Inbound, Outcome] | PoisonError | None:
+        if row is None:
+            row = inbound.lock_pending(
+                s, work.inbound_id, status=self.status, load_raw=False, is_claimed=True
+            )
         if row is None:
             return None
         work.wait()
@@ -402,11 +414,13 @@ def _with_opened(s: Session, outcome: Outcome) -> Outcome:
     """The outcome with the new case's plan and priority (metrics), read from the session."""
     if not outcome.opened or outcome.case_id is None:
         return outcome
-    with s.no_autoflush:  # the settle below flushes at commit anyway
-        case = s.get(Case, outcome.case_id)  # in the identity map: no query
-    if case is None:
+    with s.no_autoflush:  # the settle flushes at commit anyway
+        found = s.execute(
+            select(Case.plan, Case.priority).where(Case.id == outcome.case_id)
+        ).first()
+    if found is None:
         return outcome
-    return dataclasses.replace(outcome, opened_as=(case.plan, case.priority))
+    return dataclasses.replace(outcome, opened_as=(found[0], found[1]))
 
 
 def _poison_reason(exc: PoisonError, attempts: int) -> str:

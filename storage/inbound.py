@@ -82,6 +82,26 @@ def lock_pending(
     return session.scalars(stmt).first()
 
 
+def lock_claimed(
+    session: Session, inbound_ids: Sequence[int], *, status: str = RECEIVED
+) -> dict[int, Inbound]:
+    """The claimed rows still pending, by id, locked for this transaction (one query).
+
+    The caller holds their claims: on PostgreSQL it waits for a lock another instance
+    holds briefly (while it looks at the claim) instead of skipping the row.
+    """
+    if not inbound_ids:
+        return {}
+    stmt = (
+        select(Inbound)
+        .where(Inbound.id.in_(inbound_ids), Inbound.status == status)
+        .options(defer(Inbound.raw))
+    )
+    if not is_sqlite(session.get_bind()):  # type: ignore[arg-type]
+        stmt = stmt.with_for_update()
+    return {row.id: row for row in session.scalars(stmt)}
+
+
 @dataclass(frozen=True)
 class Claim:
     """One counted attempt at a pending row: what the analysis needs, read once."""
