@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
     from ingest.classify import Classification
     from ingest.parsed import ParsedMail
-    from storage.models import Case, Message
+    from storage.models import Case
 
 __all__ = ["Action", "Desk", "Role", "StoredAs", "act", "judge"]
 
@@ -144,14 +144,15 @@ def act(  # noqa: PLR0917 - the process stage's unit of work, passed through
     session: Session,
     role: Role,
     case: Case | None,
-    message: Message | None,
+    message_id: int | None,
     mail: ParsedMail,
     desk: Desk,
     now: datetime,
 ) -> dict[str, Any]:
     """Carry out ``role`` once the message is stored on ``case``; returns log fields.
 
-    ``case`` is ``role.case``, or for ``#customer`` the case the process stage opened.
+    ``case`` is ``role.case``, or for ``#customer`` the case the process stage opened;
+    ``message_id`` is the row id of the message stored on it.
     """
     fields: dict[str, Any] = {"agent_action": role.action.value, "agent_reason": role.reason}
     if role.action is Action.REJECTED:
@@ -166,7 +167,7 @@ def act(  # noqa: PLR0917 - the process stage's unit of work, passed through
             now,
             actor=role.sender,
             detail=role.reason,
-            data={"message_id": mail.message_id, "stored_as": message.id if message else None},
+            data={"message_id": mail.message_id, "stored_as": message_id},
         )
     return fields
 

@@ -167,7 +167,7 @@ def queue_relay(session: Session, relay: Relay, desk: Desk, now: datetime) -> bo
 def queue_notification(  # noqa: PLR0917 - one unit of work's fields
     session: Session,
     case: Case,
-    message: Message,
+    message_id: int,
     mail: ParsedMail,
     desk: Desk,
     now: datetime,
@@ -175,6 +175,8 @@ def queue_notification(  # noqa: PLR0917 - one unit of work's fields
     is_new_case: bool,
 ) -> bool:
     """Tell the case's owner, else the customer's team, else the team, about a new message.
+
+    ``message_id`` is the stored message's row id (not its Message-ID header).
 
     Reply-To is the case's signed reply address: answering the notification is how an
     agent works the case. False when nobody is configured to hear about it.
@@ -196,7 +198,7 @@ def queue_notification(  # noqa: PLR0917 - one unit of work's fields
         message_id=new_message_id(case.ref, desk.message_id_domain),
         in_reply_to=first,
         references=[first] if first else [],
-        dedupe_key=f"notify:msg:{message.id}",
+        dedupe_key=f"notify:msg:{message_id}",
         now=now,
         extra={"reply_to": signed_reply_to(case.ref, desk)},
     )

@@ -77,7 +77,7 @@ def record_opened(session: Session, case: Case, *, context: SlaContext) -> None:
     clocks.mirror(case, {c.kind: c.due_at for c in started})
     session.flush()
     for change in started:
-        clocks.new_clock(
+        clocks.insert_clock(
             session,
             case,
             change.kind,

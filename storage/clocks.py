@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from storage.cases import OPEN_STATUSES, running_clocks
 from storage.models import Case, SlaClock
+from storage.upserts import table_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 RUNNING = "running"
 ClockRow = tuple[SlaClock, Case]
+_INSERT_CLOCK = insert(table_of(SlaClock))
 
 
 def start_clock(
@@ -57,6 +59,32 @@ def new_clock(
     )
     session.add(clock)
     return clock
+
+
+def insert_clock(
+    session: Session,
+    case: Case,
+    kind: str,
+    *,
+    started_at: datetime,
+    due_at: datetime,
+    remind_at: datetime | None,
+) -> None:
+    """Add a running clock of ``kind`` to ``case`` at once, as a row only (no object).
+
+    For a case just opened: nothing in its transaction reads the clock back as an object.
+    """
+    session.execute(
+        _INSERT_CLOCK,
+        {
+            "case_id": case.id,
+            "kind": kind,
+            "state": RUNNING,
+            "started_at": started_at,
+            "due_at": due_at,
+            "remind_at": remind_at,
+        },
+    )
 
 
 def end_clock(case: Case, running: list[SlaClock], kind: str, *, at: datetime, state: str) -> bool:
