@@ -12,8 +12,9 @@ from email import policy as email_policy
 from email.headerregistry import AddressHeader, BaseHeader, HeaderRegistry
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses, parsedate_to_datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from ingest.charsets import clean_text, decode_text, normalise_newlines, salvage_base64
 from ingest.errors import ParseError
@@ -69,7 +70,30 @@ def _cached_header(name: str, value: str) -> BaseHeader:
         return _PLAIN_HEADERS(name, "")
 
 
-_POLICY = email_policy.default.clone(header_factory=_bounded_header)
+class _Policy(EmailPolicy):
+    """``policy.default`` whose header reads are capped and cached (see above).
+
+    The MIME parser and our walk read each part's Content-Type and friends many
+    times; the cache spares the stock read (line breaks dropped, then the factory)
+    all but the first time.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        """The parsed header, shared with every earlier read of the same raw value."""
+        # A header object (set through the API) is returned as is by the stock read.
+        if hasattr(value, "name") or len(value) > _MAX_HEADER_CHARS:
+            return cast("str", super().header_fetch_parse(name, value))
+        return _fetched(self, name, value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fetched(policy: EmailPolicy, name: str, value: str) -> str:
+    # The stock read; its result depends on the header factory alone, which all our
+    # policies share, but the policy is in the key to keep that an observation.
+    return cast("str", EmailPolicy.header_fetch_parse(policy, name, value))
+
+
+_POLICY = _Policy(header_factory=_bounded_header)
 # Serialising message/* parts: keep header text as received (no refolding).
 _RAW_POLICY = _POLICY.clone(refold_source="none", linesep="\r\n")
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from email.policy import EmailPolicy
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.parse import _policy_addresses, _simple_addresses
+from ingest.parse import _POLICY, _policy_addresses, _simple_addresses
 from ingest.parsed import Address
 
 NAMES = ["Customer 0", "A B", "  A   B ", '"Smith, J"', '""', '" x"', '"a  b"', "", "O'Neil", "x=y"]
@@ -64,3 +66,25 @@ def test_simple_addresses_agree_with_the_policy_parser(value: str) -> None:
 def test_simple_addresses(value: str, expected: list[Address] | None) -> None:
     """Common shapes are read; odd ones are left to the policy's parser."""
     assert _simple_addresses(value) == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "text/plain; charset=utf-8",
+        'multipart/mixed;\r\n boundary="b1"',
+        "attachment; filename*=utf-8''r%C3%A9sum%C3%A9.pdf",
+        "x" * 9000,
+    ],
+)
+def test_cached_header_reads_equal_the_stock_read(value: str) -> None:
+    """The policy's cached read returns what EmailPolicy's own read returns."""
+    for name in ("Content-Type", "Content-Disposition", "Subject"):
+        ours = _POLICY.header_fetch_parse(name, value)
+        stock = EmailPolicy.header_fetch_parse(_POLICY, name, value)
+        assert (type(ours), ours, getattr(ours, "params", None)) == (
+            type(stock),
+            stock,
+            getattr(stock, "params", None),
+        )
+        assert _POLICY.header_fetch_parse(name, ours) is ours  # a header object as is
