@@ -7,13 +7,22 @@ that held it (the process stage, in a loop): measured under a 16-connection SMTP
 burst, SMTP commits spent seconds in BEGIN. Queueing the writers of this process
 here first hands the lock over the moment it is released; SMTP commits (``urgent``)
 go ahead of the stages' transactions, so a 250 waits for one transaction at most.
-Other processes (the CLI) still meet SQLite's busy handler.
+
+Other processes on the same file (the process stage's child, the CLI) would meet this
+one in SQLite's busy handler again. So a writer that has passed the queue then takes
+an exclusive ``flock`` on ``<database>-writer`` (polled every millisecond: flock has no
+timeout) and holds it until its COMMIT or ROLLBACK is done; the lock is handed over
+within about a millisecond, not SQLite's 100 ms steps. Either wait that runs out
+falls back to SQLite's own busy wait, as before.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +34,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 _HOLDS_LOCK = "mail2case_write_lock"
+_HOLDS_FILE_LOCK = "mail2case_file_lock"
+_POLL_SECONDS = 0.001
 _local = threading.local()
 
 
@@ -37,6 +48,8 @@ class WriteQueue:
         self._waiters: deque[threading.Lock] = deque()
         self._held = False
         self.owner: int | None = None  # the thread ident holding it
+        # Taken after the queue, for writers in other processes; None: a private database.
+        self.file_lock: FileLock | None = None
 
     def acquire(self, timeout: float, *, urgent: bool = False) -> bool:
         """Wait up to ``timeout`` seconds for the lock in turn; False if it did not come."""
@@ -69,17 +82,67 @@ class WriteQueue:
                 self._held = False
 
 
+class FileLock:
+    """An exclusive ``flock`` on one file, taken by polling; one open file per process.
+
+    flock locks belong to the open file description, not to a thread: every thread of
+    this process would pass a lock another thread holds on the same descriptor. That is
+    sound here only because the write queue lets one thread at a time take this lock.
+    The file is opened close-on-exec, and reopened in a forked child, so that no other
+    process shares the description (and with it the lock).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._fd: int | None = None
+        self._pid = 0
+        self._guard = threading.Lock()
+
+    def _fileno(self) -> int:
+        with self._guard:
+            if self._fd is None or self._pid != os.getpid():
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._pid = os.getpid()
+            return self._fd
+
+    def acquire(self, timeout: float) -> bool:
+        """Poll for the lock every millisecond for up to ``timeout`` seconds."""
+        fd = self._fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(_POLL_SECONDS)
+            else:
+                return True
+
+    def release(self) -> None:
+        """Unlock (held by this process, so the descriptor is open)."""
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 _queues: dict[str, WriteQueue] = {}
 _queues_guard = threading.Lock()
 
 
 def write_queue_for(engine: Engine) -> WriteQueue:
-    """One queue per database file in this process, shared by every engine on it."""
+    """One queue per database file in this process, shared by every engine on it.
+
+    Its file lock is ``<database>-writer``, next to the database and its ``-wal``.
+    """
     key = engine.url.database or ""
     if key in {"", ":memory:"}:
         return WriteQueue()  # a private database: nobody else to queue behind
     with _queues_guard:
-        return _queues.setdefault(key, WriteQueue())
+        queue = _queues.get(key)
+        if queue is None:
+            queue = _queues[key] = WriteQueue()
+            queue.file_lock = FileLock(f"{key}-writer")
+        return queue
 
 
 @contextlib.contextmanager
@@ -94,7 +157,7 @@ def urgent() -> Iterator[None]:
 
 
 def install_write_queue(engine: Engine, queue: WriteQueue, timeout: float) -> None:
-    """Take ``queue`` before BEGIN IMMEDIATE; give it back once COMMIT or ROLLBACK is done.
+    """Take ``queue``, then its file lock, before BEGIN IMMEDIATE; free both after COMMIT/ROLLBACK.
 
     The dialect's commit and rollback are wrapped rather than hooked by events, because
     the ``commit`` event fires before the COMMIT (and its fsync) has run. Register this
@@ -108,8 +171,7 @@ def install_write_queue(engine: Engine, queue: WriteQueue, timeout: float) -> No
             info = dbapi_conn.info
         except (AttributeError, NotImplementedError):  # a bare connection, during connect
             return
-        if info.pop(_HOLDS_LOCK, False):
-            queue.release()
+        _give_back(info, queue)
 
     def take(conn: Any) -> None:
         # A thread that holds the lock and opens a second transaction would wait for
@@ -117,8 +179,12 @@ def install_write_queue(engine: Engine, queue: WriteQueue, timeout: float) -> No
         if queue.owner == threading.get_ident():
             return
         # A lock not granted in time (a long transaction) falls back to SQLite's wait.
-        if queue.acquire(timeout, urgent=getattr(_local, "urgent", False)):
-            conn.connection.info[_HOLDS_LOCK] = True
+        if not queue.acquire(timeout, urgent=getattr(_local, "urgent", False)):
+            return
+        info = conn.connection.info
+        info[_HOLDS_LOCK] = True
+        if queue.file_lock is not None and queue.file_lock.acquire(timeout):
+            info[_HOLDS_FILE_LOCK] = True
 
     def commit(dbapi_conn: Any) -> None:
         try:
@@ -141,7 +207,15 @@ def install_write_queue(engine: Engine, queue: WriteQueue, timeout: float) -> No
 
 
 def _release_record(record: Any, queue: WriteQueue) -> None:
-    if record is not None and record.info.pop(_HOLDS_LOCK, False):
+    if record is not None:
+        _give_back(record.info, queue)
+
+
+def _give_back(info: dict[str, Any], queue: WriteQueue) -> None:
+    # The file lock first: the next writer of this process takes it right after.
+    if info.pop(_HOLDS_FILE_LOCK, False) and queue.file_lock is not None:
+        queue.file_lock.release()
+    if info.pop(_HOLDS_LOCK, False):
         queue.release()
 
 

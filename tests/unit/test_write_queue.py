@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from storage.write_queue import WriteQueue
+from storage.write_queue import FileLock, WriteQueue
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 WAIT = 5.0  # seconds: every wait in these tests is bounded
 
@@ -79,3 +83,17 @@ def test_the_owner_is_the_holding_thread_and_cleared_on_release() -> None:
     assert queue.owner == threading.get_ident()
     queue.release()
     assert queue.owner is None
+
+
+def test_the_file_lock_is_exclusive_and_its_wait_bounded(tmp_path: Path) -> None:
+    """Two open files on one path exclude each other (as two processes do); waits end."""
+    path = tmp_path / "db-writer"
+    first, second = FileLock(str(path)), FileLock(str(path))
+    assert first.acquire(WAIT)
+    assert path.stat().st_mode & 0o777 == 0o600
+    started = time.monotonic()
+    assert not second.acquire(0.05)
+    assert 0.05 <= time.monotonic() - started < WAIT
+    first.release()
+    assert second.acquire(WAIT)
+    second.release()
