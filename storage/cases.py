@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import selectinload
 
 from storage.models import (
@@ -39,6 +39,18 @@ _BUMP_REF = (
     .returning(_counters.value)
 )
 _INSERT_EVENT = insert(table_of(CaseEvent))
+# The reads every message makes, built once likewise; their values come at execution.
+_BY_MESSAGE_IDS = (
+    select(Case)
+    .join(Message, Message.case_id == Case.id)
+    .where(Message.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Message.id.desc())
+    .limit(1)
+)
+_BY_DEDUPE_KEY = select(Message).where(Message.dedupe_key == bindparam("key"))
+_RUNNING_CLOCKS = select(SlaClock).where(
+    SlaClock.case_id == bindparam("case_id"), SlaClock.state == "running"
+)
 
 
 def next_ref(session: Session, first_ref: int) -> int:
@@ -69,19 +81,12 @@ def case_by_message_ids(session: Session, message_ids: Sequence[str]) -> Case | 
     """The case holding the newest of the messages named (In-Reply-To, References)."""
     if not message_ids:
         return None
-    stmt = (
-        select(Case)
-        .join(Message, Message.case_id == Case.id)
-        .where(Message.message_id.in_(list(message_ids)))
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
-    return session.scalars(stmt).first()
+    return session.scalars(_BY_MESSAGE_IDS, {"ids": list(message_ids)}).first()
 
 
 def message_by_dedupe_key(session: Session, key: str) -> Message | None:
     """The case message already stored for this content key, if any."""
-    return session.scalars(select(Message).where(Message.dedupe_key == key)).first()
+    return session.scalars(_BY_DEDUPE_KEY, {"key": key}).first()
 
 
 def customer_id(session: Session, name: str, now: datetime) -> int | None:
@@ -210,8 +215,7 @@ def case_detail(session: Session, ref: int) -> Case | None:
 
 def running_clocks(session: Session, case_id: int) -> list[SlaClock]:
     """The case's SLA clocks that are still running."""
-    stmt = select(SlaClock).where(SlaClock.case_id == case_id, SlaClock.state == "running")
-    return list(session.scalars(stmt))
+    return list(session.scalars(_RUNNING_CLOCKS, {"case_id": case_id}))
 
 
 def attachment_rows(message: Message) -> list[Attachment]:
