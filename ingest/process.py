@@ -373,9 +373,8 @@ class Processor:
         mail = analysis.mail
         existing = cases.message_by_dedupe_key(s, mail.content_key)
         if existing is not None:
-            return Outcome(
-                "duplicate", reason=f"same message as #{existing.id}", case_id=existing.case_id
-            )
+            message_id, case_id = existing
+            return Outcome("duplicate", reason=f"same message as #{message_id}", case_id=case_id)
         self._current = analysis
         try:
             return self.step(self, s, row, mail, analysis.verdict, now).run()

@@ -47,7 +47,7 @@ _BY_MESSAGE_IDS = (
     .order_by(Message.id.desc())
     .limit(1)
 )
-_BY_DEDUPE_KEY = select(Message).where(Message.dedupe_key == bindparam("key"))
+_BY_DEDUPE_KEY = select(Message.id, Message.case_id).where(Message.dedupe_key == bindparam("key"))
 _RUNNING_CLOCKS = select(SlaClock).where(
     SlaClock.case_id == bindparam("case_id"), SlaClock.state == "running"
 )
@@ -84,9 +84,10 @@ def case_by_message_ids(session: Session, message_ids: Sequence[str]) -> Case | 
     return session.scalars(_BY_MESSAGE_IDS, {"ids": list(message_ids)}).first()
 
 
-def message_by_dedupe_key(session: Session, key: str) -> Message | None:
-    """The case message already stored for this content key, if any."""
-    return session.scalars(_BY_DEDUPE_KEY, {"key": key}).first()
+def message_by_dedupe_key(session: Session, key: str) -> tuple[int, int] | None:
+    """(id, case id) of the case message already stored for this content key, if any."""
+    found = session.execute(_BY_DEDUPE_KEY, {"key": key}).first()
+    return (found[0], found[1]) if found is not None else None
 
 
 def customer_id(session: Session, name: str, now: datetime) -> int | None:
