@@ -11,7 +11,15 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.literal_factors import folds_plainly, is_plain, may_match
-from ingest.priority_features import FEATURES, Evidence, Hit, Patterns, detect, environment_near
+from ingest.priority_features import (
+    FEATURES,
+    Evidence,
+    Hit,
+    Patterns,
+    detect,
+    environment_near,
+    prepare,
+)
 from ingest.priority_text import first_line, new_text, sentences, strip_subject_prefixes
 from sla.policy import Priority
 
@@ -55,6 +63,11 @@ class PriorityRules:
     languages: tuple[str, ...]
     unspecified_environment_is_production: bool = True
     quote_chars: int = 90
+
+    def __post_init__(self) -> None:
+        # The detection plan (~1,700 patterns' literal words) is built now, at start-up
+        # or reload, instead of inside the first message's processing.
+        prepare(self.features)
 
     @classmethod
     def default(cls) -> PriorityRules:

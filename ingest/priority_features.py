@@ -192,6 +192,11 @@ class _Plan:
         return [sorted(checks) for checks in found]
 
 
+def prepare(features: Mapping[str, Patterns]) -> None:
+    """Build (and cache) the detection plan for ``features`` ahead of the first message."""
+    _plan(features)
+
+
 _PLANS: dict[int, tuple[Mapping[str, Patterns], _Plan]] = {}
 _MAX_PLANS = 16
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.analysis import Analysis, AnalysisSettings, analyse, prioritise
 from ingest.errors import PoisonError
+from ingest.priority_features import prepare
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -231,6 +232,9 @@ def serve_worker(fd: int) -> None:
     sys.path[:] = conn.recv()
     settings, memory_mb, target = conn.recv()
     _cap_memory(memory_mb)
+    # Unpickling skips PriorityRules.__post_init__: build the detection plan now, at
+    # start-up, not inside the first message's time bound.
+    prepare(settings.priority_rules.features)
     conn.send("ready")
     _serve(conn, settings, target)
 
