@@ -174,7 +174,9 @@ class Processor:
         todo = list(items)
         while todo:
             group, todo = self._next_group(todo)
-            results.update(self._handle_group(group))
+            done, left = self._handle_group(group)
+            results.update(done)
+            todo = left + todo  # over the group's byte budget: first in the next group
         return [(i, results.get(i)) for i, _ in items]
 
     def _next_group(
@@ -188,48 +190,52 @@ class Processor:
         )
         return todo[:size], todo[size:]
 
-    def _handle_group(self, group: list[tuple[int, datetime]]) -> dict[int, Outcome | None]:
+    def _handle_group(
+        self, group: list[tuple[int, datetime]]
+    ) -> tuple[dict[int, Outcome | None], list[tuple[int, datetime]]]:
         try:
-            claims, outcomes = self._claim(group)
-            suspects = [c for c in claims if c.claim.attempts > 1]
-            if len(claims) > 1 and suspects:
+            claims, outcomes, left = self._claim(group)
+            if len(claims) > 1 and any(c.claim.attempts > 1 for c in claims):
                 # One of them may be what killed the last attempt: each goes alone.
                 for work in claims:
                     outcomes.update(self._work([work]))
-                return outcomes
-            outcomes.update(self._work(claims))
+            else:
+                outcomes.update(self._work(claims))
         except DBAPIError:
             self._unsettled.update(i for i, _ in group)
             raise
-        return outcomes
+        return outcomes, left
 
     def _claim(
         self, group: list[tuple[int, datetime]]
-    ) -> tuple[list[_Work], dict[int, Outcome | None]]:
-        """Count these attempts in one commit, before any work: a crash still counts them."""
+    ) -> tuple[list[_Work], dict[int, Outcome | None], list[tuple[int, datetime]]]:
+        """Count these attempts in one commit, before any work: a crash still counts them.
+
+        Returns the claims, the outcomes of rows settled or skipped here, and the part
+        of the group left for later (over the group's byte budget).
+        """
         claims: list[_Work] = []
         settled: list[tuple[Inbound, Outcome]] = []
         outcomes: dict[int, Outcome | None] = {}
-        wall = datetime.now(UTC)  # wall time, not the messages' ``now`` (imports)
+        times = dict(group)
+        periods = {
+            i: timedelta(0) if i in self._unsettled else self.settings.claim_period for i in times
+        }
         with self.sessions.begin() as s:
-            loaded = 0
-            for inbound_id, now in group:
-                if loaded >= _GROUP_BYTES:  # the rest waits for the next group
-                    break
-                claim = inbound.claim_attempt(
-                    s,
-                    inbound_id,
-                    status=self.status,
-                    max_attempts=self.settings.max_attempts,
-                    now=wall,
-                    claim_period=timedelta(0)
-                    if inbound_id in self._unsettled
-                    else self.settings.claim_period,
-                )
+            answers = inbound.claim_attempts(
+                s,
+                [i for i, _ in group],
+                status=self.status,
+                max_attempts=self.settings.max_attempts,
+                now=datetime.now(UTC),  # wall time, not the messages' ``now`` (imports)
+                claim_periods=periods,
+                max_bytes=_GROUP_BYTES,
+            )
+            for inbound_id, claim in answers:
                 self._unsettled.discard(inbound_id)
+                now = times[inbound_id]
                 if isinstance(claim, inbound.Claim):
                     claims.append(_Work(inbound_id, now, claim))
-                    loaded += len(claim.raw)
                     continue
                 outcomes[inbound_id] = None
                 if claim is None:
@@ -243,7 +249,7 @@ class Processor:
                 outcomes[inbound_id] = outcome
         for row, outcome in settled:
             _log_outcome(row, outcome)
-        return claims, outcomes
+        return claims, outcomes, group[len(answers) :]
 
     def _work(self, claims: list[_Work]) -> dict[int, Outcome | None]:
         """Analyse the claimed messages and settle them, a bounded transaction at a time.

@@ -12,7 +12,7 @@ from storage.engine import is_sqlite
 from storage.models import Inbound
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from datetime import datetime, timedelta
 
     from sqlalchemy.orm import Session
@@ -113,33 +113,68 @@ class Claim:
     last_failure: str | None
 
 
-def claim_attempt(
+def claim_attempts(
     session: Session,
-    inbound_id: int,
+    inbound_ids: Sequence[int],
     *,
     status: str = RECEIVED,
     max_attempts: int,
     now: datetime,
-    claim_period: timedelta,
-) -> Claim | Inbound | None:
-    """Count one attempt at a pending row before it is worked on (the caller commits).
+    claim_periods: Mapping[int, timedelta],
+    max_bytes: int,
+) -> list[tuple[int, Claim | Inbound | None]]:
+    """Count one attempt at each pending row before it is worked on (the caller commits).
 
-    Returns the Claim; the locked row itself when it has used up ``max_attempts``
-    (the caller quarantines it); None when it is settled or another worker holds it.
-    On PostgreSQL a row claimed less than ``claim_period`` ago belongs to the instance
-    that claimed it; SQLite has one instance, so an old claim is a dead process's.
+    In order, each id with its answer: the Claim; the locked row itself when it has used
+    up ``max_attempts`` (the caller quarantines it); None when it is settled or another
+    worker holds it. On PostgreSQL a row claimed less than its ``claim_periods`` ago
+    belongs to the instance that claimed it; SQLite has one instance, so an old claim is
+    a dead process's. Two queries for the group; stops once ``max_bytes`` of raw mail is
+    claimed: ids left out of the answer were not looked at (their rows are untouched).
     """
-    row = lock_pending(session, inbound_id, status=status)
-    if row is None:
-        return None
+    stmt = (
+        select(Inbound)
+        .where(Inbound.id.in_(inbound_ids), Inbound.status == status)
+        .options(defer(Inbound.raw))
+    )
     is_shared = not is_sqlite(session.get_bind())  # type: ignore[arg-type]
-    if is_shared and row.claimed_at is not None and now - row.claimed_at < claim_period:
-        return None
-    if row.attempts >= max_attempts:
-        return row
-    row.attempts += 1
-    row.claimed_at = now
-    return Claim(row.raw, row.source, row.mail_from, row.attempts, row.reason)
+    if is_shared:
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = {row.id: row for row in session.scalars(stmt)}
+    answers: list[tuple[int, Claim | Inbound | None]] = []
+    chosen: list[Inbound] = []
+    loaded = 0
+    for inbound_id in inbound_ids:
+        if loaded >= max_bytes:
+            break
+        row = rows.get(inbound_id)
+        if row is None or (
+            is_shared
+            and row.claimed_at is not None
+            and now - row.claimed_at < claim_periods[inbound_id]
+        ):
+            answers.append((inbound_id, None))
+        elif row.attempts >= max_attempts:
+            answers.append((inbound_id, row))
+        else:
+            row.attempts += 1
+            row.claimed_at = now
+            chosen.append(row)
+            loaded += row.size or 0
+            answers.append((inbound_id, row))
+    raw = _raw_of(session, [row.id for row in chosen])
+    claimed = {row.id for row in chosen}
+    return [
+        (i, Claim(raw[i], a.source, a.mail_from, a.attempts, a.reason) if i in claimed else a)  # type: ignore[union-attr]
+        for i, a in answers
+    ]
+
+
+def _raw_of(session: Session, inbound_ids: list[int]) -> dict[int, bytes]:
+    if not inbound_ids:
+        return {}
+    found = session.execute(select(Inbound.id, Inbound.raw).where(Inbound.id.in_(inbound_ids)))
+    return {row[0]: row[1] for row in found}
 
 
 def record_failure(session: Session, inbound_id: int, reason: str, *, status: str) -> None:

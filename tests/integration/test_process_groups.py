@@ -1,0 +1,111 @@
+"""The process stage works in groups: few commits, one savepoint per message, bounded bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import event, select
+
+from ingest import process
+from ingest.case_step import CaseStep
+from mail2case import app
+from mail2case.config import config_from_mapping
+from storage import inbound
+from storage.models import Inbound
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ingest.outcome import Outcome
+    from mail2case.config import Config
+
+    Sessions = sessionmaker[Session]
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def _mail(n: int, subject: str = "") -> bytes:
+    return (
+        f"From: Customer {n} <c{n}@client.example>\r\nTo: support@example.com\r\n"
+        f"Subject: {subject or f'Question number {n}'}\r\nMessage-ID: <q{n}@client.example>\r\n"
+        f"Date: Thu, 26 Nov 2026 09:00:00 +0000\r\n\r\nHello, question {n}.\r\n"
+    ).encode()
+
+
+def _site(tmp_path: Path, raws: list[bytes]) -> tuple[Config, Engine, Sessions, list[int]]:
+    config = config_from_mapping(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'groups.db'}"},
+            "support": {"address": "support@example.com"},
+        }
+    )
+    engine, sessions = app.open_database(config)
+    with sessions.begin() as s:
+        ids = [
+            inbound.add_inbound(s, raw=raw, source="smtp", now=NOW, mail_from="c@client.example").id
+            for raw in raws
+        ]
+    return config, engine, sessions, ids
+
+
+def test_a_group_of_messages_costs_two_commits_not_two_each(tmp_path: Path) -> None:
+    """Sixteen messages: their attempts in one commit, their case work in few more."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(16)])
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
+    done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
+    assert [i for i, _ in done] == ids
+    assert all(o is not None and o.status == "processed" for _, o in done)
+    # One for the claims, and the case work in transactions of up to 30 ms each: far
+    # fewer than the 32 that one message at a time took.
+    assert len(commits) <= 8
+    engine.dispose()
+
+
+def test_the_byte_budget_splits_a_group_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the budget the rest goes to the next group; every message is still handled."""
+    monkeypatch.setattr(process, "_GROUP_BYTES", 1)
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(5)])
+    done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
+    assert [i for i, _ in done] == ids
+    assert [o.status if o else None for _, o in done] == ["processed"] * 5
+    engine.dispose()
+
+
+class _BrokenOnBoom(CaseStep):
+    def run(self) -> Outcome:
+        if "boom" in self.mail.subject:
+            raise RuntimeError("a bug in the case step")
+        return super().run()
+
+
+def test_a_failing_message_is_quarantined_and_the_rest_of_its_group_commits(
+    tmp_path: Path,
+) -> None:
+    """The savepoint: one message's failure undoes its own work only."""
+    raws = [_mail(0), _mail(1, "boom here"), _mail(2)]
+    config, engine, sessions, ids = _site(tmp_path, raws)
+    processor = app.build_processor(config, sessions)
+    processor.step = _BrokenOnBoom
+    done = dict(processor.handle_many([(i, NOW) for i in ids]))
+    assert [o.status if o else None for o in done.values()] == [
+        "processed",
+        "quarantined",
+        "processed",
+    ]
+    broken = done[ids[1]]
+    assert broken is not None
+    assert "a bug in the case step" in (broken.reason or "")
+    with sessions() as s:
+        rows = {r.id: r for r in s.scalars(select(Inbound))}
+        assert rows[ids[1]].status == "quarantined"
+        assert rows[ids[1]].case_id is None  # nothing of its case work survived
+        assert None not in {rows[ids[0]].case_id, rows[ids[2]].case_id}
+    engine.dispose()
