@@ -87,6 +87,8 @@ class ProcessingSettings:
     message_timeout_seconds: float = 30.0
     message_memory_mb: int = 1024
     max_attempts: int = 3
+    # The stage runs in a child process of its own (its own GIL; mail2case.process_child).
+    separate_process: bool = False
 
 
 @dataclass(frozen=True)
@@ -311,6 +313,7 @@ def _processing(s: Section) -> ProcessingSettings:
         ),
         message_memory_mb=s.int("message_memory_mb", d.message_memory_mb, 16, 1024 * 1024),
         max_attempts=s.int("max_attempts", d.max_attempts, 1, 100),
+        separate_process=s.bool("separate_process", default=d.separate_process),
     )
 
 

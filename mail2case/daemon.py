@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mail2case import app
 from mail2case.imap_wiring import build_imap_services
 from mail2case.metrics import DatabaseCollector, Metrics, install_event_tap, observed_process_pass
+from mail2case.process_child import ProcessChild, child_process_pass
 from mail2case.reload import Reloader
 from mail2case.retention import purge_pass
 from mail2case.sd_notify import Notifier
 from mail2case.service_hooks import ServiceHooks, SourceStates
-from mail2case.supervisor import Daemon, Stage
+from mail2case.supervisor import Daemon, Lifecycle, Stage
 from storage.write_queue import checkpoint
 
 if TYPE_CHECKING:
@@ -32,7 +34,9 @@ CHECKPOINT_SECONDS = 1.0
 def build_daemon(config: Config) -> Daemon:
     """Open the database (migrating SQLite) and assemble the stages."""
     engine, sessions = app.open_database(config, checkpoint_in_background=True)
-    processor = app.build_processor(config, sessions, is_bounded=True)
+    child = ProcessChild(config) if config.processing.separate_process else None
+    # With a child, this processor never runs: it holds the settings SIGHUP replaces.
+    processor = app.build_processor(config, sessions, is_bounded=child is None)
     sender = app.build_sender(config, sessions)
     send = Stage("send", sender.run_once, config.outgoing.poll_interval_seconds)
     scheduler = app.build_scheduler(config, sessions)
@@ -43,7 +47,9 @@ def build_daemon(config: Config) -> Daemon:
     metrics = Metrics()
     process = Stage(
         "process",
-        observed_process_pass(processor, sessions, metrics),
+        observed_process_pass(processor, sessions, metrics)
+        if child is None
+        else child_process_pass(child, processor, metrics),
         config.processing.poll_interval_seconds,
         then=[send.wake, schedule.wake],
     )
@@ -57,8 +63,34 @@ def build_daemon(config: Config) -> Daemon:
         config=config, engine=engine, sessions=sessions, stages=stages, services=services
     )
     daemon.shutdown_timeout = config.service.shutdown_grace_seconds
-    daemon.lifecycle = _service_hooks(config, sessions, processor, stages, metrics)
+    hooks = _service_hooks(config, sessions, processor, stages, metrics)
+    daemon.lifecycle = hooks if child is None else _ChildClosingHooks(hooks, child)
     return daemon
+
+
+class _ChildClosingHooks:
+    """The service hooks; once the stages have drained, the process child is ended too."""
+
+    def __init__(self, hooks: Lifecycle, child: ProcessChild) -> None:
+        self.hooks = hooks
+        self.child = child
+
+    async def started(self, daemon: Daemon) -> None:
+        """As the hooks do."""
+        await self.hooks.started(daemon)
+
+    def stopping(self) -> None:
+        """As the hooks do."""
+        self.hooks.stopping()
+
+    async def reload(self) -> None:
+        """As the hooks do (the new settings reach the child with its next pass)."""
+        await self.hooks.reload()
+
+    async def stopped(self) -> None:
+        """End the child (after its pass in progress, within a bound), then the hooks."""
+        await asyncio.to_thread(self.child.close)
+        await self.hooks.stopped()
 
 
 def _checkpoint(engine: Engine) -> int:
