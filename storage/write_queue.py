@@ -88,29 +88,71 @@ class FileLock:
     flock locks belong to the open file description, not to a thread: every thread of
     this process would pass a lock another thread holds on the same descriptor. That is
     sound here only because the write queue lets one thread at a time take this lock.
-    The file is opened close-on-exec, and reopened in a forked child, so that no other
-    process shares the description (and with it the lock).
+    The files are opened close-on-exec, and reopened in a forked child, so that no
+    other process shares a description (and with it a lock).
+
+    Urgent writers (SMTP commits) go first across processes too: while one waits, from
+    before it queues in its own process, it holds a shared lock on ``<path>-urgent``;
+    a writer that is not urgent leaves the lock alone while another process's urgent
+    writer waits (the in-process hand-over to an urgent writer takes a GIL switch, in
+    which the other process, polling, would otherwise take the lock).
     """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fd: int | None = None
+        self._fds: tuple[int, int, int] | None = None  # the lock, our mark, the probe
         self._pid = 0
         self._guard = threading.Lock()
+        self._urgent_waiting = 0  # this process's urgent writers marked as waiting
 
-    def _fileno(self) -> int:
+    def _files(self) -> tuple[int, int, int]:
         with self._guard:
-            if self._fd is None or self._pid != os.getpid():
-                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-                self._pid = os.getpid()
-            return self._fd
+            if self._fds is None or self._pid != os.getpid():
+                flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
+                urgent = f"{self.path}-urgent"
+                self._fds = (
+                    os.open(self.path, flags, 0o600),
+                    os.open(urgent, flags, 0o600),
+                    os.open(urgent, flags, 0o600),
+                )
+                self._pid, self._urgent_waiting = os.getpid(), 0
+            return self._fds
 
-    def acquire(self, timeout: float) -> bool:
+    @contextlib.contextmanager
+    def urgent_waiting(self) -> Iterator[None]:
+        """Mark an urgent writer of this process as waiting, for the other processes."""
+        mark = self._files()[1]
+        with self._guard:
+            self._urgent_waiting += 1
+            if self._urgent_waiting == 1:
+                fcntl.flock(mark, fcntl.LOCK_SH)  # never waits: nobody takes it exclusively
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._urgent_waiting -= 1
+                if self._urgent_waiting == 0:
+                    fcntl.flock(mark, fcntl.LOCK_UN)
+
+    def _other_urgent(self, probe: int) -> bool:
+        """Whether another process's urgent writer waits (ours wait behind this writer)."""
+        if self._urgent_waiting:
+            return False  # our own mark would answer; this process's queue decided already
+        try:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(probe, fcntl.LOCK_UN)
+        return False
+
+    def acquire(self, timeout: float, *, urgent: bool = False) -> bool:
         """Poll for the lock every millisecond for up to ``timeout`` seconds."""
-        fd = self._fileno()
+        fd, _mark, probe = self._files()
         deadline = time.monotonic() + timeout
         while True:
             try:
+                if not urgent and self._other_urgent(probe):
+                    raise BlockingIOError  # noqa: TRY301 - waits as for the lock itself
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 if time.monotonic() >= deadline:
@@ -121,8 +163,8 @@ class FileLock:
 
     def release(self) -> None:
         """Unlock (held by this process, so the descriptor is open)."""
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if self._fds is not None:
+            fcntl.flock(self._fds[0], fcntl.LOCK_UN)
 
 
 _queues: dict[str, WriteQueue] = {}
@@ -178,13 +220,17 @@ def install_write_queue(engine: Engine, queue: WriteQueue, timeout: float) -> No
         # itself: let it go on to SQLite's busy timeout and its error, as before.
         if queue.owner == threading.get_ident():
             return
-        # A lock not granted in time (a long transaction) falls back to SQLite's wait.
-        if not queue.acquire(timeout, urgent=getattr(_local, "urgent", False)):
-            return
-        info = conn.connection.info
-        info[_HOLDS_LOCK] = True
-        if queue.file_lock is not None and queue.file_lock.acquire(timeout):
-            info[_HOLDS_FILE_LOCK] = True
+        is_urgent = getattr(_local, "urgent", False)
+        file_lock = queue.file_lock
+        marked = file_lock.urgent_waiting() if file_lock and is_urgent else contextlib.nullcontext()
+        with marked:
+            # A lock not granted in time (a long transaction) falls back to SQLite's wait.
+            if not queue.acquire(timeout, urgent=is_urgent):
+                return
+            info = conn.connection.info
+            info[_HOLDS_LOCK] = True
+            if file_lock is not None and file_lock.acquire(timeout, urgent=is_urgent):
+                info[_HOLDS_FILE_LOCK] = True
 
     def commit(dbapi_conn: Any) -> None:
         try:

@@ -97,3 +97,15 @@ def test_the_file_lock_is_exclusive_and_its_wait_bounded(tmp_path: Path) -> None
     first.release()
     assert second.acquire(WAIT)
     second.release()
+
+
+def test_a_writer_leaves_the_file_lock_to_another_process_urgent_writer(tmp_path: Path) -> None:
+    """While another process's SMTP commit waits, a stage's writer does not take the lock."""
+    path = str(tmp_path / "db-writer")
+    smtp, stage = FileLock(path), FileLock(path)  # two open files: as two processes
+    with smtp.urgent_waiting():
+        assert not stage.acquire(0.05)  # the lock is free, but an urgent writer waits
+        assert stage.acquire(WAIT, urgent=True)  # urgent writers only queue among themselves
+        stage.release()
+    assert stage.acquire(WAIT)
+    stage.release()
