@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from storage.models import Outbox
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from datetime import datetime
 
     from sqlalchemy.orm import Session
@@ -23,7 +26,10 @@ def take_lease(row: Outbox, until: datetime) -> None:
 
 
 def end_lease(row: Outbox, due_at: datetime) -> None:
-    """Give a sent ``row`` back the due time it had before its lease, as if never leased."""
+    """Give ``row`` back the due time it had before its lease, as if never leased.
+
+    A sent row keeps it for ``outbox list``; a queued row given back is due again at once.
+    """
     row.next_attempt_at = due_at
 
 
@@ -37,7 +43,19 @@ def holds_lease(row: Outbox, attempts: int, until: datetime) -> bool:
     return row.status == "queued" and row.attempts == attempts and row.next_attempt_at == until
 
 
-def load_for_outcome(session: Session, outbox_id: int) -> Outbox | None:
-    """The row ``outbox_id``, locked on PostgreSQL until the transaction ends; None if gone."""
-    # Not SKIP LOCKED: another sender holds it only for a claim transaction, briefly.
-    return session.get(Outbox, outbox_id, with_for_update=True)
+def load_for_outcomes(session: Session, outbox_ids: Collection[int]) -> dict[int, Outbox]:
+    """The rows ``outbox_ids`` by id, locked on PostgreSQL until the transaction ends.
+
+    Rows that are gone are missing from the result. Locked in id order, so two senders
+    recording overlapping rows (one of them after its lease ran out) cannot deadlock.
+    """
+    if not outbox_ids:
+        return {}
+    # Not SKIP LOCKED: another sender holds them only for a claim transaction, briefly.
+    stmt = (
+        select(Outbox)
+        .where(Outbox.id.in_(sorted(outbox_ids)))
+        .order_by(Outbox.id)
+        .with_for_update()
+    )
+    return {row.id: row for row in session.scalars(stmt)}

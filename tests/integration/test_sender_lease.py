@@ -179,10 +179,13 @@ def test_crash_after_delivery_resends_after_the_lease(
     assert (row.status, row.attempts) == ("sent", 1)
 
 
-def test_each_pass_commits_once_per_mail_and_once_more(
+def test_rows_to_one_recipient_take_a_transaction_each(
     sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """N rows in a pass cost N + 1 transactions: each records one outcome and claims one row."""
+    """N rows to one recipient cost N + 1 transactions: a batch holds one row per recipient.
+
+    Rows to distinct recipients share batches (tests/integration/test_sender_batch.py).
+    """
     for i in range(3):
         enqueue(sessions, key=f"k{i}", message_id=f"<k{i}@example.com>")
     transactions = 0

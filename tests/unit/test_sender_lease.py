@@ -53,3 +53,17 @@ def test_lease_must_be_positive() -> None:
             structlog.get_logger("test"),
             lease=timedelta(0),
         )
+
+
+def test_claim_batch_must_hold_a_row() -> None:
+    """An empty batch would claim nothing, and a pass would never send."""
+    settings = SenderSettings(from_name="S", from_addr=SUPPORT, loop_marker=SUPPORT)
+    with pytest.raises(ValueError, match="at least one row"):
+        Sender(
+            sessionmaker(),
+            MaildirTransport(Path("unused")),  # never written to
+            build_environment(),
+            settings,
+            structlog.get_logger("test"),
+            claim_batch=0,
+        )
