@@ -36,11 +36,11 @@ def null_run(mix: list[bytes], connections: int) -> Load:
 
 
 def daemon_run(
-    dbs: Databases, workdir: Path, mix: list[bytes], connections: int
+    dbs: Databases, workdir: Path, mix: list[bytes], connections: int, extra: str = ""
 ) -> tuple[Load, float, str]:
     """The mix into ``mail2case run``; seconds from first connect until all is processed."""
     url = dbs.fresh()
-    site = make_site(workdir / uuid.uuid4().hex[:8], url)
+    site = make_site(workdir / uuid.uuid4().hex[:8], url, extra=extra)
     daemon = start_daemon(site)
     try:
         load = send_all(site.smtp_port, mix, connections)
@@ -54,7 +54,13 @@ def daemon_run(
 def main() -> None:
     parser = mix_parser(__doc__)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--separate-process",
+        action="store_true",
+        help="the daemon runs its process stage in a child process ([processing] separate_process)",
+    )
     args = parse_mix_args(parser, quick_messages=24)
+    extra = "[processing]\nseparate_process = true\n" if args.separate_process else ""
     if args.quick:
         args.connections = 4
     mix = generate(args.messages)
@@ -65,7 +71,7 @@ def main() -> None:
             null = null_run(mix, args.connections)
             null_rates.append(len(mix) / null.seconds)
             null_p99s.append(null.percentile(0.99))
-            load, seconds, status = daemon_run(dbs, Path(tmp), mix, args.connections)
+            load, seconds, status = daemon_run(dbs, Path(tmp), mix, args.connections, extra)
             rates.append(len(mix) / seconds)
             p50s.append(load.percentile(0.5))
             p99s.append(load.percentile(0.99))
@@ -75,6 +81,7 @@ def main() -> None:
         _figures(args, rates, null_rates, p99s, null_p99s),
         db=args.db,
         connections=args.connections,
+        separate_process=args.separate_process,
         p50_ms=round(median(p50s) * 1000, 2),
         deferred_451=deferred,
         status=status,

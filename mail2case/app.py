@@ -130,11 +130,16 @@ def build_processor(
     return Processor(sessions, settings, analyser=Sandbox(settings.analysis, limits))
 
 
+MAILDIR_LEASE = timedelta(seconds=15)
+
+
 def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
     """The outbox sender with the configured transport (maildir by default)."""
     out = config.outgoing
     transport: Transport
-    lease = DEFAULT_LEASE  # a maildir write is local: the default covers it
+    # A maildir write is local and takes well under a second even for 25 MB; a short
+    # lease means a crash holds its in-flight acknowledgements back seconds, not minutes.
+    lease = MAILDIR_LEASE
     if out.transport == "smtp":
         transport = SmtpTransport(
             out.host,

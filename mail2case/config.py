@@ -88,7 +88,7 @@ class ProcessingSettings:
     message_memory_mb: int = 1024
     max_attempts: int = 3
     # The stage runs in a child process of its own (its own GIL; mail2case.process_child).
-    separate_process: bool = False
+    separate_process: bool = True
 
 
 @dataclass(frozen=True)
