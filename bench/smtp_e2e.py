@@ -55,12 +55,12 @@ def main() -> None:
     parser = mix_parser(__doc__)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
-        "--separate-process",
+        "--in-process",
         action="store_true",
-        help="the daemon runs its process stage in a child process ([processing] separate_process)",
+        help="the process stage in the daemon's own process (separate_process = false)",
     )
     args = parse_mix_args(parser, quick_messages=24)
-    extra = "[processing]\nseparate_process = true\n" if args.separate_process else ""
+    extra = "[processing]\nseparate_process = false\n" if args.in_process else ""
     if args.quick:
         args.connections = 4
     mix = generate(args.messages)
@@ -81,7 +81,7 @@ def main() -> None:
         _figures(args, rates, null_rates, p99s, null_p99s),
         db=args.db,
         connections=args.connections,
-        separate_process=args.separate_process,
+        separate_process=not args.in_process,
         p50_ms=round(median(p50s) * 1000, 2),
         deferred_451=deferred,
         status=status,
