@@ -167,8 +167,10 @@ class Processor:
         Each group of messages shares one commit for the counted attempts and one for
         the case work, each message in a savepoint of its own: a fsync per group
         instead of two per message. A message whose earlier attempt never settled
-        (the process died, or its transaction failed) is taken alone, so a poison
-        message cannot use up the attempts of the messages around it.
+        (the process died, or its transaction failed) is claimed alone, so a poison
+        message cannot use up the attempts of the messages around it: a crash during
+        a group counts one attempt against each of its messages, every later one only
+        against the message then being tried.
         """
         results: dict[int, Outcome | None] = {}
         todo = list(items)
@@ -194,13 +196,9 @@ class Processor:
         self, group: list[tuple[int, datetime]]
     ) -> tuple[dict[int, Outcome | None], list[tuple[int, datetime]]]:
         try:
+            # A message tried before without settling comes back alone (claim_attempts).
             claims, outcomes, left = self._claim(group)
-            if len(claims) > 1 and any(c.claim.attempts > 1 for c in claims):
-                # One of them may be what killed the last attempt: each goes alone.
-                for work in claims:
-                    outcomes.update(self._work([work]))
-            else:
-                outcomes.update(self._work(claims))
+            outcomes.update(self._work(claims))
         except DBAPIError:
             self._unsettled.update(i for i, _ in group)
             raise

@@ -21,6 +21,7 @@ and the daemon then closes the pipe, which ends the child.
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 
 _START_TIMEOUT = 60.0
 _STOP_TIMEOUT = 10.0
+_PARENT_POLL_SECONDS = 0.1
 _FIELD_TYPES = (str, int, float, bool, type(None))
 
 
@@ -207,11 +209,28 @@ def serve_child(fd: int) -> None:
     engine, sessions = app.open_database(config, upgrade=False, checkpoint_in_background=True)
     processor = app.build_processor(config, sessions, is_bounded=True)
     conn.send("ready")
+    _exit_with_parent()
     try:
         _serve(conn, processor, events)
     finally:
         processor.analyser.close()
         engine.dispose()
+
+
+def _exit_with_parent() -> None:
+    """Exit as soon as the daemon is gone (SIGKILL, OOM).
+
+    An orphan would go on claiming and processing rows beside the restarted daemon's
+    child, counting their attempts twice.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os._exit(0)  # mid-transaction is fine: an uncommitted transaction is rolled back
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _serve(

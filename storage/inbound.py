@@ -130,7 +130,8 @@ def claim_attempts(
     worker holds it. On PostgreSQL a row claimed less than its ``claim_periods`` ago
     belongs to the instance that claimed it; SQLite has one instance, so an old claim is
     a dead process's. Two queries for the group; stops once ``max_bytes`` of raw mail is
-    claimed: ids left out of the answer were not looked at (their rows are untouched).
+    claimed, and a row tried before is claimed alone: ids left out of the answer were not
+    looked at (their rows are untouched).
     """
     stmt = (
         select(Inbound)
@@ -145,9 +146,12 @@ def claim_attempts(
     chosen: list[Inbound] = []
     loaded = 0
     for inbound_id in inbound_ids:
-        if loaded >= max_bytes:
-            break
         row = rows.get(inbound_id)
+        # A row tried before without settling may be what killed that try: it is claimed
+        # only first, and alone, so that a crash counts against it and not its neighbours.
+        is_retry = row is not None and row.attempts > 0
+        if loaded >= max_bytes or (is_retry and chosen):
+            break
         if row is None or (
             is_shared
             and row.claimed_at is not None
@@ -162,6 +166,8 @@ def claim_attempts(
             chosen.append(row)
             loaded += row.size or 0
             answers.append((inbound_id, row))
+            if is_retry:
+                break
     raw = _raw_of(session, [row.id for row in chosen])
     claimed = {row.id for row in chosen}
     return [

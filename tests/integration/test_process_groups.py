@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
@@ -108,4 +108,26 @@ def test_a_failing_message_is_quarantined_and_the_rest_of_its_group_commits(
         assert rows[ids[1]].status == "quarantined"
         assert rows[ids[1]].case_id is None  # nothing of its case work survived
         assert None not in {rows[ids[0]].case_id, rows[ids[2]].case_id}
+    engine.dispose()
+
+
+def test_a_message_tried_before_is_claimed_alone(tmp_path: Path) -> None:
+    """A crash during a group counts once against each; after it, each retry goes alone."""
+    _config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(4)])
+    with sessions.begin() as s:
+        s.get_one(Inbound, ids[2]).attempts = 1  # its last attempt never settled
+    periods = dict.fromkeys(ids, timedelta(0))
+
+    def claim(todo: list[int]) -> list[int]:
+        with sessions.begin() as s:
+            answers = inbound.claim_attempts(
+                s, todo, max_attempts=3, now=NOW, claim_periods=periods, max_bytes=10**9
+            )
+        return [i for i, _ in answers]
+
+    assert claim(ids) == ids[:2]  # the group ends before the row tried before
+    assert claim(ids[2:]) == [ids[2]]  # which comes alone, counted against it only
+    with sessions() as s:
+        attempts = [s.get_one(Inbound, i).attempts for i in ids]
+    assert attempts == [1, 1, 2, 0]
     engine.dispose()
