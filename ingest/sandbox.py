@@ -36,19 +36,19 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
-import socket
-import subprocess
 import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ingest import interpreters
 from ingest.analysis import Analysis, AnalysisSettings, analyse, prioritise
 from ingest.errors import PoisonError
 from ingest.priority_features import prepare
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable
 
     from ingest.parsed import ParsedMail
@@ -187,16 +187,7 @@ class Sandbox:
         if self._conn is not None and self._proc is not None and self._proc.poll() is None:
             return self._conn
         self._stop(kill=True)
-        ours, theirs = socket.socketpair()
-        # A fresh interpreter (not a fork of the threaded daemon, not multiprocessing,
-        # which would re-import __main__); it shares our process group, so it dies with us.
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-c", _WORKER_MAIN, str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-        )
-        theirs.close()
-        conn = Connection(ours.detach())
+        proc, conn = interpreters.spawn(_WORKER_MAIN)
         self._proc, self._conn = proc, conn
         self.restarts += 1
         conn.send(list(sys.path))  # first, so that the target below can be unpickled
@@ -210,17 +201,7 @@ class Sandbox:
     def _stop(self, *, kill: bool) -> None:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = None
-        if conn is not None:
-            conn.close()  # a healthy worker sees EOF and returns
-        if proc is None:
-            return
-        if kill:
-            proc.kill()
-        try:
-            proc.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(_STOP_TIMEOUT)
+        interpreters.stop(proc, conn, kill=kill, timeout=_STOP_TIMEOUT)
 
 
 _WORKER_MAIN = "import sys; from ingest.sandbox import serve_worker; serve_worker(int(sys.argv[1]))"

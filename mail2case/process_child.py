@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -36,9 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ingest import interpreters
 from storage import inbound
 
 if TYPE_CHECKING:
+    import subprocess
     from collections.abc import Callable
     from datetime import datetime
 
@@ -124,16 +124,7 @@ class ProcessChild:
         if self._conn is not None and self._proc is not None and self._proc.poll() is None:
             return self._conn
         self._stop(kill=True)
-        ours, theirs = socket.socketpair()
-        # Not a fork of the threaded daemon: a fresh interpreter in our process group.
-        # stderr is inherited: the child's log lines join the daemon's.
-        proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-c", _CHILD_MAIN, str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            stdin=subprocess.DEVNULL,
-        )
-        theirs.close()
-        conn = Connection(ours.detach())
+        proc, conn = interpreters.spawn(_CHILD_MAIN)
         self._proc, self._conn, self._sent = proc, conn, None
         self.starts += 1
         try:
@@ -150,17 +141,8 @@ class ProcessChild:
     def _stop(self, *, kill: bool) -> None:
         proc, conn = self._proc, self._conn
         self._proc = self._conn = self._sent = None
-        if conn is not None:
-            conn.close()  # the child sees EOF once its pass is done, and exits
-        if proc is None:
-            return
-        if kill:
-            proc.kill()
-        try:
-            proc.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(_STOP_TIMEOUT)
+        # The child sees EOF once its pass is done, and exits.
+        interpreters.stop(proc, conn, kill=kill, timeout=_STOP_TIMEOUT)
 
 
 def child_process_pass(
