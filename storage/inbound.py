@@ -47,13 +47,6 @@ def add_inbound(
     return row
 
 
-def find_by_source_ref(session: Session, source: str, source_ref: str) -> Inbound | None:
-    """The row a source already stored under ``source_ref`` (an IMAP UID, say)."""
-    return session.scalars(
-        select(Inbound).where(Inbound.source == source, Inbound.source_ref == source_ref)
-    ).first()
-
-
 def pending_ids(session: Session, limit: int) -> list[int]:
     """Ids of raw mail not yet processed, oldest first."""
     stmt = select(Inbound.id).where(Inbound.status == RECEIVED).order_by(Inbound.id).limit(limit)
