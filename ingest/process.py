@@ -169,8 +169,8 @@ class Processor:
         instead of two per message. A message whose earlier attempt never settled
         (the process died, or its transaction failed) is claimed alone, so a poison
         message cannot use up the attempts of the messages around it: a crash during
-        a group counts one attempt against each of its messages, every later one only
-        against the message then being tried.
+        a group counts against none of its messages, a crash during a retry against
+        the message then being tried.
         """
         results: dict[int, Outcome | None] = {}
         todo = list(items)
@@ -195,6 +195,7 @@ class Processor:
     def _handle_group(
         self, group: list[tuple[int, datetime]]
     ) -> tuple[dict[int, Outcome | None], list[tuple[int, datetime]]]:
+        self.analyser.start()  # its start-up is no message's attempt
         try:
             # A message tried before without settling comes back alone (claim_attempts).
             claims, outcomes, left = self._claim(group)
@@ -207,7 +208,7 @@ class Processor:
     def _claim(
         self, group: list[tuple[int, datetime]]
     ) -> tuple[list[_Work], dict[int, Outcome | None], list[tuple[int, datetime]]]:
-        """Count these attempts in one commit, before any work: a crash still counts them.
+        """Claim the group in one commit, before any work: a crash still finds the claims.
 
         Returns the claims, the outcomes of rows settled or skipped here, and the part
         of the group left for later (over the group's byte budget).
@@ -341,7 +342,12 @@ class Processor:
             raise analysis  # a bug in the analysis: quarantined by the caller
         outcome = self._process(s, row, analysis, work.now)
         inbound.settle(
-            row, status=outcome.status, now=work.now, reason=outcome.reason, case_id=outcome.case_id
+            row,
+            status=outcome.status,
+            now=work.now,
+            reason=outcome.reason,
+            case_id=outcome.case_id,
+            count_attempt=not work.claim.counted,
         )
         return row, _with_opened(s, outcome)
 
@@ -352,19 +358,28 @@ class Processor:
         if row is None:
             return None
         outcome = Outcome("quarantined", reason=reason[:2000])
-        inbound.settle(row, status=outcome.status, now=work.now, reason=outcome.reason)
+        inbound.settle(
+            row,
+            status=outcome.status,
+            now=work.now,
+            reason=outcome.reason,
+            count_attempt=not work.claim.counted,
+        )
         return row, outcome
 
     def _poisoned(
         self, s: Session, work: _Work, exc: PoisonError
     ) -> tuple[Inbound, Outcome] | None:
         """Record why the analysis failed; quarantine once the attempts are used up."""
-        attempts = work.claim.attempts
+        claim = work.claim
+        attempts = claim.attempts if claim.counted else claim.attempts + 1
         log.warning("message.analysis_failed", kind=exc.kind, reason=exc.reason, attempts=attempts)
         reason = _poison_reason(exc, attempts)
         if attempts >= self.settings.max_attempts:
             return self._quarantine(s, work, reason)
-        inbound.record_failure(s, work.inbound_id, reason, status=self.status)
+        inbound.record_failure(
+            s, work.inbound_id, reason, status=self.status, count=not claim.counted
+        )
         return None
 
     def _analyse(self, claim: inbound.Claim) -> Analysis:

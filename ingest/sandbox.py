@@ -73,6 +73,9 @@ class Analyser(Protocol):
     def reconfigure(self, settings: AnalysisSettings) -> None:
         """Use ``settings`` from the next message on (SIGHUP)."""
 
+    def start(self) -> None:
+        """Be ready to analyse (a worker started): called before messages are claimed."""
+
     def close(self) -> None:
         """Release what the analyser holds."""
 
@@ -107,6 +110,9 @@ class InProcess:
     def reconfigure(self, settings: AnalysisSettings) -> None:
         """Use ``settings`` from the next message on."""
         self.settings = settings
+
+    def start(self) -> None:
+        """Always ready."""
 
     def close(self) -> None:
         """Nothing to release."""
@@ -149,6 +155,18 @@ class Sandbox:
             if settings != self.settings:
                 self.settings = settings
                 self._stop(kill=False)
+
+    def start(self) -> None:
+        """Start the worker if it is not running.
+
+        The processor calls this before it claims messages: a worker's start-up (a fresh
+        interpreter and its imports, most of a second) is then no message's attempt. A
+        daemon killed during it would otherwise count the kill against the message
+        waiting to be analysed, and a few kills soon after start-ups would quarantine
+        an innocent message as poison.
+        """
+        with self._lock:
+            self._ensure_worker()
 
     def close(self) -> None:
         """Stop the worker (it also exits by itself when this process goes away)."""

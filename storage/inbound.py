@@ -102,8 +102,11 @@ class Claim:
     raw: bytes
     source: str
     mail_from: str
-    attempts: int
+    attempts: int  # counted so far, this one included when ``counted``
     last_failure: str | None
+    # A claim in a group is not counted at once: a crash during it is nobody's fault in
+    # particular. Its failure, when the process lives to record one, is (record_failure).
+    counted: bool = True
 
 
 def claim_attempts(
@@ -116,15 +119,20 @@ def claim_attempts(
     claim_periods: Mapping[int, timedelta],
     max_bytes: int,
 ) -> list[tuple[int, Claim | Inbound | None]]:
-    """Count one attempt at each pending row before it is worked on (the caller commits).
+    """Claim pending rows before they are worked on (the caller commits).
 
     In order, each id with its answer: the Claim; the locked row itself when it has used
     up ``max_attempts`` (the caller quarantines it); None when it is settled or another
     worker holds it. On PostgreSQL a row claimed less than its ``claim_periods`` ago
     belongs to the instance that claimed it; SQLite has one instance, so an old claim is
     a dead process's. Two queries for the group; stops once ``max_bytes`` of raw mail is
-    claimed, and a row tried before is claimed alone: ids left out of the answer were not
-    looked at (their rows are untouched).
+    claimed: ids left out of the answer were not looked at (their rows are untouched).
+
+    An attempt is counted only against a message claimed alone. A crash during a group
+    says nothing about which message caused it (mostly none did: the process was
+    killed), so the group's rows are only marked (``claimed_at``); a row marked or tried
+    before comes back alone, and that try counts. A real poison message is therefore
+    quarantined after ``max_attempts`` tries of its own, never for its neighbours' luck.
     """
     stmt = (
         select(Inbound)
@@ -139,32 +147,40 @@ def claim_attempts(
     chosen: list[Inbound] = []
     loaded = 0
     for inbound_id in inbound_ids:
-        row = rows.get(inbound_id)
-        # A row tried before without settling may be what killed that try: it is claimed
-        # only first, and alone, so that a crash counts against it and not its neighbours.
-        is_retry = row is not None and row.attempts > 0
-        if loaded >= max_bytes or (is_retry and chosen):
+        if loaded >= max_bytes:
             break
+        row = rows.get(inbound_id)
         if row is None or (
             is_shared
             and row.claimed_at is not None
             and now - row.claimed_at < claim_periods[inbound_id]
         ):
             answers.append((inbound_id, None))
-        elif row.attempts >= max_attempts:
+            continue
+        if row.attempts >= max_attempts:
             answers.append((inbound_id, row))
-        else:
-            row.attempts += 1
-            row.claimed_at = now
-            chosen.append(row)
-            loaded += row.size or 0
-            answers.append((inbound_id, row))
-            if is_retry:
-                break
+            continue
+        is_retry = row.attempts > 0 or row.claimed_at is not None
+        if is_retry and chosen:
+            break  # it comes first, and alone, in the next group
+        row.claimed_at = now
+        chosen.append(row)
+        loaded += row.size or 0
+        answers.append((inbound_id, row))
+        if is_retry:
+            break
+    alone = len(chosen) == 1
+    if alone:
+        chosen[0].attempts += 1
     raw = _raw_of(session, [row.id for row in chosen])
     claimed = {row.id for row in chosen}
     return [
-        (i, Claim(raw[i], a.source, a.mail_from, a.attempts, a.reason) if i in claimed else a)  # type: ignore[union-attr]
+        (
+            i,
+            Claim(raw[i], a.source, a.mail_from, a.attempts, a.reason, counted=alone)  # type: ignore[union-attr]
+            if i in claimed
+            else a,
+        )
         for i, a in answers
     ]
 
@@ -176,12 +192,22 @@ def _raw_of(session: Session, inbound_ids: list[int]) -> dict[int, bytes]:
     return {row[0]: row[1] for row in found}
 
 
-def record_failure(session: Session, inbound_id: int, reason: str, *, status: str) -> None:
-    """Note why the last attempt failed on a row that stays pending."""
+def record_failure(
+    session: Session, inbound_id: int, reason: str, *, status: str, count: bool = False
+) -> None:
+    """Note why the last attempt failed on a row that stays pending.
+
+    ``count``: the attempt was not counted when claimed (it was in a group); it is now,
+    because this failure is the message's own.
+    """
     session.execute(
         update(Inbound)
         .where(Inbound.id == inbound_id, Inbound.status == status)
-        .values(reason=reason[:2000], claimed_at=None)
+        .values(
+            reason=reason[:2000],
+            claimed_at=None,
+            attempts=Inbound.attempts + 1 if count else Inbound.attempts,
+        )
     )
 
 
@@ -192,10 +218,17 @@ def settle(
     now: datetime,
     reason: str | None = None,
     case_id: int | None = None,
+    count_attempt: bool = False,
 ) -> None:
-    """Record the outcome of processing one raw message."""
+    """Record the outcome of processing one raw message.
+
+    ``count_attempt``: the attempt that settles it was claimed in a group, uncounted; a
+    settled row's ``attempts`` says how many tries it took, this one included.
+    """
     if status not in SETTLED:
         raise ValueError(f"unknown inbound status {status!r}")
+    if count_attempt:
+        row.attempts += 1
     row.status = status
     row.reason = reason
     row.case_id = case_id

@@ -170,6 +170,10 @@ def check(site: Site, tally: Tally) -> dict[str, Any]:
             "(SELECT 1 FROM sla_clocks k WHERE k.case_id = c.id AND k.kind = 'first')"
         ).fetchone()[0]
         pending = db.execute("SELECT count(*) FROM inbound WHERE status='received'").fetchone()[0]
+        quarantined = Counter(
+            reason
+            for (reason,) in db.execute("SELECT reason FROM inbound WHERE status='quarantined'")
+        )
         unsent = db.execute("SELECT count(*) FROM outbox WHERE status!='sent'").fetchone()[0]
     finally:
         db.close()
@@ -184,6 +188,7 @@ def check(site: Site, tally: Tally) -> dict[str, Any]:
         "cases_without_one_ack": cases - sum(1 for n in acks.values() if n == 1),
         "cases_without_first_clock": clocks,
         "pending_after_settle": pending,
+        "quarantined": dict(quarantined),
         "unsent_after_settle": unsent,
         "acks_delivered": sum(delivered.values()),
         "acks_delivered_twice": sum(1 for n in delivered.values() if n > 1),
@@ -202,12 +207,19 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--kills", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--keep", type=Path, help="run in this (new) directory and keep it for a post-mortem"
+    )
     args = parser.parse_args()
     campaign = Campaign(
         messages=args.messages, clients=args.clients, kills=args.kills, seed=args.seed
     )
-    with tempfile.TemporaryDirectory(prefix="m2c-faults-") as root:
-        report = run_campaign(Path(root), campaign)
+    if args.keep is not None:
+        args.keep.mkdir(parents=True)
+        report = run_campaign(args.keep, campaign)
+    else:
+        with tempfile.TemporaryDirectory(prefix="m2c-faults-") as root:
+            report = run_campaign(Path(root), campaign)
     lost, duplicates = report["lost"], report["duplicates"]
     assert isinstance(lost, list)
     assert isinstance(duplicates, list)

@@ -22,6 +22,7 @@ def test_sigkill_campaign_loses_nothing(tmp_path: Path) -> None:
     assert report["cases_without_one_ack"] == 0
     assert report["cases_without_first_clock"] == 0
     assert report["pending_after_settle"] == 0
+    assert report["quarantined"] == {}  # a kill is no message's fault
     assert report["unsent_after_settle"] == 0
     # At-least-once delivery to the transport: a crash between the maildir write and the
     # commit that records it may deliver an ack twice, recognisable by the same Message-ID;

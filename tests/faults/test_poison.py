@@ -210,3 +210,24 @@ def median_seconds(call: Callable[[], object], rounds: int = 60) -> float:
         call()
         times.append(time.perf_counter() - started)
     return sorted(times)[rounds // 2]
+
+
+def test_the_worker_is_started_before_any_message_is_claimed(
+    sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's start-up is no message's attempt: a kill during it counts against none."""
+    proc = processor_with(sessions, Limits(timeout_seconds=20, memory_mb=256))
+    assert isinstance(proc.analyser, Sandbox)
+    sandbox = proc.analyser
+    running_at_claim: list[bool] = []
+    real_claim = inbound.claim_attempts
+
+    def spy(*args: object, **kwargs: object) -> object:
+        running_at_claim.append(sandbox.restarts > 0)
+        return real_claim(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(inbound, "claim_attempts", spy)
+    store(sessions, mail("first"))
+    drain(proc)
+    sandbox.close()
+    assert running_at_claim == [True]

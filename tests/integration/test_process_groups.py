@@ -129,5 +129,27 @@ def test_a_message_tried_before_is_claimed_alone(tmp_path: Path) -> None:
     assert claim(ids[2:]) == [ids[2]]  # which comes alone, counted against it only
     with sessions() as s:
         attempts = [s.get_one(Inbound, i).attempts for i in ids]
-    assert attempts == [1, 1, 2, 0]
+    assert attempts == [0, 0, 2, 0]  # a group's claim counts against none of its rows
+    # The group's rows were marked: a crash left them unsettled, so each comes alone.
+    assert claim(ids) == [ids[0]]
+    with sessions() as s:
+        assert s.get_one(Inbound, ids[0]).attempts == 1
+    engine.dispose()
+
+
+def test_a_crash_during_a_group_counts_against_none_of_it(tmp_path: Path) -> None:
+    """Kill after the group's claim: every member is retried alone, none quarantined early."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(4)])
+    periods = dict.fromkeys(ids, timedelta(0))
+    with sessions.begin() as s:  # the group is claimed, then the process is killed
+        answers = inbound.claim_attempts(
+            s, ids, max_attempts=3, now=NOW, claim_periods=periods, max_bytes=10**9
+        )
+    assert [i for i, _ in answers] == ids
+    with sessions() as s:
+        assert [s.get_one(Inbound, i).attempts for i in ids] == [0, 0, 0, 0]
+    done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == ["processed"] * 4
+    with sessions() as s:
+        assert [s.get_one(Inbound, i).attempts for i in ids] == [1, 1, 1, 1]
     engine.dispose()
