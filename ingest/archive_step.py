@@ -37,7 +37,13 @@ class ArchiveStep(CaseStep):
             case = self._open_archived(self.sender)
         self._store_message(case)
         self._touch(case)
-        return Outcome("processed", case_ref=case.ref, case_id=case.id, opened=opened)
+        return Outcome(
+            "processed",
+            case_ref=case.ref,
+            case_id=case.id,
+            opened=opened,
+            opened_as=(case.plan, case.priority) if opened else None,
+        )
 
     def _agent_history(self, case: Case | None) -> Outcome:
         opened = case is None
@@ -53,7 +59,13 @@ class ArchiveStep(CaseStep):
         if case.first_responded_at is None:
             case.first_responded_at = self.now
         self._touch(case)
-        return Outcome("processed", case_ref=case.ref, case_id=case.id, opened=opened)
+        return Outcome(
+            "processed",
+            case_ref=case.ref,
+            case_id=case.id,
+            opened=opened,
+            opened_as=(case.plan, case.priority) if opened else None,
+        )
 
     def _open_archived(self, customer: str) -> Case:
         rule = self.cfg.customers.resolve(customer)

@@ -90,7 +90,14 @@ class CaseStep:
         if case is None:
             return Outcome("suppressed", reason=f"{role.action}: {role.reason}", extra=extra)
         opened = role.case is None
-        return Outcome("processed", case_ref=case.ref, case_id=case.id, opened=opened, extra=extra)
+        return Outcome(
+            "processed",
+            case_ref=case.ref,
+            case_id=case.id,
+            opened=opened,
+            opened_as=(case.plan, case.priority) if opened else None,
+            extra=extra,
+        )
 
     def _opens_case_anyway(self) -> bool:
         return self.cfg.auto_reply_opens_case and self.verdict.kind is Kind.AUTO_REPLY
@@ -128,7 +135,12 @@ class CaseStep:
             self.s, case, message_id, self.mail, self.cfg, self.now, is_new_case=True
         )
         return Outcome(
-            "processed", case_ref=case.ref, case_id=case.id, opened=True, extra={"ack": acked}
+            "processed",
+            case_ref=case.ref,
+            case_id=case.id,
+            opened=True,
+            opened_as=(case.plan, case.priority),
+            extra={"ack": acked},
         )
 
     def _new_case(self, rule: CustomerRule, customer: str | None = None) -> Case:

@@ -15,6 +15,6 @@ class Outcome:
     case_ref: int | None = None
     case_id: int | None = None
     opened: bool = False
-    # A new case's (plan, priority), for the metrics.
+    # A new case's (plan, priority), for the metrics: set by the step that opened it.
     opened_as: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from ingest.agent_outbox import AgentMailSettings
@@ -28,7 +27,6 @@ from ingest.sandbox import Analyser, InProcess
 from sla import tracking
 from storage import cases, inbound
 from storage.engine import is_sqlite
-from storage.models import Case, Inbound
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,6 +40,7 @@ if TYPE_CHECKING:
     from ingest.reply_matching import CaseToken
     from sla.business_hours import BusinessCalendar
     from sla.policy import SlaPolicy
+    from storage.models import Inbound
 
 log = structlog.get_logger("mail2case.process")
 
@@ -349,7 +348,7 @@ class Processor:
             case_id=outcome.case_id,
             count_attempt=not work.claim.counted,
         )
-        return row, _with_opened(s, outcome)
+        return row, outcome
 
     def _quarantine(self, s: Session, work: _Work, reason: str) -> tuple[Inbound, Outcome] | None:
         row = inbound.lock_pending(
@@ -426,19 +425,6 @@ class _Work:
         """Take the pipeline's analysis once it is done."""
         if self.pending is not None:
             self.analysis, self.pending = self.pending.result(), None
-
-
-def _with_opened(s: Session, outcome: Outcome) -> Outcome:
-    """The outcome with the new case's plan and priority (metrics), read from the session."""
-    if not outcome.opened or outcome.case_id is None:
-        return outcome
-    with s.no_autoflush:  # the settle flushes at commit anyway
-        found = s.execute(
-            select(Case.plan, Case.priority).where(Case.id == outcome.case_id)
-        ).first()
-    if found is None:
-        return outcome
-    return dataclasses.replace(outcome, opened_as=(found[0], found[1]))
 
 
 def _poison_reason(exc: PoisonError, attempts: int) -> str:

@@ -19,7 +19,7 @@ from ingest.case_step import CaseStep
 from mail2case import app
 from mail2case.config import config_from_mapping
 from storage import inbound
-from storage.models import CaseEvent, Inbound, SlaClock
+from storage.models import Case, CaseEvent, Inbound, SlaClock
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -123,6 +123,10 @@ def test_a_new_case_costs_one_statement_per_table_it_writes(
     assert outcome.opened
     assert len(seen) <= NEW_CASE, "\n".join(seen)
     with sessions() as s:
+        # The metrics' (plan, priority) come with the outcome, not from another query.
+        assert outcome.opened_as == tuple(
+            s.execute(select(Case.plan, Case.priority).where(Case.id == outcome.case_id)).one()
+        )
         kinds = s.scalars(
             select(CaseEvent.kind)
             .where(CaseEvent.case_id == outcome.case_id)
