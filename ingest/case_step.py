@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
@@ -16,7 +16,7 @@ from ingest.reply_matching import is_participant, referenced_ids
 from sla import tracking
 from sla.policy import Priority, describe_target
 from storage import blobs, cases, outbox, suppressions
-from storage.models import Attachment, Case, Inbound, Message
+from storage.models import Attachment, Case, Message
 from storage.upserts import table_of
 
 if TYPE_CHECKING:
@@ -30,6 +30,22 @@ if TYPE_CHECKING:
     from ingest.process import Processor
 
 
+class InboundRow(Protocol):
+    """What a step reads of the raw message's row (``storage.inbound.Pending``, or the row)."""
+
+    @property
+    def id(self) -> int:
+        """The row's id."""
+
+    @property
+    def mail_from(self) -> str:
+        """The SMTP envelope sender ("" for the null sender or another source)."""
+
+    @property
+    def rcpt_to(self) -> list[str]:
+        """The SMTP envelope recipients."""
+
+
 class CaseStep:
     """One message's processing inside its transaction (kept apart for readability)."""
 
@@ -37,7 +53,7 @@ class CaseStep:
         self,
         proc: Processor,
         s: Session,
-        row: Inbound,
+        row: InboundRow,
         mail: ParsedMail,
         verdict: Classification,
         now: datetime,

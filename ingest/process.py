@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from ingest.reply_matching import CaseToken
     from sla.business_hours import BusinessCalendar
     from sla.policy import SlaPolicy
-    from storage.models import Inbound
 
 log = structlog.get_logger("mail2case.process")
 
@@ -213,7 +212,7 @@ class Processor:
         of the group left for later (over the group's byte budget).
         """
         claims: list[_Work] = []
-        settled: list[tuple[Inbound, Outcome]] = []
+        settled: list[tuple[str, Outcome]] = []
         outcomes: dict[int, Outcome | None] = {}
         times = dict(group)
         periods = {
@@ -242,11 +241,11 @@ class Processor:
                 # during it (no failure recorded) or the bound stopped it (reason recorded).
                 reason = claim.reason or f"poison: crashed the worker {claim.attempts} times"
                 outcome = Outcome("quarantined", reason=reason)
-                inbound.settle(claim, status=outcome.status, now=now, reason=reason)
-                settled.append((claim, outcome))
+                inbound.settle(s, inbound_id, status=outcome.status, now=now, reason=reason)
+                settled.append((claim.source, outcome))
                 outcomes[inbound_id] = outcome
-        for row, outcome in settled:
-            _log_outcome(row, outcome)
+        for source, outcome in settled:
+            _log_outcome(source, outcome)
         return claims, outcomes, group[len(answers) :]
 
     def _work(self, claims: list[_Work]) -> dict[int, Outcome | None]:
@@ -263,7 +262,7 @@ class Processor:
         while todo:
             todo[0].wait()  # outside the transaction
             began = time.monotonic()
-            settled: list[tuple[Inbound, Outcome]] = []
+            settled: list[tuple[str, Outcome]] = []
             with self.sessions.begin() as s:
                 # The rows of every message ready now, in one query (not one each).
                 ready = [w.inbound_id for w in todo if w.is_ready()]
@@ -278,9 +277,9 @@ class Processor:
                     done = self._settle_one(s, work, rows.get(work.inbound_id))
                     outcomes[work.inbound_id] = done[1] if done else None
                     if done:
-                        settled.append(done)
-            for row, outcome in settled:
-                _log_outcome(row, outcome)
+                        settled.append((done[0].source, done[1]))
+            for source, outcome in settled:
+                _log_outcome(source, outcome)
         return outcomes
 
     def _start_analyses(self, claims: list[_Work]) -> None:
@@ -302,8 +301,8 @@ class Processor:
                 return exc
 
     def _settle_one(
-        self, s: Session, work: _Work, row: Inbound | None = None
-    ) -> tuple[Inbound, Outcome] | None:
+        self, s: Session, work: _Work, row: inbound.Pending | None = None
+    ) -> tuple[inbound.Pending, Outcome] | None:
         """One message in a savepoint: its case work, or its quarantine if that fails.
 
         ``row``: the message's row, locked already by this transaction.
@@ -325,12 +324,10 @@ class Processor:
             return done
 
     def _case_work(
-        self, s: Session, work: _Work, row: Inbound | None
-    ) -> tuple[Inbound, Outcome] | PoisonError | None:
+        self, s: Session, work: _Work, row: inbound.Pending | None
+    ) -> tuple[inbound.Pending, Outcome] | PoisonError | None:
         if row is None:
-            row = inbound.lock_pending(
-                s, work.inbound_id, status=self.status, load_raw=False, is_claimed=True
-            )
+            row = inbound.lock_pending(s, work.inbound_id, status=self.status, is_claimed=True)
         if row is None:
             return None
         work.wait()
@@ -341,7 +338,8 @@ class Processor:
             raise analysis  # a bug in the analysis: quarantined by the caller
         outcome = self._process(s, row, analysis, work.now)
         inbound.settle(
-            row,
+            s,
+            row.id,
             status=outcome.status,
             now=work.now,
             reason=outcome.reason,
@@ -350,15 +348,16 @@ class Processor:
         )
         return row, outcome
 
-    def _quarantine(self, s: Session, work: _Work, reason: str) -> tuple[Inbound, Outcome] | None:
-        row = inbound.lock_pending(
-            s, work.inbound_id, status=self.status, load_raw=False, is_claimed=True
-        )
+    def _quarantine(
+        self, s: Session, work: _Work, reason: str
+    ) -> tuple[inbound.Pending, Outcome] | None:
+        row = inbound.lock_pending(s, work.inbound_id, status=self.status, is_claimed=True)
         if row is None:
             return None
         outcome = Outcome("quarantined", reason=reason[:2000])
         inbound.settle(
-            row,
+            s,
+            row.id,
             status=outcome.status,
             now=work.now,
             reason=outcome.reason,
@@ -368,7 +367,7 @@ class Processor:
 
     def _poisoned(
         self, s: Session, work: _Work, exc: PoisonError
-    ) -> tuple[Inbound, Outcome] | None:
+    ) -> tuple[inbound.Pending, Outcome] | None:
         """Record why the analysis failed; quarantine once the attempts are used up."""
         claim = work.claim
         attempts = claim.attempts if claim.counted else claim.attempts + 1
@@ -385,7 +384,9 @@ class Processor:
         null_sender = claim.source == "smtp" and not claim.mail_from
         return self.analyser.analyse(claim.raw, null_sender=null_sender)
 
-    def _process(self, s: Session, row: Inbound, analysis: Analysis, now: datetime) -> Outcome:
+    def _process(
+        self, s: Session, row: inbound.Pending, analysis: Analysis, now: datetime
+    ) -> Outcome:
         if analysis.mail is None or analysis.verdict is None:
             return Outcome("quarantined", reason=f"parse error: {analysis.parse_error}")
         mail = analysis.mail
@@ -433,7 +434,7 @@ def _poison_reason(exc: PoisonError, attempts: int) -> str:
     return exc.reason
 
 
-def _log_outcome(row: Inbound, outcome: Outcome) -> None:
+def _log_outcome(source: str, outcome: Outcome) -> None:
     event = {
         "processed": "message.processed",
         "duplicate": "message.duplicate_dropped",
@@ -443,7 +444,7 @@ def _log_outcome(row: Inbound, outcome: Outcome) -> None:
     level = log.warning if outcome.status == "quarantined" else log.info
     level(
         event,
-        source=row.source,
+        source=source,
         case_ref=outcome.case_ref,
         reason=outcome.reason,
         case_opened=outcome.opened,

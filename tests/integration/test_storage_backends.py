@@ -233,14 +233,14 @@ def test_lock_pending_gives_a_row_to_one_session_only(sessions: sessionmaker[Ses
     held = inbound.lock_pending(holder, first)
     assert held is not None
 
-    def other() -> tuple[Inbound | None, int | None]:
+    def other() -> tuple[inbound.Pending | None, int | None]:
         with sessions.begin() as s:
             taken = inbound.lock_pending(s, first)
             nxt = inbound.lock_pending(s, second)
             return taken, nxt.id if nxt else None
 
     def settle_and_commit() -> None:
-        inbound.settle(held, status="processed", now=NOW)
+        inbound.settle(holder, held.id, status="processed", now=NOW)
         holder.commit()
         holder.close()
 
@@ -311,7 +311,7 @@ def test_requeue_puts_a_quarantined_message_back_once(sessions: sessionmaker[Ses
     """A quarantined message can be requeued, and requeuing it again reports nothing done."""
     (row_id,) = add_raw(sessions, 1)
     with sessions.begin() as s:
-        inbound.settle(s.get_one(Inbound, row_id), status="quarantined", now=NOW, reason="bad")
+        inbound.settle(s, row_id, status="quarantined", now=NOW, reason="bad")
     with sessions.begin() as s:
         assert inbound.requeue(s, row_id) is True
         assert inbound.requeue(s, row_id) is False
