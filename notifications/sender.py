@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
 from notifications.backoff import Backoff
 from notifications.breaker import (
     CUSTOMER_FACING,
@@ -22,8 +24,8 @@ from notifications.breaker import (
 from notifications.errors import PermanentTransportError, RenderError, TemporaryTransportError
 from notifications.render import Envelope, render_mail
 from storage.blobs import load_blob
-from storage.cases import add_event_for
-from storage.models import utcnow
+from storage.cases import add_events, event_row
+from storage.models import Blob, utcnow
 from storage.outbox import claim_due, mark_failed, mark_retry, mark_sent, mark_suppressed
 from storage.outbox_leases import (
     end_lease,
@@ -31,7 +33,7 @@ from storage.outbox_leases import (
     load_for_outcomes,
     take_lease,
 )
-from storage.suppressions import sent_for_case_since, sent_to_since, suppressed
+from storage.suppressions import sent_for_cases_since, sent_to_counts, suppressed
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -152,6 +154,21 @@ class _Taken:
 
 
 @dataclass(frozen=True)
+class _BreakerFigures:
+    """The database's side of the breaker for all candidates of one claim, read at once.
+
+    ``suppressed``: the suppressed addresses among their recipients (lower-cased), with
+    the reason; ``sent_to``: customer-facing rows sent in the window per first recipient
+    (lower-cased); ``sent_for_case``: rows sent in the window per case. A key that is
+    missing counts nothing.
+    """
+
+    suppressed: dict[str, str]
+    sent_to: dict[str, int]
+    sent_for_case: dict[int, int]
+
+
+@dataclass(frozen=True)
 class _Decision:
     """The breaker's word on a row, and the recipients it may go to (applied if claimed)."""
 
@@ -160,6 +177,8 @@ class _Decision:
     cc_addrs: list[str]
 
 
+# The most blobs loaded by one query (a bound on its IN list).
+BLOB_CHUNK = 500
 # A claim looks this many times further than the batch for rows that do not collide.
 CLAIM_SCAN_FACTOR = 4
 # Small on purpose: a crash re-sends the batch's delivered but unrecorded mail (same
@@ -305,18 +324,27 @@ class Sender:
     def _claim(
         self, session: Session, now: datetime, claimed_at: datetime, limit: int, step: _Step
     ) -> None:
-        """Take up to ``limit`` due rows, oldest first, skipping those that collide."""
+        """Take up to ``limit`` due rows, oldest first, skipping those that collide.
+
+        The breaker's figures for every candidate are read up front, three queries for the
+        whole batch (see :class:`_BreakerFigures`): they stay exact while the batch is
+        decided, since only a sent row changes them and none is sent before it commits.
+        """
         taken = _Taken()
-        for row in claim_due(session, now, limit * CLAIM_SCAN_FACTOR):
+        candidates = claim_due(session, now, limit * CLAIM_SCAN_FACTOR)
+        figures = self._breaker_figures(session, candidates, now)
+        events: list[dict[str, Any]] = []
+        leased: list[tuple[Outbox, datetime, datetime]] = []
+        for row in candidates:
             if step.claimed >= limit:
-                return
+                break
             counted = row.to_addrs[0].lower() if row.to_addrs else None
             if counted in taken.recipients or row.case_id in taken.cases:
                 continue
-            decision = self._held_back(session, row, now)
+            decision = self._held_back(row, figures)
             if decision.reason is not None:
                 # Nothing is sent: the counts of the rows after it stay as they are.
-                self._suppress(session, row, now, decision.reason, step)
+                self._suppress(row, now, decision.reason, step, events)
                 continue
             # The pruned first recipient is the one counted once the row is sent.
             kept = decision.to_addrs[0].lower() if decision.to_addrs else None
@@ -326,30 +354,44 @@ class Sender:
             if row.case_id is not None:
                 taken.cases.add(row.case_id)
             row.to_addrs, row.cc_addrs = decision.to_addrs, decision.cc_addrs
+            due_at = row.next_attempt_at
+            # The first row is delivered at once; the others within a lease of the claim
+            # (see _deliver_batch), so two leases leave each of them a whole one.
+            lease_until = claimed_at + self.lease * (1 if not leased else 2)
+            take_lease(row, lease_until)
+            leased.append((row, due_at, lease_until))
+            step.claimed += 1
+        # The suppressed rows' case events, in one statement and in the rows' order.
+        add_events(session, events)
+        # Held while the attachments are read: the session only keeps them weakly.
+        blobs = _load_blobs(session, [row for row, _, _ in leased])
+        for row, due_at, lease_until in leased:
             try:
                 attachments, lost_blob = self._attachments(session, row), None
             except RenderError as exc:
                 attachments, lost_blob = [], exc
-            due_at = row.next_attempt_at
-            # The first row is delivered at once; the others within a lease of the claim
-            # (see _deliver_batch), so two leases leave each of them a whole one.
-            lease_until = claimed_at + self.lease * (1 if not step.claims else 2)
-            take_lease(row, lease_until)
             step.claims.append(_Claim(row, due_at, lease_until, attachments, lost_blob))
-            step.claimed += 1
+        del blobs
 
     def _suppress(
-        self, session: Session, row: Outbox, now: datetime, held: str, step: _Step
+        self,
+        row: Outbox,
+        now: datetime,
+        held: str,
+        step: _Step,
+        events: list[dict[str, Any]],
     ) -> None:
+        """Hold ``row`` back; its case event joins ``events``, for the caller to insert."""
         mark_suppressed(row, now, held)
         if row.case_id is not None:
-            add_event_for(
-                session,
-                row.case_id,
-                "outbox_suppressed",
-                now,
-                detail=f"suppressed: {held}",
-                data={"outbox_id": row.id, "kind": row.kind},
+            events.append(
+                event_row(
+                    row.case_id,
+                    "outbox_suppressed",
+                    now,
+                    detail=f"suppressed: {held}",
+                    data={"outbox_id": row.id, "kind": row.kind},
+                )
             )
         step.logs.append((self._bound(row), _Attempt(Outcome.SUPPRESSED, {"reason": held})))
         step.claimed += 1
@@ -425,16 +467,30 @@ class Sender:
         mark_failed(session, row, now, delivered.error)
         return _Attempt(Outcome.FAILED, {"attempts": row.attempts, "error": delivered.error})
 
-    def _held_back(self, session: Session, row: Outbox, now: datetime) -> _Decision:
+    def _breaker_figures(
+        self, session: Session, rows: list[Outbox], now: datetime
+    ) -> _BreakerFigures:
+        """What the breaker needs about ``rows``: three queries however many rows."""
+        since = now - self._settings.breaker.window
+        recipients = {r for row in rows for r in (*row.to_addrs, *row.cc_addrs)}
+        first = {row.to_addrs[0] for row in rows if row.to_addrs}
+        cases = {row.case_id for row in rows if row.case_id}
+        return _BreakerFigures(
+            suppressed=suppressed(session, recipients, now),
+            sent_to=sent_to_counts(session, first, CUSTOMER_FACING, since),
+            sent_for_case=sent_for_cases_since(session, cases, since),
+        )
+
+    def _held_back(self, row: Outbox, figures: _BreakerFigures) -> _Decision:
         """The circuit breaker's word on ``row``, with its recipients pruned (not applied)."""
         recipients = [*row.to_addrs, *row.cc_addrs]
-        since = now - self._settings.breaker.window
+        keys = {r.lower() for r in recipients}
         counts = Counts(
-            suppressed=suppressed(session, recipients, now),
-            sent_to_first_recipient=sent_to_since(session, row.to_addrs[0], CUSTOMER_FACING, since)
+            suppressed={a: why for a, why in figures.suppressed.items() if a in keys},
+            sent_to_first_recipient=figures.sent_to.get(row.to_addrs[0].lower(), 0)
             if row.to_addrs
             else 0,
-            sent_for_case=sent_for_case_since(session, row.case_id, since) if row.case_id else 0,
+            sent_for_case=figures.sent_for_case.get(row.case_id, 0) if row.case_id else 0,
         )
         reason = verdict(row.kind, recipients, counts, self._settings.breaker)
         if reason is not None:
@@ -488,3 +544,17 @@ class Sender:
             auto_submitted=AUTO_SUBMITTED.get(row.kind, AUTO_GENERATED),
             loop_marker=settings.loop_marker,
         )
+
+
+def _load_blobs(session: Session, rows: list[Outbox]) -> list[Blob]:
+    """The blobs ``rows`` attach, loaded in one query (none when no row has attachments).
+
+    Once loaded, ``load_blob``'s ``session.get`` finds each in the session without a
+    query of its own, for as long as the caller holds the returned objects.
+    """
+    wanted = sorted({item["sha256"] for row in rows for item in row.attachments})
+    found: list[Blob] = []
+    for start in range(0, len(wanted), BLOB_CHUNK):
+        chunk = wanted[start : start + BLOB_CHUNK]
+        found.extend(session.scalars(select(Blob).where(Blob.sha256.in_(chunk))))
+    return found
