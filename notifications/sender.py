@@ -213,9 +213,9 @@ class Sender:
     out, with the same Message-ID as the first copy, so receivers and tests can
     recognise it; with batches, that is every row delivered since the last commit (at
     most ``claim_batch``). The rows of the batch not yet delivered then wait for their
-    lease too (at most two leases, whatever the batch size). The default batch of 16
+    lease too (at most two leases, whatever the batch size). The default batch of 4
     keeps a crash's duplicates and delayed mails to a handful, while a burst still costs
-    a sixteenth of the commits. A delivery that outlasts its lease, with another instance
+    a quarter of the commits. A delivery that outlasts its lease, with another instance
     taking the row meanwhile, also sends twice. A late outcome never overwrites a row
     another sender has marked sent.
     """
