@@ -539,8 +539,10 @@ class Sender:
             reply_to=row.reply_to or settings.from_addr,
             subject=row.subject,
             message_id=row.message_id,
-            in_reply_to=row.in_reply_to,
-            references=tuple(row.references),
+            # RFC 6532 allows UTF-8 in a customer's msg-id; no header we write can carry
+            # one (the generator raises), so such an id is left out: the mail still goes.
+            in_reply_to=row.in_reply_to if row.in_reply_to and row.in_reply_to.isascii() else None,
+            references=tuple(ref for ref in row.references if ref.isascii()),
             auto_submitted=AUTO_SUBMITTED.get(row.kind, AUTO_GENERATED),
             loop_marker=settings.loop_marker,
         )

@@ -383,3 +383,25 @@ def test_run_survives_a_failing_pass(tmp_path: Path) -> None:
     failures = [e for e in logs if e["event"] == "sender.pass_failed"]
     assert len(failures) >= 2
     assert all(e["log_level"] == "error" for e in failures)
+
+
+def test_a_non_ascii_message_id_of_the_customer_does_not_stop_the_ack(
+    sessions: sessionmaker[Session], sink: SmtpSink, tmp_path: Path
+) -> None:
+    """RFC 6532 lets a msg-id carry UTF-8; no header of ours can: the ack goes without it."""
+    enqueue(
+        sessions,
+        in_reply_to="<grüße-1@kunde.example>",
+        references=["<earlier@kunde.example>", "<grüße-1@kunde.example>"],
+    )
+    enqueue(sessions, key="ack:case:1043", in_reply_to="<grüße-2@kunde.example>", references=[])
+    maildir = tmp_path / "outgoing"
+    assert make_sender(sessions, MaildirTransport(maildir)).run_once(NOW) == 2
+    with sessions() as s:
+        assert {r.status for r in s.scalars(select(Outbox))} == {"sent"}
+    mails = sorted(path.read_bytes() for path in (maildir / "new").iterdir())
+    assert len(mails) == 2
+    threaded = next(m for m in mails if b"earlier@" in m)
+    assert b"References: <earlier@kunde.example>\n" in threaded
+    assert b"In-Reply-To" not in threaded
+    assert all(b"gr\xc3\xbc" not in m and "grüße" not in m.decode("ascii") for m in mails)
