@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import MISSING, SMTP, syntax
+
+from ingest.sources.smtp_data import END, DataScan, Outcome
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -16,6 +20,8 @@ if TYPE_CHECKING:
     from aiosmtpd.smtp import Envelope, Session
 
 log = structlog.get_logger("mail2case.smtp")
+# aiosmtpd's logger: the DATA override logs its "connection lost" line where aiosmtpd does.
+aiosmtpd_log = logging.getLogger("mail.log")
 
 
 @dataclass(frozen=True)
@@ -157,7 +163,11 @@ class _Gate:
 
 
 class _CountedSMTP(SMTP):
-    """aiosmtpd's SMTP protocol, releasing its place at the gate when the connection ends."""
+    """aiosmtpd's SMTP protocol, releasing its place at the gate when the connection ends.
+
+    DATA is aiosmtpd's, read in bulk (``smtp_DATA`` below): it relies on aiosmtpd 1.4's
+    internals, hence the ``<1.5`` pin and tests/unit/test_smtp_data.py.
+    """
 
     def __init__(self, *args: Any, gate: _Gate, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -167,6 +177,121 @@ class _CountedSMTP(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         self._gate.open -= 1
         super().connection_lost(error)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd's command method name
+        """The DATA command as aiosmtpd 1.4.6 runs it, with the data read in bulk.
+
+        aiosmtpd awaits one ``readuntil`` per CRLF-ended line and checks and unstuffs
+        each line in Python; here the reader is asked for the dot-CRLF sequence (found
+        at C speed, at most the reader's limit per piece) and ``DataScan`` checks the
+        limits and finds the terminator per piece. Replies, the state after them and
+        the hooks called are aiosmtpd's (tests/unit/test_smtp_data.py runs both).
+        """
+        if not await self._data_may_start(arg):
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        scan = await self._read_data()
+        if scan is None:  # pragma: no cover - connection_lost cancels this coroutine first
+            return
+        # Day of reckoning, as aiosmtpd puts it: the limits are answered after the data.
+        if scan.outcome is Outcome.TOO_LONG:
+            await self.push("500 Line too long (see RFC5321 4.5.3.1.6)")
+            self._post_data_state()
+            return
+        if scan.outcome is Outcome.TOO_MUCH:
+            await self.push("552 Error: Too much mail data")
+            self._post_data_state()
+            return
+        await self._data_received(scan.content())
+
+    async def _data_may_start(self, arg: str) -> bool:
+        """The checks aiosmtpd makes before 354, with its replies."""
+        if await self.check_helo_needed():
+            return False
+        if await self.check_auth_needed("DATA"):
+            return False
+        assert self.envelope is not None  # noqa: S101 - aiosmtpd's own invariant
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return False
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return False
+        return True
+
+    async def _read_data(self) -> DataScan | None:
+        """Read up to and including the end-of-data line; nothing past it."""
+        # aiosmtpd gives its StreamReader ``limit=self.line_length_limit``.
+        scan = DataScan(self.data_size_limit, self.line_length_limit, self.line_length_limit)
+        reader = self._reader
+        while self.transport is not None:
+            try:
+                try:
+                    piece = await reader.readuntil(END)
+                except asyncio.LimitOverrunError as overrun:
+                    # No dot-CRLF within the reader's limit: take what it searched (it
+                    # keeps the last two bytes, so a dot-CRLF split across reads is found).
+                    piece = await reader.read(overrun.consumed)
+            except asyncio.CancelledError:
+                # The connection got reset during the DATA command.
+                aiosmtpd_log.info("Connection lost during DATA")
+                self._writer.close()
+                raise
+            if scan.feed(piece):
+                return scan
+        return None  # pragma: no cover - as above
+
+    async def _data_received(self, original_content: bytes) -> None:
+        """The tail of aiosmtpd's DATA: decode if asked, call the DATA hook, answer."""
+        assert self.envelope is not None  # noqa: S101 - aiosmtpd's own invariant
+        content: str | bytes
+        if self._decode_data:
+            if self.enable_SMTPUTF8:
+                content = original_content.decode("utf-8", errors="surrogateescape")
+            else:
+                try:
+                    content = original_content.decode("ascii", errors="strict")
+                except UnicodeDecodeError:
+                    await self.push("500 Error: strict ASCII mode")
+                    return
+        else:
+            content = original_content
+        self.envelope.content = content
+        self.envelope.original_content = original_content
+
+        if "DATA" in self._handle_hooks:
+            status = await self._call_handler_hook("DATA")
+        else:  # aiosmtpd's backward compatibility: a handler with process_message only
+            status = await self._process_message()
+        self._post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+    def _post_data_state(self) -> None:
+        self._set_post_data_state()  # type: ignore[no-untyped-call] # aiosmtpd leaves it untyped
+
+    async def _process_message(self) -> Any:
+        handler = self.event_handler
+        if not hasattr(handler, "process_message"):
+            return MISSING
+        warnings.warn(
+            "Use handler.handle_DATA() instead of .process_message()",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        assert self.session is not None  # noqa: S101 - aiosmtpd's own invariant
+        assert self.envelope is not None  # noqa: S101
+        args = (
+            self.session.peer,
+            self.envelope.mail_from,
+            self.envelope.rcpt_tos,
+            self.envelope.content,
+        )
+        if asyncio.iscoroutinefunction(handler.process_message):
+            status = await handler.process_message(*args)
+        else:
+            status = handler.process_message(*args)
+        return MISSING if status is None else status
 
 
 class _TooBusy(asyncio.Protocol):
