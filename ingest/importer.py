@@ -133,6 +133,19 @@ def process_held(
                 _count(summary, outcome, inbound_id)
         if progress is not None:
             progress(start + len(chunk), len(ids))
+    # A message the analysis bound stopped stays held with its failure recorded: it gets
+    # its remaining attempts now, so that the import ends with it settled (quarantined).
+    wanted = set(ids)
+    for _ in range(processor.settings.max_attempts):
+        with sessions() as s:
+            left = [i for i in held_ids(s) if i in wanted]
+        if not left:
+            break
+        for inbound_id, outcome in processor.handle_many(
+            [(i, times.get(i) or datetime.now(UTC)) for i in left]
+        ):
+            if outcome is not None:
+                _count(summary, outcome, inbound_id)
 
 
 def _count(summary: ImportSummary, outcome: Outcome, inbound_id: int) -> None:

@@ -123,11 +123,20 @@ def build_processor(
     settings = process_settings(config, team_calendar(config))
     if not is_bounded:
         return Processor(sessions, settings)
+    return Processor(sessions, settings, analyser=bounded_analyser(config, settings))
+
+
+def bounded_analyser(config: Config, settings: ProcessSettings) -> Sandbox:
+    """The analysis in a worker process, within the configured time and memory per message.
+
+    The poison-message bound, and a second core: the processor feeds the worker ahead
+    of its case work.
+    """
     limits = Limits(
         timeout_seconds=config.processing.message_timeout_seconds,
         memory_mb=config.processing.message_memory_mb,
     )
-    return Processor(sessions, settings, analyser=Sandbox(settings.analysis, limits))
+    return Sandbox(settings.analysis, limits)
 
 
 MAILDIR_LEASE = timedelta(seconds=15)

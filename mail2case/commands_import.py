@@ -73,7 +73,15 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
     settings = dataclasses.replace(
         app.process_settings(config, app.team_calendar(config)), ticket_pattern=args.ticket_pattern
     )
-    processor = Processor(sessions, settings, step=ArchiveStep, status=importer.HELD)
+    # Bounded like the daemon's: a poison message in years of history is quarantined
+    # instead of hanging the import, and the analysis runs on a second core.
+    processor = Processor(
+        sessions,
+        settings,
+        analyser=app.bounded_analyser(config, settings),
+        step=ArchiveStep,
+        status=importer.HELD,
+    )
     code = 0
     try:
         importer.stage(sessions, messages, datetime.now(UTC), summary)
@@ -86,6 +94,7 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
     except KeyboardInterrupt:
         code = EX_INTERRUPTED  # each message committed on its own: a re-run resumes here
     finally:
+        processor.analyser.close()
         engine.dispose()
     _report(args, summary, interrupted=code != 0)
     return code

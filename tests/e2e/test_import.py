@@ -242,3 +242,32 @@ def test_shared_corpus_imports_without_error(tmp_path: Path) -> None:
     )
     assert total + summary["already_imported"] == files
     assert outbox_rows(site) == 0
+
+
+def test_a_message_past_the_memory_bound_is_quarantined_and_the_import_goes_on(
+    tmp_path: Path,
+) -> None:
+    """The import analyses within the daemon's per-message bound: no history can hang it."""
+    msgs, _ = history(3, seed=5)
+    big = EmailMessage()
+    big["From"] = "bob@client1.example"
+    big["To"] = "support@example.com"
+    big["Subject"] = "logs"
+    big["Message-ID"] = "<big@history.example>"
+    big.set_content("See attached.")
+    big.add_attachment(b"\x00" * (40 * 1024 * 1024), maintype="application", subtype="zip")
+    mbox = write_mbox(tmp_path / "history.mbox", [big, *msgs])
+    site = make_site(tmp_path)
+    text = site.config.read_text(encoding="utf-8")
+    site.config.write_text(
+        text.replace("[processing]\n", "[processing]\nmessage_memory_mb = 48\n"), encoding="utf-8"
+    )
+    summary = import_json(site, str(mbox))
+    assert summary["imported"] == len(msgs), summary
+    assert summary["quarantined"] == 1, summary
+    db = sqlite3.connect(site.root / "cases.db")
+    try:
+        reasons = db.execute("SELECT reason FROM inbound WHERE status = 'quarantined'").fetchall()
+    finally:
+        db.close()
+    assert reasons == [("poison: exceeded 48 MiB",)]
