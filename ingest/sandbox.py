@@ -165,8 +165,12 @@ class Sandbox:
         waiting to be analysed, and a few kills soon after start-ups would quarantine
         an innocent message as poison.
         """
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            return  # busy with a request: the worker is running
+        try:
             self._ensure_worker()
+        finally:
+            self._lock.release()
 
     def close(self) -> None:
         """Stop the worker (it also exits by itself when this process goes away)."""
