@@ -26,7 +26,6 @@ from ingest.priority import PriorityDecision, PriorityRules
 from ingest.sandbox import Analyser, InProcess
 from sla import tracking
 from storage import cases, inbound
-from storage.engine import is_sqlite
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -121,10 +120,6 @@ class Processor:
         self.status = status
         # The daemon passes a Sandbox (ingest.sandbox): the poison-message bound.
         self.analyser = analyser or InProcess(settings.analysis)
-        # PostgreSQL: analyse under the row lock, so other instances skip the row instead
-        # of analysing it too. SQLite: before the write transaction, whose lock would
-        # hold up SMTP commits for as long as the analysis runs.
-        self._analyse_locked = not is_sqlite(sessions.kw["bind"])
         self._current: Analysis | None = None  # the message in the step, for priority_for
         # Rows this processor claimed whose attempt ended without settling (a database
         # error): its own claim does not make it wait out the claim period.
@@ -255,8 +250,10 @@ class Processor:
         message n's case work runs here; a transaction only takes messages whose
         analysis is ready, so it never holds the write lock waiting for the worker.
         """
-        if not self._analyse_locked:
-            self._start_analyses(claims)
+        # Before the write transaction (its lock would hold up SMTP commits while the
+        # analysis runs), and on any database: the committed claim already keeps other
+        # instances off these rows (PostgreSQL used to analyse under the row lock).
+        self._start_analyses(claims)
         outcomes: dict[int, Outcome | None] = {}
         todo = list(claims)
         while todo:
