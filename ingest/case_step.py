@@ -13,6 +13,7 @@ from ingest.agent_outbox import queue_notification
 from ingest.classify import Classification, Kind
 from ingest.outcome import Outcome
 from ingest.reply_matching import is_participant, referenced_ids
+from notifications.breaker import is_system_address
 from sla import tracking
 from sla.policy import Priority, describe_target
 from storage import blobs, cases, outbox, suppressions
@@ -310,7 +311,7 @@ class CaseStep:
             )
             return False
         to = _reply_address(self.mail, self.sender)
-        if to.lower() in self.cfg.own_addresses or _is_system_address(to):
+        if to.lower() in self.cfg.own_addresses or is_system_address(to):
             self._event(case, "ack_suppressed", detail=f"suppressed: system address {to}")
             return False
         return self._enqueue_ack(case, rule, to)
@@ -396,21 +397,6 @@ class CaseStep:
 _INSERT_ATTACHMENT = insert(table_of(Attachment))
 _INSERT_MESSAGE = insert(table_of(Message))
 _INSERT_MESSAGE_ID = _INSERT_MESSAGE.returning(table_of(Message).c.id)
-
-
-_SYSTEM_LOCALS = (
-    "mailer-daemon",
-    "postmaster",
-    "noreply",
-    "no-reply",
-    "donotreply",
-    "do-not-reply",
-)
-
-
-def _is_system_address(address: str) -> bool:
-    local = address.lower().partition("@")[0]
-    return any(local.startswith(s) for s in _SYSTEM_LOCALS)
 
 
 def _reply_address(mail: ParsedMail, sender: str) -> str:
