@@ -13,11 +13,11 @@ from ingest.agent_outbox import queue_notification
 from ingest.classify import Classification, Kind
 from ingest.outcome import Outcome
 from ingest.reply_matching import is_participant, referenced_ids
-from notifications.breaker import is_system_address
 from sla import tracking
 from sla.policy import Priority, describe_target
 from storage import blobs, cases, outbox, suppressions
 from storage.models import Attachment, Case, Message
+from storage.suppressions import is_system_address
 from storage.upserts import table_of
 
 if TYPE_CHECKING:

@@ -5,18 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-# Local parts of addresses that are machines, never people (RFC 2142 and common practice).
-SYSTEM_LOCALS = (
-    "mailer-daemon",
-    "postmaster",
-    "noreply",
-    "no-reply",
-    "no_reply",
-    "donotreply",
-    "do-not-reply",
-    "bounce",
-    "bounces",
-)
+# One rule for machines, shared with the case step (which asks it before queueing an ack).
+from storage.suppressions import is_system_address
+
 # Mail that answers a customer automatically; the per-recipient limit applies to these.
 CUSTOMER_FACING = frozenset({"ack"})
 
@@ -29,12 +20,6 @@ class BreakerSettings:
     per_case: int = 30
     window: timedelta = timedelta(hours=1)
     bounce_suppression: timedelta = timedelta(days=7)
-
-
-def is_system_address(address: str) -> bool:
-    """Whether ``address`` belongs to a machine (mailer-daemon, postmaster, noreply...)."""
-    local = address.lower().partition("@")[0]
-    return any(local == s or local.startswith((s + "-", s + "+", s + ".")) for s in SYSTEM_LOCALS)
 
 
 @dataclass(frozen=True)

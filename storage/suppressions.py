@@ -1,4 +1,4 @@
-"""Queries behind the circuit breaker: bounced addresses and recent automatic mail."""
+"""Who never gets automatic mail (machines, bounced addresses), and recent automatic mail."""
 
 from __future__ import annotations
 
@@ -20,6 +20,25 @@ if TYPE_CHECKING:
 IN_CHUNK = 500
 
 _Key = TypeVar("_Key", str, int)
+
+# Local parts of addresses that are machines, never people (RFC 2142 and common practice).
+SYSTEM_LOCALS = (
+    "mailer-daemon",
+    "postmaster",
+    "noreply",
+    "no-reply",
+    "no_reply",
+    "donotreply",
+    "do-not-reply",
+    "bounce",
+    "bounces",
+)
+
+
+def is_system_address(address: str) -> bool:
+    """Whether ``address`` belongs to a machine (mailer-daemon, postmaster, noreply...)."""
+    local = address.lower().partition("@")[0]
+    return any(local == s or local.startswith((s + "-", s + "+", s + ".")) for s in SYSTEM_LOCALS)
 
 
 def suppress(session: Session, address: str, reason: str, now: datetime, until: datetime) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from notifications.breaker import BreakerSettings, Counts, is_system_address, verdict
+from notifications.breaker import BreakerSettings, Counts, verdict
+from storage.suppressions import is_system_address
 
 
 @pytest.mark.parametrize(
