@@ -185,7 +185,7 @@ def queue_notification(  # noqa: PLR0917 - one unit of work's fields
     to = case.owner or (rule.team_address if rule else "") or desk.agents.team_address
     if not to:
         return False
-    first = _first_notification(session, case)
+    first = outbox.first_notification_id(session, case.id)
     heading = "New case" if is_new_case else "New message"
     return _enqueue(
         session,
@@ -318,17 +318,6 @@ def _customer_parent(session: Session, case: Case) -> Message | None:
             Message.from_addr.in_(senders),
         )
         .order_by(Message.id.desc())
-        .limit(1)
-    )
-    return session.scalars(stmt).first()
-
-
-def _first_notification(session: Session, case: Case) -> str | None:
-    """The first notification's Message-ID, so a case's notifications thread for agents."""
-    stmt = (
-        select(Outbox.message_id)
-        .where(Outbox.case_id == case.id, Outbox.kind == "notify")
-        .order_by(Outbox.id)
         .limit(1)
     )
     return session.scalars(stmt).first()

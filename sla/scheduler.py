@@ -153,6 +153,8 @@ class Scheduler:
         self, s: Session, kind: NoticeKind, clock: SlaClock, case: Case, now: datetime, to: str
     ) -> Notice:
         key = f"{kind}:clock:{clock.id}"
+        # In the agents' thread of the case, with its notifications.
+        first = outbox.first_notification_id(s, case.id) if to else None
         queued = bool(to) and outbox.enqueue(
             s,
             kind=kind,
@@ -162,8 +164,8 @@ class Scheduler:
             template=kind,
             context=self._template_context(clock, case, now),
             message_id=f"<sla.{kind}.{clock.id}.{secrets.token_hex(6)}@{self._settings.message_id_domain}>",
-            in_reply_to=None,
-            references=[],
+            in_reply_to=first,
+            references=[first] if first else [],
             dedupe_key=key,
             now=now,
         )

@@ -151,6 +151,21 @@ def retry_now(session: Session, outbox_id: int, now: datetime) -> bool:
     return True
 
 
+def first_notification_id(session: Session, case_id: int) -> str | None:
+    """The Message-ID of the case's first notification to agents, if any.
+
+    Later mail to the agents about the case (notifications, reminders, escalations)
+    replies to it, so that it all threads in their mail client.
+    """
+    stmt = (
+        select(Outbox.message_id)
+        .where(Outbox.case_id == case_id, Outbox.kind == "notify")
+        .order_by(Outbox.id)
+        .limit(1)
+    )
+    return session.scalars(stmt).first()
+
+
 def list_rows(session: Session, *, limit: int = 100, status: str | None = None) -> list[Outbox]:
     """The newest rows first (optionally only those with ``status``)."""
     stmt = select(Outbox).order_by(Outbox.id.desc()).limit(limit)

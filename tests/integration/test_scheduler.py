@@ -187,6 +187,13 @@ def test_reminder_then_escalation_once_each(site: Site) -> None:
     )
     assert reminder.context["time_left_words"] == "15 minutes left"
     assert escalation.context["time_left_words"] == "due now"
+    # Both thread under the case's first notification to the agents.
+    (notified, *_) = site.outbox("notify")
+    for notice in (reminder, escalation):
+        assert (notice.in_reply_to, notice.references) == (
+            notified.message_id,
+            [notified.message_id],
+        )
     (stored,) = site.running(ref)
     assert (stored.reminded_at, stored.breached_at) == (clock.remind_at, clock.due_at)
 
