@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ingest.agent_mail import StoredAs
 from ingest.case_step import CaseStep
 from ingest.classify import Kind
-from ingest.outcome import Outcome
+from ingest.outcome import Outcome, processed
 from storage import cases
 
 if TYPE_CHECKING:
@@ -37,13 +37,7 @@ class ArchiveStep(CaseStep):
             case = self._open_archived(self.sender)
         self._store_message(case)
         self._touch(case)
-        return Outcome(
-            "processed",
-            case_ref=case.ref,
-            case_id=case.id,
-            opened=opened,
-            opened_as=(case.plan, case.priority) if opened else None,
-        )
+        return processed(case, opened=opened)
 
     def _agent_history(self, case: Case | None) -> Outcome:
         opened = case is None
@@ -59,13 +53,7 @@ class ArchiveStep(CaseStep):
         if case.first_responded_at is None:
             case.first_responded_at = self.now
         self._touch(case)
-        return Outcome(
-            "processed",
-            case_ref=case.ref,
-            case_id=case.id,
-            opened=opened,
-            opened_as=(case.plan, case.priority) if opened else None,
-        )
+        return processed(case, opened=opened)
 
     def _open_archived(self, customer: str) -> Case:
         rule = self.cfg.customers.resolve(customer)

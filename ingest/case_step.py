@@ -11,7 +11,7 @@ from sqlalchemy import insert
 from ingest import agent_mail
 from ingest.agent_outbox import queue_notification
 from ingest.classify import Classification, Kind
-from ingest.outcome import Outcome
+from ingest.outcome import Outcome, processed
 from ingest.reply_matching import is_participant, referenced_ids
 from sla import tracking
 from sla.policy import Priority, describe_target
@@ -106,15 +106,7 @@ class CaseStep:
         extra = agent_mail.act(self.s, role, case, message_id, self.mail, self.cfg, self.now)
         if case is None:
             return Outcome("suppressed", reason=f"{role.action}: {role.reason}", extra=extra)
-        opened = role.case is None
-        return Outcome(
-            "processed",
-            case_ref=case.ref,
-            case_id=case.id,
-            opened=opened,
-            opened_as=(case.plan, case.priority) if opened else None,
-            extra=extra,
-        )
+        return processed(case, opened=role.case is None, extra=extra)
 
     def _opens_case_anyway(self) -> bool:
         return self.cfg.auto_reply_opens_case and self.verdict.kind is Kind.AUTO_REPLY
@@ -151,14 +143,7 @@ class CaseStep:
         queue_notification(
             self.s, case, message_id, self.mail, self.cfg, self.now, is_new_case=True
         )
-        return Outcome(
-            "processed",
-            case_ref=case.ref,
-            case_id=case.id,
-            opened=True,
-            opened_as=(case.plan, case.priority),
-            extra={"ack": acked},
-        )
+        return processed(case, opened=True, extra={"ack": acked})
 
     def _new_case(self, rule: CustomerRule, customer: str | None = None) -> Case:
         """A case for ``customer`` (the sender if None), flushed, with its opening entries."""
@@ -243,7 +228,7 @@ class CaseStep:
                 self.s, case, message_id, self.mail, self.cfg, self.now, is_new_case=False
             )
         self._write_events()
-        return Outcome("processed", case_ref=case.ref, case_id=case.id)
+        return processed(case)
 
     def _store_message(self, case: Case, shape: agent_mail.StoredAs | None = None) -> int:
         """Add the mail to ``case`` as ``shape`` says (else as received); the message's id."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from storage.models import Case
 
 
 @dataclass(frozen=True)
@@ -18,3 +21,15 @@ class Outcome:
     # A new case's (plan, priority), for the metrics: set by the step that opened it.
     opened_as: tuple[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def processed(case: Case, *, opened: bool = False, extra: dict[str, Any] | None = None) -> Outcome:
+    """A message added to ``case`` (a new one when ``opened``, with its plan and priority)."""
+    return Outcome(
+        "processed",
+        case_ref=case.ref,
+        case_id=case.id,
+        opened=opened,
+        opened_as=(case.plan, case.priority) if opened else None,
+        extra=extra or {},
+    )
