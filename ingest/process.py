@@ -271,6 +271,11 @@ class Processor:
                     or (time.monotonic() - began < _GROUP_SECONDS and todo[0].is_ready())
                 ):
                     work = todo.pop(0)
+                    if work.inbound_id not in rows:
+                        # Its analysis came in during the transaction: lock it with the
+                        # others that did, in one query again.
+                        late = [work.inbound_id, *(w.inbound_id for w in todo if w.is_ready())]
+                        rows.update(inbound.lock_claimed(s, late, status=self.status))
                     done = self._settle_one(s, work, rows.get(work.inbound_id))
                     outcomes[work.inbound_id] = done[1] if done else None
                     if done:
