@@ -157,9 +157,12 @@ class CaseStep:
         tz = ZoneInfo(rule.timezone)
         plan = self.cfg.policy.plan(rule.plan_on(self.now.astimezone(tz).date()))
         decision = self.priority_for(self.mail)
+        # The reference first: its counter row's lock orders the instances' case
+        # creation, so an upsert after it (customer, contact) cannot deadlock.
+        ref = cases.next_ref(self.s, self.cfg.first_ref)
         cust_id = cases.customer_id(self.s, rule.name, self.now)
         case = Case(
-            ref=cases.next_ref(self.s, self.cfg.first_ref),
+            ref=ref,
             subject=self.mail.subject[:2000],
             status="open",
             priority=decision.priority.value,

@@ -124,6 +124,7 @@ class Processor:
         # Rows this processor claimed whose attempt ended without settling (a database
         # error): its own claim does not make it wait out the claim period.
         self._unsettled: set[int] = set()
+        self._counter_ready = False  # the case-reference counter exists (prepare_ref_counter)
         # One thread that feeds the analysis worker ahead of the case work (pipelining).
         self._pipeline: ThreadPoolExecutor | None = None
 
@@ -167,6 +168,10 @@ class Processor:
         """
         results: dict[int, Outcome | None] = {}
         todo = list(items)
+        if todo and not self._counter_ready:
+            with self.sessions.begin() as s:
+                cases.prepare_ref_counter(s, self.settings.first_ref)
+            self._counter_ready = True
         while todo:
             group, todo = self._next_group(todo)
             done, left = self._handle_group(group)

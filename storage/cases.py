@@ -53,6 +53,20 @@ _RUNNING_CLOCKS = select(SlaClock).where(
 )
 
 
+def prepare_ref_counter(session: Session, first_ref: int) -> None:
+    """Create the case-reference counter before the first case, in a transaction of its own.
+
+    Created inside a case's transaction, the counter's INSERT raced another instance's
+    like any upsert: with each holding a row the other was about to insert (a customer,
+    a contact), PostgreSQL found a deadlock. An existing counter is only ever UPDATEd,
+    and its row lock then orders every instance's case creation the same way.
+    """
+    highest = session.scalar(select(func.max(Case.ref)))
+    start = max(first_ref, (highest or 0) + 1)
+    # The counter holds the last reference given out: the first bump returns ``start``.
+    insert_if_absent(session, Counter, {"name": REF_COUNTER, "value": start - 1})
+
+
 def next_ref(session: Session, first_ref: int) -> int:
     """Allocate the next case reference (atomic: the counter row is locked by the update)."""
     bumped: int | None = session.execute(_BUMP_REF).scalar_one_or_none()
