@@ -25,6 +25,7 @@ import pytest
 from notifications import render
 from notifications.errors import RenderError
 from notifications.render import Envelope, build_environment, render_mail
+from tests.unit.test_render import ACK_CONTEXT
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,22 +46,6 @@ INJECTIONS = (
     "\x85X-Injected: 1",
     "\r\n X-Injected: 1",
 )
-
-ACK_CONTEXT: dict[str, Any] = {
-    "case_ref": 1042,
-    "ref_token": "[#1042]",
-    "subject": "Database down",
-    "customer_name": "Ann Customer",
-    "customer_address": "ann@customer.example",
-    "plan": "premier",
-    "priority": "high",
-    "priority_reason": "customer stated High in the subject",
-    "first_response_words": "within 1 hour",
-    "first_response_due": "2026-11-30T12:00:00+00:00",
-    "first_response_due_local": "Mon 30 Nov 2026 13:00 CET",
-    "support_name": "Example Support",
-    "support_address": "support@example.com",
-}
 
 
 # ---- the reference: render_mail's header and body code before set_raw ------------------
