@@ -8,9 +8,9 @@ from email import policy
 
 from bench.mix import generate, stats
 from bench.report import Figure, emit, median, mix_parser, parse_mix_args
-from ingest.analysis import AnalysisSettings, analyse
+from ingest.analysis.core import AnalysisSettings, analyse
 from mail2case import app
-from mail2case.config import config_from_mapping
+from mail2case.config.settings import config_from_mapping
 
 
 def parse_cpu(mix: list[bytes]) -> float:

@@ -22,9 +22,10 @@ from bench.databases import Databases, databases
 from bench.mix import generate, stats
 from bench.report import Figure, emit, median, mix_parser, parse_mix_args
 from bench.sites import SETTLED, make_site, start_daemon, status_json
-from ingest.sources.imap import ImapSettings, MailboxPoller
-from mail2case.imap_wiring import mailbox_factory
+from ingest.sources.imap import MailboxPoller
+from ingest.sources.imap_settings import ImapSettings
 from mail2case.log_setup import configure_logging
+from mail2case.service.imap import mailbox_factory
 from storage import inbound
 from storage.engine import make_engine, session_factory
 from tests.support.dovecot import USERS, DovecotServer, _certificates

@@ -46,7 +46,7 @@ def big_message(size: int, seed: int = 25) -> bytes:
 def child(mode: str, url: str) -> None:
     """In a fresh process: set up as the daemon does, process the row (or not), print peak RSS."""
     from mail2case import app  # noqa: PLC0415 - the child pays for its imports itself
-    from mail2case.config import config_from_mapping  # noqa: PLC0415
+    from mail2case.config.settings import config_from_mapping  # noqa: PLC0415
     from mail2case.log_setup import configure_logging  # noqa: PLC0415
 
     configure_logging("info", "json", open(os.devnull, "w"))  # noqa: SIM115, PTH123 - whole run

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.priority import PriorityRules, infer_priority
+from ingest.priority.inference import PriorityRules, infer_priority
 from sla.policy import Priority
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from bench.databases import databases
 from bench.mix import generate, stats
 from bench.report import Figure, cpu_seconds, emit, median, mix_parser, parse_mix_args
 from mail2case import app
-from mail2case.config import config_from_mapping
+from mail2case.config.settings import config_from_mapping
 from mail2case.log_setup import configure_logging
 from storage import inbound
 from storage.engine import make_engine, session_factory

@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, update
 from bench.databases import databases
 from bench.report import Figure, emit, median
 from mail2case import app
-from mail2case.config import config_from_mapping
+from mail2case.config.settings import config_from_mapping
 from mail2case.log_setup import configure_logging
 from storage.engine import make_engine, session_factory
 from storage.models import Case, Outbox, SlaClock

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 
-from ingest import agent_mail
-from ingest.agent_outbox import queue_notification
-from ingest.classify import Classification, Kind
+from ingest.agents import mail as agent_mail
+from ingest.agents.outbox import queue_notification
 from ingest.outcome import Outcome, processed
-from ingest.reply_matching import is_participant, referenced_ids
+from ingest.triage.classify import Classification, Kind
+from ingest.triage.reply_matching import is_participant, referenced_ids
 from sla import tracking
 from sla.policy import Priority, describe_target
 from storage import blobs, cases, outbox, suppressions
@@ -21,14 +22,16 @@ from storage.suppressions import is_system_address
 from storage.upserts import table_of
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
     from typing import Any
 
     from sqlalchemy.orm import Session
 
-    from ingest.customers import CustomerRule
-    from ingest.parsed import ParsedMail
-    from ingest.process import Processor
+    from ingest.mime.parsed import ParsedMail
+    from ingest.priority.inference import PriorityDecision
+    from ingest.settings import ProcessSettings
+    from ingest.triage.customers import CustomerRule
 
 
 class InboundRow(Protocol):
@@ -47,29 +50,39 @@ class InboundRow(Protocol):
         """The SMTP envelope recipients."""
 
 
-class CaseStep:
-    """One message's processing inside its transaction (kept apart for readability)."""
+@dataclass(frozen=True)
+class UnitOfWork:
+    """One message's case work: its row, what the analysis made of it, and the time."""
 
-    def __init__(  # noqa: PLR0917 - one private call site passes the unit of work
-        self,
-        proc: Processor,
-        s: Session,
-        row: InboundRow,
-        mail: ParsedMail,
-        verdict: Classification,
-        now: datetime,
-    ) -> None:
-        self.cfg = proc.settings
-        self.priority_for = proc.priority_for
-        self.s, self.row, self.mail, self.verdict, self.now = s, row, mail, verdict, now
-        self.sender = mail.from_.addr if mail.from_ else (row.mail_from or "")
+    row: InboundRow
+    mail: ParsedMail
+    verdict: Classification
+    now: datetime
+    # The message's priority: the analysis's result, or computed (bounded) when first asked
+    # for: only a message that opens a case needs one.
+    priority: Callable[[], PriorityDecision]
+
+
+class CaseStep:
+    """One message's processing inside its transaction (kept apart for readability).
+
+    Subclasses (``ingest.history.archive_step.ArchiveStep``) override ``run`` and build on
+    the extension points below: ``existing_case``, ``new_case``, ``store_message`` and
+    ``write_events``.
+    """
+
+    def __init__(self, settings: ProcessSettings, s: Session, work: UnitOfWork) -> None:
+        self.cfg = settings
+        self.s, self.work = s, work
+        self.row, self.mail, self.verdict, self.now = work.row, work.mail, work.verdict, work.now
+        self.sender = self.mail.from_.addr if self.mail.from_ else (self.row.mail_from or "")
         # Audit entries of this step not written yet: they go in together, one statement,
         # before anything else may add entries (ids follow the order of the calls).
         self._events: list[dict[str, Any]] = []
 
     def run(self) -> Outcome:
         """Decide what the message does to which case, and do it."""
-        case = self._existing_case()
+        case = self.existing_case()
         if self.verdict.kind is Kind.LOOP:
             return Outcome("suppressed", reason=f"loop: {self.verdict.reason}")
         self._remember_bounce()
@@ -111,7 +124,8 @@ class CaseStep:
     def _opens_case_anyway(self) -> bool:
         return self.cfg.auto_reply_opens_case and self.verdict.kind is Kind.AUTO_REPLY
 
-    def _existing_case(self) -> Case | None:
+    def existing_case(self) -> Case | None:
+        """The case this message answers, by message ids, then by the subject's case token."""
         ids = referenced_ids(self.mail)
         if self.verdict.bounce and self.verdict.bounce.original_message_id:
             ids.insert(0, self.verdict.bounce.original_message_id)
@@ -145,7 +159,7 @@ class CaseStep:
         )
         return processed(case, opened=True, extra={"ack": acked})
 
-    def _new_case(self, rule: CustomerRule, customer: str | None = None) -> Case:
+    def new_case(self, rule: CustomerRule, customer: str | None = None) -> Case:
         """A case for ``customer`` (the sender if None), flushed, with its opening entries."""
         case = self._create_case(rule, customer)
         self._write_events()
@@ -156,7 +170,7 @@ class CaseStep:
     ) -> Case:
         tz = ZoneInfo(rule.timezone)
         plan = self.cfg.policy.plan(rule.plan_on(self.now.astimezone(tz).date()))
-        decision = self.priority_for(self.mail)
+        decision = self.work.priority()
         # The reference first: its counter row's lock orders the instances' case
         # creation, so an upsert after it (customer, contact) cannot deadlock.
         ref = cases.next_ref(self.s, self.cfg.first_ref)
@@ -233,7 +247,7 @@ class CaseStep:
         self._write_events()
         return processed(case)
 
-    def _store_message(self, case: Case, shape: agent_mail.StoredAs | None = None) -> int:
+    def store_message(self, case: Case, shape: agent_mail.StoredAs | None = None) -> int:
         """Add the mail to ``case`` as ``shape`` says (else as received); the message's id."""
         message_id = self._add_message(case, shape)
         self._write_events()

@@ -1,44 +1,36 @@
 """The process stage: one raw message in, one transaction of case changes out.
 
-``Processor`` claims raw mail, analyses it (bounded, see ``ingest.sandbox``) and runs a
+``Processor`` claims raw mail, analyses it (bounded, see ``ingest.analysis.sandbox``) and runs a
 ``CaseStep`` in one transaction; ``Outcome`` says what happened.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy.exc import DBAPIError
 
-from ingest.agent_outbox import AgentMailSettings
-from ingest.analysis import Analysis, AnalysisSettings
-from ingest.case_step import CaseStep
+from ingest.analysis.sandbox import Analyser, InProcess
+from ingest.case_step import CaseStep, UnitOfWork
 from ingest.errors import PoisonError
 from ingest.outcome import Outcome
-from ingest.priority import PriorityDecision, PriorityRules
-from ingest.sandbox import Analyser, InProcess
-from sla import tracking
 from storage import cases, inbound
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-    from pathlib import Path
+    from collections.abc import Callable, Sequence
 
     from sqlalchemy.orm import Session, sessionmaker
 
-    from ingest.classify import ClassifySettings
-    from ingest.customers import CustomerDirectory
-    from ingest.parsed import ParsedMail
-    from ingest.reply_matching import CaseToken
-    from sla.business_hours import BusinessCalendar
-    from sla.policy import SlaPolicy
+    from ingest.analysis.core import Analysis
+    from ingest.mime.parsed import ParsedMail
+    from ingest.priority.inference import PriorityDecision
+    from ingest.settings import ProcessSettings
 
 log = structlog.get_logger("mail2case.process")
 
@@ -48,57 +40,6 @@ log = structlog.get_logger("mail2case.process")
 _GROUP_SIZE = 16
 _GROUP_BYTES = 32 * 1024 * 1024
 _GROUP_SECONDS = 0.03
-
-
-@dataclass(frozen=True)
-class ProcessSettings:
-    """What the process stage needs to know, and nothing else."""
-
-    support_address: str
-    support_name: str
-    own_addresses: frozenset[str]
-    message_id_domain: str
-    token: CaseToken
-    first_ref: int
-    customers: CustomerDirectory
-    policy: SlaPolicy
-    calendar: BusinessCalendar
-    classify: ClassifySettings
-    priority_rules: PriorityRules = field(default_factory=PriorityRules.default)
-    max_parts: int = 1000
-    attachments_dir: Path | None = None
-    auto_reply_opens_case: bool = False
-    batch_size: int = 50
-    agents: AgentMailSettings = field(default_factory=AgentMailSettings)
-    # Imports only: the previous system's ticket token, e.g. r"\[Ticket#(\d+)\]".
-    ticket_pattern: str = ""
-    # How long no automatic mail goes to an address that bounced permanently.
-    bounce_suppression: timedelta = timedelta(days=7)
-    # Attempts at a message that never settles (a poison message) before quarantine.
-    max_attempts: int = 3
-    # How long another instance leaves a claimed message alone: more than one attempt.
-    claim_period: timedelta = timedelta(seconds=90)
-
-    @property
-    def analysis(self) -> AnalysisSettings:
-        """The part the pure analysis needs (sent once to a worker process)."""
-        return AnalysisSettings(
-            classify=self.classify,
-            priority_rules=self.priority_rules,
-            max_parts=self.max_parts,
-            auto_reply_opens_case=self.auto_reply_opens_case,
-        )
-
-    def calendar_for(self, tz_name: str) -> BusinessCalendar:
-        """The business calendar in a customer's time zone."""
-        return dataclasses.replace(self.calendar, tz=ZoneInfo(tz_name))
-
-    @property
-    def sla(self) -> tracking.SlaContext:
-        """What the SLA clocks need: the policy, the calendar and the reminder share."""
-        return tracking.SlaContext(
-            self.policy, self.calendar, self.policy.reminder_share, self.customers.hours_for
-        )
 
 
 class Processor:
@@ -118,9 +59,8 @@ class Processor:
         # An import processes its own held rows with a step that sends nothing.
         self.step = step or CaseStep
         self.status = status
-        # The daemon passes a Sandbox (ingest.sandbox): the poison-message bound.
+        # The daemon passes a Sandbox (ingest.analysis.sandbox): the poison-message bound.
         self.analyser = analyser or InProcess(settings.analysis)
-        self._current: Analysis | None = None  # the message in the step, for priority_for
         # Rows this processor claimed whose attempt ended without settling (a database
         # error): its own claim does not make it wait out the claim period.
         self._unsettled: set[int] = set()
@@ -290,7 +230,7 @@ class Processor:
         return outcomes
 
     def _start_analyses(self, claims: list[_Work]) -> None:
-        if not getattr(self.analyser, "runs_elsewhere", False):
+        if not self.analyser.runs_elsewhere:
             for work in claims:
                 work.analysis = self._analyse_bounded(work)
             return
@@ -401,18 +341,15 @@ class Processor:
         if existing is not None:
             message_id, case_id = existing
             return Outcome("duplicate", reason=f"same message as #{message_id}", case_id=case_id)
-        self._current = analysis
-        try:
-            return self.step(self, s, row, mail, analysis.verdict, now).run()
-        finally:
-            self._current = None
+        work = UnitOfWork(row, mail, analysis.verdict, now, self._priority_of(analysis, mail))
+        return self.step(self.settings, s, work).run()
 
-    def priority_for(self, mail: ParsedMail) -> PriorityDecision:
-        """The priority of the message being processed: computed already, else now (bounded)."""
-        current = self._current
-        if current is not None and current.mail is mail and current.priority is not None:
-            return current.priority
-        return self.analyser.priority(mail)
+    def _priority_of(self, analysis: Analysis, mail: ParsedMail) -> Callable[[], PriorityDecision]:
+        """The message's priority: the analysis's, else computed when asked for (bounded)."""
+        known = analysis.priority
+        if known is not None:
+            return lambda: known
+        return functools.partial(self.analyser.priority, mail)
 
 
 @dataclass

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from ingest.agent_outbox import AgentMailSettings
-from ingest.classify import ClassifySettings
-from ingest.process import Processor, ProcessSettings
-from ingest.reply_matching import CaseToken
-from ingest.sandbox import Limits, Sandbox
-from mail2case.config_reader import ConfigError
+from ingest.agents.outbox import AgentMailSettings
+from ingest.analysis.sandbox import Limits, Sandbox
+from ingest.process import Processor
+from ingest.settings import ProcessSettings
+from ingest.triage.classify import ClassifySettings
+from ingest.triage.reply_matching import CaseToken
+from mail2case.config.reader import ConfigError
 from notifications.render import build_environment
 from notifications.sender import DEFAULT_LEASE, Sender, SenderSettings, lease_for
 from notifications.transports import MaildirTransport, SmtpTransport
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-    from mail2case.config import Config
+    from mail2case.config.settings import Config
     from notifications.transports import Transport
 
 

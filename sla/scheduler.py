@@ -12,7 +12,7 @@ import structlog
 from sla.clocks import describe_remaining
 from sla.deadlines import remaining
 from sla.policy import Clock
-from storage import clocks, outbox
+from storage import outbox, sla_clocks
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -111,10 +111,11 @@ class Scheduler:
         with self._sessions.begin() as s:
             notices = [
                 self._escalate(s, c, case, now)
-                for c, case in clocks.due_for_escalation(s, now, limit)
+                for c, case in sla_clocks.due_for_escalation(s, now, limit)
             ]
             reminders = [
-                self._remind(s, c, case, now) for c, case in clocks.due_for_reminder(s, now, limit)
+                self._remind(s, c, case, now)
+                for c, case in sla_clocks.due_for_reminder(s, now, limit)
             ]
         notices += [n for n in reminders if n is not None]
         # Logged after the commit, so the log never claims what the database does not hold.
@@ -123,19 +124,19 @@ class Scheduler:
         return PassResult(tuple(notices), sum(n is None for n in reminders))
 
     def _escalate(self, s: Session, clock: SlaClock, case: Case, now: datetime) -> Notice:
-        clocks.mark_breached(clock, now)
+        sla_clocks.mark_breached(clock, now)
         return self._queue(s, "escalation", clock, case, now, self._settings.escalation_to)
 
     def _remind(self, s: Session, clock: SlaClock, case: Case, now: datetime) -> Notice | None:
         if clock.due_at <= now:
-            clocks.defer_reminder(clock, None)  # too late to remind: the escalation says it all
+            sla_clocks.defer_reminder(clock, None)  # too late to remind: the escalation says it all
             return None
         opening = self._next_opening(case, now)
         if opening is not None:
             # Set the new time rather than skip, so later passes do not read it again.
-            clocks.defer_reminder(clock, opening)
+            sla_clocks.defer_reminder(clock, opening)
             return None
-        clocks.mark_reminded(clock, now)
+        sla_clocks.mark_reminded(clock, now)
         return self._queue(
             s, "reminder", clock, case, now, case.owner or self._settings.team_address
         )

@@ -23,7 +23,7 @@ from sla.clocks import (
     on_status,
 )
 from sla.policy import Priority
-from storage import cases, clocks
+from storage import cases, sla_clocks
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -72,12 +72,12 @@ def record_opened(session: Session, case: Case, *, context: SlaContext) -> None:
     an UPDATE after.
     """
     decision = on_opened(context.terms(case), case.opened_at)
-    # A new case has no clock to end: opening only starts clocks.
+    # A new case has no clock to end: opening only starts sla_clocks.
     started = [c for c in decision.changes if isinstance(c, Started)]
-    clocks.mirror(case, {c.kind: c.due_at for c in started})
+    sla_clocks.mirror(case, {c.kind: c.due_at for c in started})
     session.flush()
     for change in started:
-        clocks.insert_clock(
+        sla_clocks.insert_clock(
             session,
             case,
             change.kind,
@@ -209,7 +209,7 @@ def _apply(
     """
     for change in decision.changes:
         _apply_change(session, case, change, at, running)
-    clocks.mirror(case, {c.kind: c.due_at for c in running})
+    sla_clocks.mirror(case, {c.kind: c.due_at for c in running})
 
 
 def _apply_change(
@@ -217,13 +217,13 @@ def _apply_change(
 ) -> None:
     match change:
         case Ended(kind=kind, at=ended_at, state=state):
-            clocks.end_clock(case, running, kind, at=ended_at, state=state)
+            sla_clocks.end_clock(case, running, kind, at=ended_at, state=state)
         case Started() | Rescheduled():
             if isinstance(change, Rescheduled):
                 # A new row, not an update: the reminder and escalation dedupe keys name the
                 # clock row, and a moved deadline deserves its own reminder and escalation.
-                clocks.end_clock(case, running, change.kind, at=at, state="stopped")
-            clock = clocks.new_clock(
+                sla_clocks.end_clock(case, running, change.kind, at=at, state="stopped")
+            clock = sla_clocks.new_clock(
                 session,
                 case,
                 change.kind,

@@ -112,7 +112,7 @@ class Inbound(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     # While pending: when the current attempt started. Other instances leave the row
-    # alone until it is older than the claim period (ingest.sandbox explains why).
+    # alone until it is older than the claim period (ingest.analysis.sandbox explains why).
     claimed_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"))

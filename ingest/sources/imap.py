@@ -8,7 +8,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session, sessionmaker
 
+    from ingest.sources.imap_settings import ImapSettings
     from ingest.sources.mailbox import Mailbox
 
     # A chunk being committed in the helper thread: its commit, and its UIDs to move after.
@@ -60,51 +61,12 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 __all__ = [
     "TOKEN_EXPIRY_WARNING",
     "Backoff",
-    "ImapSettings",
     "LeaseLostError",
     "MailboxPoller",
     "OAuth2TokenSource",
     "read_oauth2_token",
     "token_expires_at",
 ]
-
-
-@dataclass(frozen=True)
-class ImapSettings:
-    """One ``[[imap]]`` mailbox; the field names are the config keys."""
-
-    host: str = ""
-    username: str = ""
-    name: str = ""  # empty: "host/username/folder"
-    port: int = 0  # 0: 993 for tls = "ssl", else 143
-    tls: str = "ssl"  # "ssl" | "starttls" | "none"
-    tls_verify: bool = True
-    tls_ca_file: str = ""
-    password: str = field(default="", repr=False)
-    oauth2_token_file: str = ""
-    oauth2_token_command: str = ""
-    folder: str = "INBOX"
-    processed: str = "move"  # "move" | "flag"
-    processed_folder: str = "Processed"
-    idle: bool = True
-    poll_interval_seconds: float = 60.0
-    max_message_size: int = 25 * 1024 * 1024
-    batch_size: int = 100
-    # RFC 2177: clients re-issue IDLE at least every 29 minutes; 25 leaves margin.
-    idle_timeout_seconds: float = 1500.0
-    lease_seconds: float = 60.0
-
-    def __post_init__(self) -> None:
-        # Frozen: fill the derived defaults in place once, so every reader sees them.
-        if not self.port:
-            object.__setattr__(self, "port", 993 if self.tls == "ssl" else 143)
-        if not self.name:
-            object.__setattr__(self, "name", f"{self.host}/{self.username}/{self.folder}")
-
-    @property
-    def uses_oauth2(self) -> bool:
-        """Whether the login is XOAUTH2 rather than a password."""
-        return bool(self.oauth2_token_file or self.oauth2_token_command)
 
 
 @dataclass(frozen=True)

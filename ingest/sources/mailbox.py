@@ -19,7 +19,7 @@ from imapclient.exceptions import IMAPClientError, LoginError
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
-    from ingest.sources.imap import ImapSettings
+    from ingest.sources.imap_settings import ImapSettings
 
 INGESTED_FLAG = b"$Mail2caseIngested"
 TOO_LARGE_FLAG = b"$Mail2caseTooLarge"

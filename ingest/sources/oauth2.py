@@ -16,7 +16,7 @@ import structlog
 from ingest.sources.mailbox import MailboxLoginError
 
 if TYPE_CHECKING:
-    from ingest.sources.imap import ImapSettings
+    from ingest.sources.imap_settings import ImapSettings
 
 log = structlog.get_logger("mail2case.imap")
 

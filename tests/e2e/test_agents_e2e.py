@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ingest.reply_address import parse_reply_address, reply_address
+from ingest.agents.reply_address import parse_reply_address, reply_address
 from tests.support.daemon import Daemon, Site, wait_for
 
 if TYPE_CHECKING:

@@ -152,12 +152,12 @@ def test_maildir_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path) -
 
 def _import_half(site: Site, maildir: Path) -> None:
     """Stage everything and process only half of it, as an import killed mid-way would."""
-    from ingest import importer  # noqa: PLC0415
-    from ingest.archive_step import ArchiveStep  # noqa: PLC0415
+    from ingest.history import importer  # noqa: PLC0415
+    from ingest.history.archive_source import read_path  # noqa: PLC0415
+    from ingest.history.archive_step import ArchiveStep  # noqa: PLC0415
     from ingest.process import Processor  # noqa: PLC0415
-    from ingest.sources.archive import read_path  # noqa: PLC0415
     from mail2case import app  # noqa: PLC0415
-    from mail2case.config import load_config  # noqa: PLC0415
+    from mail2case.config.settings import load_config  # noqa: PLC0415
 
     config = load_config(site.config)
     engine, sessions = app.open_database(config)

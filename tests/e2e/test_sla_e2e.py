@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ingest.reply_address import reply_address
+from ingest.agents.reply_address import reply_address
 from tests.support.daemon import Site
 
 if TYPE_CHECKING:

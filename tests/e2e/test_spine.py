@@ -214,7 +214,7 @@ def test_bad_config_exits_2_naming_key(tmp_path: Path) -> None:
 
 def test_ack_goes_through_configured_relay(tmp_path: Path) -> None:
     """With an SMTP relay configured, the acknowledgement arrives at the relay, threaded."""
-    from tests.integration.smtp_sink import SmtpSink  # noqa: PLC0415 - only this test needs it
+    from tests.support.smtp_sink import SmtpSink  # noqa: PLC0415 - only this test needs it
 
     with SmtpSink() as sink:
         site = Site(tmp_path)

@@ -6,10 +6,10 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from ingest.sandbox import analyse_entry
+from ingest.analysis.sandbox import analyse_entry
 
 if TYPE_CHECKING:
-    from ingest.analysis import Analysis, AnalysisSettings
+    from ingest.analysis.core import Analysis, AnalysisSettings
 
 SPIN_SECONDS = 60.0
 ALLOC_STEP = 16 * 1024 * 1024

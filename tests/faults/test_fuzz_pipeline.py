@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from ingest.analysis import Analysis, AnalysisSettings, analyse
+from ingest.analysis.core import Analysis, AnalysisSettings, analyse
 from mail2case import app
-from mail2case.config import config_from_mapping
+from mail2case.config.settings import config_from_mapping
 from storage import inbound
 from storage.models import Inbound
 

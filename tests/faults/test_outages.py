@@ -23,10 +23,10 @@ from notifications.transports import SmtpTransport
 from storage import outbox
 from storage.engine import make_engine, session_factory
 from storage.schema import upgrade
-from tests.integration.smtp_sink import SinkHandler
 from tests.support.daemon import Daemon, Site, wait_for
 from tests.support.postgres import PostgresServer, find_bindir, running_server
 from tests.support.services import free_port, missing
+from tests.support.smtp_sink import SinkHandler
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

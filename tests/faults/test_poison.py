@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import select, update
 
-from ingest.sandbox import InProcess, Limits, Sandbox
+from ingest.analysis.sandbox import InProcess, Limits, Sandbox
 from mail2case import app
-from mail2case.config import config_from_mapping
+from mail2case.config.settings import config_from_mapping
 from storage import inbound
 from storage.models import Inbound
 from tests.faults.poison_targets import misbehaving
@@ -22,9 +22,9 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session, sessionmaker
 
-    from ingest.analysis import Analysis
+    from ingest.analysis.core import Analysis
+    from ingest.analysis.sandbox import AnalyseFn
     from ingest.process import Processor
-    from ingest.sandbox import AnalyseFn
 
 NOW = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 MAX_PASSES = 10

@@ -1,0 +1,1 @@
+"""History import: an existing mailbox's mail, brought in as closed cases in written order."""

@@ -1,0 +1,1 @@
+"""Triage: what a parsed message is, whose it is and which case it answers (pure)."""

@@ -1,0 +1,1 @@
+"""The ``mail2case`` command line: one module per command group."""

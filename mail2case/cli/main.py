@@ -1,0 +1,194 @@
+"""The ``mail2case`` command line: the daemon and what an operator needs at 3 a.m."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import OperationalError
+
+from mail2case import app
+from mail2case.cli import case_update, cases, explain, imap, importing, ops, sla
+from mail2case.config.reader import ConfigError
+from mail2case.config.settings import config_path, load_config
+from mail2case.log_setup import configure_logging
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mail2case.config.settings import Config
+
+EX_OK, EX_USAGE, EX_TEMPFAIL = 0, 2, 75
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser; every command takes ``--config`` after its name too."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="TOML config (default: $MAIL2CASE_CONFIG, else built-in defaults)",
+    )
+    parser = argparse.ArgumentParser(prog="mail2case", description=__doc__, parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("run", parents=[common], help="run the daemon").set_defaults(func=_run)
+    sub.add_parser(
+        "check-config", parents=[common], help="validate and print the settings"
+    ).set_defaults(func=_check_config)
+    _add_db(sub, common)
+    _add_ingest(sub, common)
+    cases.add_parsers(sub, common)
+    case_update.add_parsers(sub, common)
+    sla.add_parsers(sub, common)
+    explain.add_parsers(sub, common)
+    importing.add_parsers(sub, common)
+    ops.add_parsers(sub, common)
+    imap.add_parsers(sub, common)
+    return parser
+
+
+def _add_db(sub: Any, common: argparse.ArgumentParser) -> None:
+    db = sub.add_parser("db", parents=[common], help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="ACTION"
+    )
+    db.add_parser("upgrade", parents=[common], help="migrate to the newest schema").set_defaults(
+        func=_db_upgrade
+    )
+    db.add_parser("current", parents=[common], help="show the schema revision").set_defaults(
+        func=_db_current
+    )
+
+
+def _add_ingest(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "ingest",
+        parents=[common],
+        help="store messages from files, or one from stdin (an MTA pipe target)",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument(
+        "--no-process", action="store_true", help="only store; leave processing to the daemon"
+    )
+    p.set_defaults(func=_ingest)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(config_path(getattr(args, "config", None)))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"mail2case: config: {problem}", file=sys.stderr)
+        return EX_USAGE
+    configure_logging(config.logging.level, config.logging.format)
+    try:
+        result: int = args.func(args, config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"mail2case: config: {problem}", file=sys.stderr)
+        return EX_USAGE
+    except OperationalError as exc:
+        print(f"mail2case: database unavailable: {exc.orig}", file=sys.stderr)
+        return EX_TEMPFAIL
+    return result
+
+
+def _run(args: argparse.Namespace, config: Config) -> int:
+    del args
+    from mail2case.service.daemon import build_daemon  # noqa: PLC0415 - only `run` needs the daemon's imports
+
+    daemon = build_daemon(config)
+    return asyncio.run(daemon.serve())
+
+
+def _check_config(args: argparse.Namespace, config: Config) -> int:
+    del args
+    app.team_calendar(config)  # resolves holiday_country, which can fail
+    print(f"# effective settings from {config.source}")
+    print(json.dumps(_masked(config), indent=2, default=str))
+    return EX_OK
+
+
+def _masked(config: Config) -> dict[str, Any]:
+    out: dict[str, Any] = _plain(config)
+    out["outgoing"]["password"] = "***" if config.outgoing.password else ""
+    out["agents"]["reply_secret"] = "***" if config.agents.reply_secret else ""
+    for box in out["imap"]:
+        box["password"] = "***" if box["password"] else ""
+    return out
+
+
+def _plain(value: Any) -> Any:
+    import dataclasses  # noqa: PLC0415 - local: only for printing
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (frozenset, set, tuple, list)):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, (frozenset, set)) else items
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def _db_upgrade(args: argparse.Namespace, config: Config) -> int:
+    del args
+    from storage import schema  # noqa: PLC0415
+
+    engine, _ = app.open_database(config, upgrade=True)
+    print(f"database at revision {schema.current_revision(engine)}")
+    engine.dispose()
+    return EX_OK
+
+
+def _db_current(args: argparse.Namespace, config: Config) -> int:
+    del args
+    from storage import schema  # noqa: PLC0415
+    from storage.engine import make_engine  # noqa: PLC0415
+
+    engine = make_engine(config.database.url)
+    current, head = schema.current_revision(engine), schema.head_revision(engine)
+    print(f"current: {current or '(empty)'}\nhead:    {head}")
+    engine.dispose()
+    return EX_OK if current == head else 1
+
+
+def _ingest(args: argparse.Namespace, config: Config) -> int:
+    from ingest.sources.stdin import commit_files  # noqa: PLC0415
+
+    engine, sessions = app.open_database(config)
+    try:
+        ids = commit_files(sessions, [Path(f) for f in args.files] or None)
+    except OSError as exc:
+        print(f"mail2case: ingest: {exc}", file=sys.stderr)
+        return EX_TEMPFAIL if not isinstance(exc, FileNotFoundError) else EX_USAGE
+    if not args.no_process:
+        _process_now(config, sessions, ids)
+    engine.dispose()
+    return EX_OK
+
+
+def _process_now(config: Config, sessions: Any, ids: list[int]) -> None:
+    """Process what was just stored; a failure here leaves it pending for the daemon."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    import structlog  # noqa: PLC0415
+
+    processor = app.build_processor(config, sessions)
+    for inbound_id in ids:
+        try:
+            processor.handle(inbound_id, datetime.now(UTC))
+        except Exception:  # noqa: BLE001 - the raw mail is committed; the daemon retries it
+            structlog.get_logger("mail2case.ingest").exception(
+                "message.process_failed", inbound_id=inbound_id
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Configuration: the TOML reader, the settings it validates into, the IMAP tables."""

@@ -1,0 +1,155 @@
+"""The process stage works in groups: few commits, one savepoint per message, bounded bytes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+import pytest
+from sqlalchemy import event, select
+
+from ingest import process
+from ingest.case_step import CaseStep
+from mail2case import app
+from mail2case.config.settings import config_from_mapping
+from storage import inbound
+from storage.models import Inbound
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ingest.outcome import Outcome
+    from mail2case.config.settings import Config
+
+    Sessions = sessionmaker[Session]
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+def _mail(n: int, subject: str = "") -> bytes:
+    return (
+        f"From: Customer {n} <c{n}@client.example>\r\nTo: support@example.com\r\n"
+        f"Subject: {subject or f'Question number {n}'}\r\nMessage-ID: <q{n}@client.example>\r\n"
+        f"Date: Thu, 26 Nov 2026 09:00:00 +0000\r\n\r\nHello, question {n}.\r\n"
+    ).encode()
+
+
+def _site(tmp_path: Path, raws: list[bytes]) -> tuple[Config, Engine, Sessions, list[int]]:
+    config = config_from_mapping(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'groups.db'}"},
+            "support": {"address": "support@example.com"},
+        }
+    )
+    engine, sessions = app.open_database(config)
+    with sessions.begin() as s:
+        ids = [
+            inbound.add_inbound(s, raw=raw, source="smtp", now=NOW, mail_from="c@client.example").id
+            for raw in raws
+        ]
+    return config, engine, sessions, ids
+
+
+def test_a_group_of_messages_costs_two_commits_not_two_each(tmp_path: Path) -> None:
+    """Sixteen messages: their attempts in one commit, their case work in few more."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(16)])
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
+    done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
+    assert [i for i, _ in done] == ids
+    assert all(o is not None and o.status == "processed" for _, o in done)
+    # One for the claims, and the case work in transactions of up to 30 ms each: far
+    # fewer than the 32 that one message at a time took.
+    assert len(commits) <= 8
+    engine.dispose()
+
+
+def test_the_byte_budget_splits_a_group_and_leaves_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the budget the rest goes to the next group; every message is still handled."""
+    monkeypatch.setattr(process, "_GROUP_BYTES", 1)
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(5)])
+    done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
+    assert [i for i, _ in done] == ids
+    assert [o.status if o else None for _, o in done] == ["processed"] * 5
+    engine.dispose()
+
+
+class _BrokenOnBoom(CaseStep):
+    def run(self) -> Outcome:
+        if "boom" in self.mail.subject:
+            raise RuntimeError("a bug in the case step")
+        return super().run()
+
+
+def test_a_failing_message_is_quarantined_and_the_rest_of_its_group_commits(
+    tmp_path: Path,
+) -> None:
+    """The savepoint: one message's failure undoes its own work only."""
+    raws = [_mail(0), _mail(1, "boom here"), _mail(2)]
+    config, engine, sessions, ids = _site(tmp_path, raws)
+    processor = app.build_processor(config, sessions)
+    processor.step = _BrokenOnBoom
+    done = dict(processor.handle_many([(i, NOW) for i in ids]))
+    assert [o.status if o else None for o in done.values()] == [
+        "processed",
+        "quarantined",
+        "processed",
+    ]
+    broken = done[ids[1]]
+    assert broken is not None
+    assert "a bug in the case step" in (broken.reason or "")
+    with sessions() as s:
+        rows = {r.id: r for r in s.scalars(select(Inbound))}
+        assert rows[ids[1]].status == "quarantined"
+        assert rows[ids[1]].case_id is None  # nothing of its case work survived
+        assert None not in {rows[ids[0]].case_id, rows[ids[2]].case_id}
+    engine.dispose()
+
+
+def test_a_message_tried_before_is_claimed_alone(tmp_path: Path) -> None:
+    """A crash during a group counts once against each; after it, each retry goes alone."""
+    _config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(4)])
+    with sessions.begin() as s:
+        s.get_one(Inbound, ids[2]).attempts = 1  # its last attempt never settled
+    periods = dict.fromkeys(ids, timedelta(0))
+
+    def claim(todo: list[int]) -> list[int]:
+        with sessions.begin() as s:
+            answers = inbound.claim_attempts(
+                s, todo, max_attempts=3, now=NOW, claim_periods=periods, max_bytes=10**9
+            )
+        return [i for i, _ in answers]
+
+    assert claim(ids) == ids[:2]  # the group ends before the row tried before
+    assert claim(ids[2:]) == [ids[2]]  # which comes alone, counted against it only
+    with sessions() as s:
+        attempts = [s.get_one(Inbound, i).attempts for i in ids]
+    assert attempts == [0, 0, 2, 0]  # a group's claim counts against none of its rows
+    # The group's rows were marked: a crash left them unsettled, so each comes alone.
+    assert claim(ids) == [ids[0]]
+    with sessions() as s:
+        assert s.get_one(Inbound, ids[0]).attempts == 1
+    engine.dispose()
+
+
+def test_a_crash_during_a_group_counts_against_none_of_it(tmp_path: Path) -> None:
+    """Kill after the group's claim: every member is retried alone, none quarantined early."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(4)])
+    periods = dict.fromkeys(ids, timedelta(0))
+    with sessions.begin() as s:  # the group is claimed, then the process is killed
+        answers = inbound.claim_attempts(
+            s, ids, max_attempts=3, now=NOW, claim_periods=periods, max_bytes=10**9
+        )
+    assert [i for i, _ in answers] == ids
+    with sessions() as s:
+        assert [s.get_one(Inbound, i).attempts for i in ids] == [0, 0, 0, 0]
+    done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == ["processed"] * 4
+    with sessions() as s:
+        assert [s.get_one(Inbound, i).attempts for i in ids] == [1, 1, 1, 1]
+    engine.dispose()
