@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event, make_url
@@ -28,7 +31,10 @@ def make_engine(
     own (the daemon, so that no SMTP commit pays for a checkpoint's writes and fsync).
     """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        create_private_file(make_url(url).database)
+        engine = create_engine(
+            url, connect_args={"timeout": busy_timeout_ms / 1000}, hide_parameters=True
+        )
         # First: "begin" listeners run in the order they were added, and the queue must
         # be passed before the pragmas' BEGIN IMMEDIATE waits in SQLite's busy handler.
         install_write_queue(engine, write_queue_for(engine), busy_timeout_ms / 1000)
@@ -40,7 +46,23 @@ def make_engine(
     if parsed.drivername in {"postgresql", "postgres"}:
         # SQLAlchemy's default PostgreSQL driver is psycopg2; the project ships psycopg 3.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True)
+    # Parameters are message bodies and signed reply addresses: never in a log line.
+    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+
+
+def create_private_file(database: str | None) -> None:
+    """Create a SQLite database file readable by no one but its owner and group.
+
+    SQLite creates the file with the process's umask (0644 under the usual 022), and
+    its -wal and -shm files take the database file's mode. So the file is made here
+    first, with no permission for others whatever the umask. An existing file is left
+    as the operator set it.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    mode = 0o660 & ~_umask() & ~0o007
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
 
 
 def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int, *, autocheckpoint: int) -> None:
@@ -70,3 +92,12 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int, *, autocheckpo
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory whose objects stay readable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it (os.umask would race other threads)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o077  # unknown: the strictest

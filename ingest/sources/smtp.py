@@ -50,6 +50,17 @@ def accepts_recipient(address: str, own: Iterable[str]) -> bool:
     return f"{base}@{domain}" in own or address.lower() in own
 
 
+def reverse_path(mail_from: str | None) -> str:
+    """The envelope sender as stored: "" for the null reverse-path.
+
+    aiosmtpd hands ``MAIL FROM:<>`` over as ``"<>"`` (and needs it non-empty to know
+    that MAIL was given); stored as "", it is the "no sender" that RFC 5321 4.5.5 says
+    is never answered.
+    """
+    address = (mail_from or "").strip()
+    return "" if address in {"<>", ""} else address
+
+
 class SupportHandler:
     """aiosmtpd handler: accepts mail for the support addresses only.
 
@@ -115,7 +126,9 @@ class SupportHandler:
         del server, session
         raw = _as_bytes(envelope.original_content or envelope.content)
         try:
-            inbound_id = await self.commit(raw, envelope.mail_from or "", list(envelope.rcpt_tos))
+            inbound_id = await self.commit(
+                raw, reverse_path(envelope.mail_from), list(envelope.rcpt_tos)
+            )
         except Exception as exc:  # noqa: BLE001 - any failure to commit must become a 4xx, not a 250
             log.warning(
                 "message.commit_failed",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.utils import getaddresses
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -150,7 +151,8 @@ def _loop_reason(mail: ParsedMail, settings: ClassifySettings, *, is_bounce: boo
     """Name the evidence that ``mail`` is our own mail or a robot answering our robot."""
     own = _lowered(settings.own_addresses)
     for value in mail.header_all(settings.loop_header):
-        if any(address in value.lower() for address in own):
+        # Whole addresses: "customer-support@..." names someone else, not support@.
+        if any(_base_address(a) in own for a in _addresses_in(value)):
             return f"{settings.loop_header.lower()}={value.strip()}"
     if mail.from_ is not None and mail.from_.key in own:
         return f"from our own address {mail.from_.key}"
@@ -240,3 +242,14 @@ def _list_reason(mail: ParsedMail) -> str | None:
 
 def _lowered(values: frozenset[str]) -> frozenset[str]:
     return frozenset(v.strip().lower() for v in values)
+
+
+def _addresses_in(value: str) -> list[str]:
+    """The addresses a header value names (``a@x``, ``Name <a@x>``, ``a@x (comment)``)."""
+    return [addr.lower() for _, addr in getaddresses([value]) if "@" in addr]
+
+
+def _base_address(address: str) -> str:
+    """``support+1042-sig@x`` as ``support@x``: our plus-addresses are ours too."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}"

@@ -159,6 +159,9 @@ def _db_current(args: argparse.Namespace, config: Config) -> int:
     return EX_OK if current == head else 1
 
 
+_NOT_A_MESSAGE_FILE = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def _ingest(args: argparse.Namespace, config: Config) -> int:
     from ingest.sources.stdin import commit_files  # noqa: PLC0415
 
@@ -167,7 +170,9 @@ def _ingest(args: argparse.Namespace, config: Config) -> int:
         ids = commit_files(sessions, [Path(f) for f in args.files] or None)
     except OSError as exc:
         print(f"mail2case: ingest: {exc}", file=sys.stderr)
-        return EX_TEMPFAIL if not isinstance(exc, FileNotFoundError) else EX_USAGE
+        # A file that is missing, a directory or unreadable to us stays so when an MTA
+        # retries: a permanent error (2), never 75, or the MTA retries it for ever.
+        return EX_USAGE if isinstance(exc, _NOT_A_MESSAGE_FILE) else EX_TEMPFAIL
     if not args.no_process:
         _process_now(config, sessions, ids)
     engine.dispose()

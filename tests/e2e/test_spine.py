@@ -196,6 +196,18 @@ def test_ingest_from_stdin(site: Site) -> None:
     assert [c["subject"] for c in listed] == ["Piped"]
 
 
+@pytest.mark.parametrize("kind", ["directory", "missing"])
+def test_ingest_of_what_is_not_a_message_file_fails_for_good(site: Site, kind: str) -> None:
+    """A directory or a missing file exits 2, never 75 (an MTA retries 75 for ever)."""
+    target = site.root / "target"
+    if kind == "directory":
+        target.mkdir()
+    proc = site.cli("ingest", str(target), check=False)
+    assert proc.returncode == 2
+    assert b"mail2case: ingest:" in proc.stderr
+    assert site.cli_json("status")["inbound"]["pending"] == 0
+
+
 def test_bad_config_exits_2_naming_key(tmp_path: Path) -> None:
     """A bad value exits 2 and the message names the dotted key."""
     site = Site(tmp_path)

@@ -156,12 +156,28 @@ def test_auto_reply_to_our_message_is_loop() -> None:
     "raw",
     [
         simple("X-Loop: support@example.com"),
+        simple("X-Loop: Support Desk <SUPPORT@example.com>"),
+        simple("X-Loop: support+1042-k3j9@example.com (mail2case)"),
         "From: Support <SUPPORT@example.com>\nSubject: Ack\n\nWe got your mail.\n",
     ],
 )
 def test_our_own_mail_is_loop(raw: str) -> None:
     """Our X-Loop value or mail from our own address is a loop."""
     assert run(raw).kind is Kind.LOOP
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "customer-support@example.com",
+        "support@example.com.evil.test",
+        "it-support@example.com, helpdesk@other.test",
+        "not an address at all: support at example.com",
+    ],
+)
+def test_an_x_loop_that_only_contains_our_address_is_not_a_loop(value: str) -> None:
+    """X-Loop compares whole addresses: another desk's loop header is not ours."""
+    assert run(simple(f"X-Loop: {value}")).kind is Kind.CUSTOMER
 
 
 @pytest.mark.parametrize(
