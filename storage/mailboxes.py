@@ -81,6 +81,23 @@ def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: time
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+def lease_holder(session: Session, name: str) -> str | None:
+    """Who holds the mailbox's lease now (None: nobody)."""
+    return session.scalar(select(MailboxState.lease_owner).where(MailboxState.name == name))
+
+
+def take_over_lease(
+    session: Session, name: str, *, dead: str, owner: str, now: datetime, ttl: timedelta
+) -> bool:
+    """Take the lease from ``dead``, a holder proven gone; False if it changed hands since."""
+    result = session.execute(
+        update(MailboxState)
+        .where(MailboxState.name == name, MailboxState.lease_owner == dead)
+        .values(lease_owner=owner, lease_expires_at=now + ttl, updated_at=now)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def release_lease(session: Session, name: str, owner: str, now: datetime) -> None:
     """Give the lease up so another instance can take over at once."""
     session.execute(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from ingest.sources.lease_owner import is_dead_local_owner
 from ingest.sources.mailbox import MailboxError, MailboxLoginError
 from ingest.sources.oauth2 import (
     TOKEN_EXPIRY_WARNING,
@@ -28,11 +29,13 @@ from storage.mailboxes import (
     LeaseLostError,
     add_received,
     advance,
+    lease_holder,
     release_lease,
     stored_source_refs,
     stored_uidvalidity,
     sync_uidvalidity,
     take_lease,
+    take_over_lease,
 )
 
 if TYPE_CHECKING:
@@ -184,12 +187,26 @@ class MailboxPoller:
         ttl = timedelta(seconds=self.settings.lease_seconds)
         with self.sessions.begin() as s:
             held = take_lease(s, self.settings.name, self.owner, now, ttl)
+            if not held:
+                held = self._take_over_from_dead(s, now, ttl)
         if held != self.has_lease:
             event = "imap.lease_taken" if held else "imap.lease_held_elsewhere"
             log.info(event, owner=self.owner)
         self.has_lease = held
         self._lease_renewed_at = time.monotonic()
         return held
+
+    def _take_over_from_dead(self, s: Session, now: datetime, ttl: timedelta) -> bool:
+        """After a crash of this host's earlier instance, take its lease at once."""
+        holder = lease_holder(s, self.settings.name)
+        if holder is None or not is_dead_local_owner(holder):
+            return False
+        taken = take_over_lease(
+            s, self.settings.name, dead=holder, owner=self.owner, now=now, ttl=ttl
+        )
+        if taken:
+            log.warning("imap.lease_taken_over", previous_owner=holder, owner=self.owner)
+        return taken
 
     def _connected(self) -> Mailbox:
         if self._box is None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from ingest.sources.imap import MailboxPoller, OAuth2TokenSource
+from ingest.sources.lease_owner import new_owner
 from ingest.sources.mailbox import ImapClientMailbox
 
 if TYPE_CHECKING:
@@ -37,7 +35,7 @@ def build_imap_services(
     config: Config, sessions: sessionmaker[Session], wake: Callable[[], None]
 ) -> list[Service]:
     """One long-running poller per mailbox: a failing one never stops the others."""
-    # Unique per process, so a restarted instance is a new owner that waits out the old lease
-    # unless the old one released it on a clean stop.
-    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    # Unique per process: a restarted instance is a new owner. It takes the old lease at
+    # once when the old one released it (a clean stop) or provably died on this host.
+    owner = new_owner()
     return [MailboxPoller(s, mailbox_factory(s), sessions, wake, owner).run for s in config.imap]

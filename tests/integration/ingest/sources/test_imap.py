@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +30,7 @@ from ingest.sources.imap import (
     OAuth2TokenSource,
 )
 from ingest.sources.imap_settings import ImapSettings
+from ingest.sources.lease_owner import boot_id, is_dead_local_owner, new_owner
 from ingest.sources.mailbox import (
     INGESTED_FLAG,
     TOO_LARGE_FLAG,
@@ -36,6 +39,7 @@ from ingest.sources.mailbox import (
     MailboxLoginError,
     uid_set,
 )
+from storage.mailboxes import take_lease
 from storage.models import Inbound, MailboxState
 from tests.support.services import REPO
 
@@ -436,6 +440,7 @@ import json, os, signal, sys
 from datetime import datetime
 from ingest.sources.imap import MailboxPoller
 from ingest.sources.imap_settings import ImapSettings
+from ingest.sources.lease_owner import boot_id, is_dead_local_owner, new_owner
 from ingest.sources.mailbox import ImapClientMailbox
 from storage.engine import make_engine, session_factory
 
@@ -652,6 +657,46 @@ def test_only_the_lease_holder_reads(
         b.close()
     assert len(stored(sessions)) == 2
     assert state(sessions, settings.name).lease_owner == "a"
+
+
+def _dead_pid() -> int:
+    """The pid of a process of this host that has exited (and was reaped)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=30)
+    return proc.pid
+
+
+@pytest.mark.parametrize("holder_is_dead", [True, False])
+def test_a_restarted_instance_takes_over_a_dead_local_holders_lease(
+    dovecot: DovecotServer, folder: str, sessions: sessionmaker[Session], holder_is_dead: bool
+) -> None:
+    """After a SIGKILL on this host, the new instance reads at once; a live holder keeps it."""
+    settings = settings_for(dovecot, folder, lease_seconds=60)
+    pid = _dead_pid() if holder_is_dead else os.getppid()
+    crashed = f"{socket.gethostname()}:{boot_id()}:{pid}:0badc0de"
+    with sessions.begin() as s:
+        assert take_lease(s, settings.name, crashed, NOW, timedelta(seconds=60))
+    dovecot.append(folder, mail("Waiting since the crash"))
+    poller = poller_for(settings, sessions, owner=new_owner())
+    try:
+        handled = poller.run_once(NOW + timedelta(seconds=1))  # well inside the old lease
+    finally:
+        poller.close()
+    assert (handled, poller.has_lease) == ((1, True) if holder_is_dead else (0, False))
+    expected = poller.owner if holder_is_dead else crashed
+    assert state(sessions, settings.name).lease_owner == expected
+
+
+def test_a_holder_on_another_host_or_of_an_older_format_is_waited_out() -> None:
+    """Only a provably dead holder of this host's current boot is taken over."""
+    dead = _dead_pid()
+    here, boot = socket.gethostname(), boot_id()
+    assert is_dead_local_owner(f"{here}:{boot}:{dead}:n")
+    assert not is_dead_local_owner(f"{here}-other:{boot}:{dead}:n")
+    assert not is_dead_local_owner(f"{here}:{boot}0:{dead}:n")  # another boot
+    assert not is_dead_local_owner(f"{here}:{dead}:n")  # the previous version's format
+    assert not is_dead_local_owner(f"{here}:{boot}:{os.getpid()}:n")  # ourselves
+    assert not is_dead_local_owner("a")
 
 
 def test_idle_delivers_new_mail_within_a_second_or_two(
