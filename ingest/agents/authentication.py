@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
+
+from publicsuffixlist import PublicSuffixList
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -75,8 +78,8 @@ def authentication_verdict(
 
     Only the topmost counts: our border MTA prepends its header and must remove
     headers that already claim its id (RFC 8601 section 5); one further down may be
-    forged by the sender. DMARC pass counts; so does DKIM pass for the From domain
-    or a parent of it (relaxed alignment, RFC 7489 3.1.1).
+    forged by the sender. A DMARC pass for the From domain counts; so does a DKIM pass
+    aligned with it (``_passes_for``).
     """
     trusted = {t.strip().lower() for t in trusted_authserv_ids}
     found = _first_trusted(header_values, trusted)
@@ -106,18 +109,38 @@ def _first_trusted(header_values: Iterable[str], trusted: set[str]) -> Authentic
 
 
 def _passes_for(result: MethodResult, domain: str) -> bool:
+    """Whether ``result`` is a pass for the From ``domain``, aligned as DMARC aligns.
+
+    A DMARC pass counts only when it names the From domain (``header.from``): a pass
+    that names no domain, or another one, is not evidence about this mail's From. A
+    DKIM pass counts when its signing domain (``header.d``, else ``header.i``) is the
+    From domain or shares its organizational domain (relaxed alignment, RFC 7489
+    3.2), and is never a public suffix: ``header.d=com`` vouches for no one.
+    """
     if result.result != "pass" or not domain:
         return False
     if result.method == "dmarc":
-        checked = result.prop("header.from")
-    else:
-        identity = result.prop("header.d") or result.prop("header.i") or ""
-        checked = identity.rpartition("@")[2] or None
-    if checked is None:
-        # DMARC without header.from is about the From domain by definition; DKIM without
-        # a signing domain says nothing about whose signature it was.
-        return result.method == "dmarc"
-    return domain == checked or domain.endswith("." + checked)
+        return result.prop("header.from") == domain
+    identity = result.prop("header.d") or result.prop("header.i") or ""
+    signer = identity.rpartition("@")[2]
+    if not signer:
+        return False
+    if signer == domain:
+        return organizational_domain(signer) is not None
+    organization = organizational_domain(signer)
+    return organization is not None and organization == organizational_domain(domain)
+
+
+def organizational_domain(domain: str) -> str | None:
+    """The registrable domain under the public suffix list; None for a public suffix."""
+    found: str | None = _suffixes().privatesuffix(domain.strip(".").lower())
+    return found
+
+
+@cache
+def _suffixes() -> PublicSuffixList:
+    # The list ships with the package (no network); parsed once per process.
+    return PublicSuffixList()
 
 
 def _drop_comments(value: str) -> str:
