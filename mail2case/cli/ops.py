@@ -6,7 +6,6 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -125,12 +124,11 @@ def purge_command(args: argparse.Namespace, config: Config) -> int:
         )
         return 2
     engine, sessions = app.open_database(config)
-    directory = config.processing.attachments_dir
     report = purge(
         sessions,
         older_than_days=days,
         now=datetime.now(UTC),
-        attachments_dir=Path(directory) if directory else None,
+        attachments_dir=config.processing.attachments_dir,
         dry_run=args.dry_run,
     )
     engine.dispose()
