@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
-from ingest.agents.outbox import AgentMailSettings
-from ingest.analysis.sandbox import Limits, Sandbox
+from ingest.analysis.sandbox import Sandbox
 from ingest.process import Processor
 from ingest.settings import ProcessSettings
 from ingest.triage.classify import ClassifySettings
@@ -35,27 +35,26 @@ if TYPE_CHECKING:
 def team_calendar(config: Config, now: datetime | None = None) -> BusinessCalendar:
     """The business calendar in the team's zone, holidays from the list and the country."""
     bh = config.business_hours
-    holidays = set(bh.holidays)
-    if bh.holiday_country:
-        year = (now or datetime.now(UTC)).year
-        try:
-            holidays |= holidays_for(
-                bh.holiday_country, range(year - 1, year + 6), bh.holiday_subdivision or None
-            )
-        except ValueError as exc:
-            raise ConfigError([f"business_hours.holiday_country: {exc}"]) from exc
-    return BusinessCalendar(
-        tz=bh.timezone,
-        opens=bh.opens,
-        closes=bh.closes,
-        weekdays=bh.weekdays,
-        holidays=frozenset(holidays),
-    )
+    if not bh.holiday_country:
+        return bh.calendar
+    year = (now or datetime.now(UTC)).year
+    try:
+        national = holidays_for(
+            bh.holiday_country, range(year - 1, year + 6), bh.holiday_subdivision or None
+        )
+    except ValueError as exc:
+        raise ConfigError([f"business_hours.holiday_country: {exc}"]) from exc
+    return dataclasses.replace(bh.calendar, holidays=bh.calendar.holidays | national)
+
+
+# A claimed message is another instance's for one attempt (the analysis bound) plus the
+# transaction after it.
+CLAIM_MARGIN = timedelta(seconds=30)
 
 
 def process_settings(config: Config, calendar: BusinessCalendar) -> ProcessSettings:
-    """The process stage's settings."""
-    support = config.support
+    """The process stage's settings: [processing] with [support], [agents] and the policy."""
+    support, processing = config.support, config.processing
     return ProcessSettings(
         support_address=support.address,
         support_name=support.name,
@@ -69,37 +68,18 @@ def process_settings(config: Config, calendar: BusinessCalendar) -> ProcessSetti
         classify=ClassifySettings(
             own_addresses=support.addresses,
             own_domains_message_id=frozenset({support.id_domain}),
-            agent_addresses=config.agents.addresses,
-            agent_domains=config.agents.domains,
+            agent_addresses=config.agent_addresses,
+            agent_domains=config.agent_domains,
         ),
-        max_parts=config.processing.max_parts,
-        attachments_dir=_attachments_dir(config),
-        auto_reply_opens_case=config.processing.auto_reply_opens_case,
-        batch_size=config.processing.batch_size,
-        agents=agent_mail_settings(config),
+        max_parts=processing.max_parts,
+        attachments_dir=processing.attachments_dir,
+        auto_reply_opens_case=processing.auto_reply_opens_case,
+        batch_size=processing.batch_size,
+        agents=config.agents,
         bounce_suppression=config.breaker.bounce_suppression,
-        max_attempts=config.processing.max_attempts,
-        # An attempt lasts at most the bound plus the transaction after it.
-        claim_period=timedelta(seconds=2 * config.processing.message_timeout_seconds + 30),
+        max_attempts=processing.max_attempts,
+        claim_period=2 * processing.limits.timeout + CLAIM_MARGIN,
     )
-
-
-def agent_mail_settings(config: Config) -> AgentMailSettings:
-    """The process stage's part of ``[agents]``: notifications, reply signatures, limits."""
-    agents = config.agents
-    return AgentMailSettings(
-        team_address=agents.team_address,
-        reply_secret=agents.reply_secret,
-        require_authentication=agents.require_authentication,
-        trusted_authserv_ids=agents.trusted_authserv_ids,
-        max_relays_per_hour=agents.max_relays_per_hour,
-        max_error_mails_per_hour=agents.max_error_mails_per_hour,
-    )
-
-
-def _attachments_dir(config: Config) -> Path | None:
-    """Where attachment blobs live on disk; None: inside the database."""
-    return Path(config.processing.attachments_dir) if config.processing.attachments_dir else None
 
 
 def open_database(
@@ -133,11 +113,7 @@ def bounded_analyser(config: Config, settings: ProcessSettings) -> Sandbox:
     The poison-message bound, and a second core: the processor feeds the worker ahead
     of its case work.
     """
-    limits = Limits(
-        timeout_seconds=config.processing.message_timeout_seconds,
-        memory_mb=config.processing.message_memory_mb,
-    )
-    return Sandbox(settings.analysis, limits)
+    return Sandbox(settings.analysis, config.processing.limits)
 
 
 MAILDIR_LEASE = timedelta(seconds=15)
@@ -158,12 +134,12 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
             ssl=out.ssl,
             username=out.username or None,
             password=out.password or None,
-            timeout=out.timeout_seconds,
+            timeout=out.timeout.total_seconds(),
             ssl_context=None,
         )
         # A row in flight must outlive the slowest submission the timeout allows; a
         # short timeout keeps the default, which a shorter lease would gain nothing on.
-        lease = max(DEFAULT_LEASE, lease_for(out.timeout_seconds))
+        lease = max(DEFAULT_LEASE, lease_for(out.timeout.total_seconds()))
     else:
         transport = MaildirTransport(Path(out.maildir))
     settings = SenderSettings(
@@ -171,7 +147,7 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
         from_addr=config.support.address,
         loop_marker=config.support.address,
         max_attempts=out.max_attempts,
-        attachments_dir=_attachments_dir(config),
+        attachments_dir=config.processing.attachments_dir,
         breaker=config.breaker,
     )
     env = build_environment(Path(config.templates_dir) if config.templates_dir else None)
@@ -199,7 +175,7 @@ def scheduler_settings(config: Config) -> SchedulerSettings:
         support_address=support.address,
         message_id_domain=support.id_domain,
         ref_prefix=support.ref_prefix,
-        team_timezone=config.business_hours.timezone,
+        team_timezone=config.business_hours.calendar.tz,
         remind_in_business_hours_only=config.sla.remind_in_business_hours_only,
     )
 

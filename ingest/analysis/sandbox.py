@@ -39,6 +39,7 @@ import resource
 import sys
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -93,7 +94,7 @@ def analyse_entry(raw: bytes, settings: AnalysisSettings, null_sender: bool) -> 
 class Limits:
     """The per-message bound."""
 
-    timeout_seconds: float = 30.0
+    timeout: timedelta = timedelta(seconds=30)
     memory_mb: int = 1024
 
 
@@ -203,9 +204,10 @@ class Sandbox:
         return value
 
     def _receive(self, conn: Connection) -> tuple[str, Any]:
-        if not conn.poll(self.limits.timeout_seconds):
+        seconds = self.limits.timeout.total_seconds()
+        if not conn.poll(seconds):
             self._stop(kill=True)
-            raise PoisonError("timeout", f"poison: exceeded {self.limits.timeout_seconds:g} s")
+            raise PoisonError("timeout", f"poison: exceeded {seconds:g} s")
         reply: tuple[str, Any] = conn.recv()
         if reply[0] == "memory":  # the worker exits after a MemoryError: start afresh
             self._stop(kill=False)

@@ -6,12 +6,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from ingest.history.written_at import written_at
 from sla.clocks import Status
-from storage import cases, inbound, sla_clocks
-from storage.models import Case, Inbound, Message
+from storage import cases, history, inbound, sla_clocks
+from storage.models import Case
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -84,15 +82,8 @@ def _stage_batch(
     now: datetime,
     summary: ImportSummary,
 ) -> None:
-    refs = {m.ref for m in batch}
     with sessions.begin() as s:
-        known = set(
-            s.scalars(
-                select(Inbound.source_ref).where(
-                    Inbound.source == SOURCE, Inbound.source_ref.in_(refs)
-                )
-            )
-        )
+        known = history.staged_refs(s, SOURCE, (m.ref for m in batch))
         for message in batch:
             if message.ref in known:
                 summary.already_imported += 1
@@ -107,8 +98,7 @@ def _stage_batch(
 
 def held_ids(session: Session) -> list[int]:
     """Staged rows not processed yet, in the order they were written."""
-    stmt = select(Inbound.id).where(Inbound.status == HELD).order_by(Inbound.written_at, Inbound.id)
-    return list(session.scalars(stmt))
+    return history.held_ids(session, HELD)
 
 
 def process_held(
@@ -120,11 +110,7 @@ def process_held(
     """Process held rows oldest first, each at the time it was written (resumable)."""
     with sessions() as s:
         ids = held_ids(s)
-        times = (
-            dict(s.execute(select(Inbound.id, Inbound.written_at).where(Inbound.id.in_(ids))).all())
-            if ids
-            else {}
-        )
+        times = history.written_times(s, ids)
     # Several messages per transaction (Processor.handle_many); progress after each chunk.
     for start in range(0, len(ids), _CHUNK):
         chunk = [(i, times.get(i) or datetime.now(UTC)) for i in ids[start : start + _CHUNK]]
@@ -171,7 +157,7 @@ def open_recent_threads(
     nothing is sent for them.
     """
     with sessions() as s:
-        candidates = _threads_waiting_on_us(s, since)
+        candidates = history.threads_awaiting_reply(s, SOURCE, since)
     for case_id, last_at in candidates:
         with sessions.begin() as s:
             case = s.get(Case, case_id)
@@ -183,26 +169,6 @@ def open_recent_threads(
                 continue
             _reopen(s, case, last_at, context)
             summary.cases_reopened += 1
-
-
-def _threads_waiting_on_us(session: Session, since: datetime) -> list[tuple[int, datetime]]:
-    last = (
-        select(Message.case_id, func.max(Message.at).label("last_at"))
-        .group_by(Message.case_id)
-        .subquery()
-    )
-    stmt = (
-        select(Message.case_id, Message.at)
-        .join(last, (last.c.case_id == Message.case_id) & (last.c.last_at == Message.at))
-        .join(Inbound, Inbound.id == Message.inbound_id)
-        .where(
-            Inbound.source == SOURCE,
-            Message.direction == "in",
-            Message.kind == "customer",
-            Message.at >= since,
-        )
-    )
-    return [(row[0], row[1]) for row in session.execute(stmt)]
 
 
 def _reopen(session: Session, case: Case, at: datetime, context: SlaContext) -> None:

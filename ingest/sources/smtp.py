@@ -178,8 +178,27 @@ class _Gate:
 class _CountedSMTP(SMTP):
     """aiosmtpd's SMTP protocol, releasing its place at the gate when the connection ends.
 
-    DATA is aiosmtpd's, read in bulk (``smtp_DATA`` below): it relies on aiosmtpd 1.4's
-    internals, hence the ``<1.5`` pin and tests/unit/test_smtp_data.py.
+    DATA is aiosmtpd's, read in bulk (``smtp_DATA`` below), written against aiosmtpd
+    1.4.6's ``SMTP`` and its internals; pyproject.toml pins ``aiosmtpd>=1.4.6,<1.5`` for
+    it. What the override relies on, each item checked by the ``test_smtp_aiosmtpd_*``
+    tests of tests/unit/ingest/sources/test_smtp_data.py (they fail loudly when aiosmtpd
+    moves), its behaviour compared byte for byte with aiosmtpd's own ``smtp_DATA`` by the
+    rest of that file:
+
+    - dispatch: a coroutine method ``smtp_DATA(self, arg: str) -> None`` decorated with
+      ``aiosmtpd.smtp.syntax("DATA")`` is what ``SMTP.__init__`` puts in
+      ``self._smtp_methods["DATA"]``;
+    - methods: ``await self.check_helo_needed()``, ``await
+      self.check_auth_needed("DATA")``, ``await self.push(status)``, ``await
+      self._call_handler_hook("DATA")``, ``self._set_post_data_state()``;
+    - attributes: ``self._reader`` (the ``asyncio.StreamReader`` that ``__init__`` makes
+      with ``limit=self.line_length_limit`` and ``_cb_client_connected(reader, writer)``
+      stores), ``self._writer`` (``close()``),
+      ``self.transport``, ``self.envelope`` (``rcpt_tos``, ``content``,
+      ``original_content``, ``mail_from``), ``self.session`` (``peer``),
+      ``self.event_handler``, ``self.data_size_limit``, ``SMTP.line_length_limit``
+      (1001), ``self.enable_SMTPUTF8``, ``self._decode_data``, ``self._handle_hooks``;
+    - names: ``aiosmtpd.smtp.MISSING`` (a hook's "no answer"), the "mail.log" logger.
     """
 
     def __init__(self, *args: Any, gate: _Gate, **kwargs: Any) -> None:
@@ -199,7 +218,7 @@ class _CountedSMTP(SMTP):
         each line in Python; here the reader is asked for the dot-CRLF sequence (found
         at C speed, at most the reader's limit per piece) and ``DataScan`` checks the
         limits and finds the terminator per piece. Replies, the state after them and
-        the hooks called are aiosmtpd's (tests/unit/test_smtp_data.py runs both).
+        the hooks called are aiosmtpd's (tests/unit/ingest/sources/test_smtp_data.py runs both).
         """
         if not await self._data_may_start(arg):
             return

@@ -22,9 +22,8 @@ if TYPE_CHECKING:
     from storage.models import Case
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``cases update`` beside the other ``cases`` actions."""
-    actions = _subcommands(sub.choices["cases"])
+def add_parsers(actions: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``cases update`` among the ``cases`` actions that ``cases.add_parsers`` returns."""
     p = actions.add_parser("update", parents=[common], help="change status or priority")
     p.add_argument("ref", type=_ref)
     p.add_argument("--status", type=Status, choices=list(Status), default=None)
@@ -33,16 +32,6 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--actor", default=None, help="who (default: cli:$USER)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cases_update)
-
-
-def _subcommands(parser: argparse.ArgumentParser) -> Any:
-    # argparse offers no public way to reach a parser's existing sub-commands, and the
-    # `cases` parser is built by commands_cases; its one _SubParsersAction is the way in.
-    return next(
-        a
-        for a in parser._actions  # noqa: SLF001 - see above
-        if isinstance(a, argparse._SubParsersAction)  # noqa: SLF001 - see above
-    )
 
 
 def _ref(text: str) -> int:

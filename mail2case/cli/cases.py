@@ -20,8 +20,12 @@ if TYPE_CHECKING:
 CASE_COLUMNS = ("ref", "priority", "plan", "status", "customer", "first_response_due", "subject")
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``cases``, ``quarantine``, ``outbox`` and ``status``."""
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> Any:
+    """Register ``cases``, ``quarantine``, ``outbox`` and ``status``.
+
+    Returns:
+        The ``cases`` actions, to which ``mail2case.cli.case_update`` adds ``update``.
+    """
     c = sub.add_parser("cases", parents=[common], help="list and show cases").add_subparsers(
         dest="cases_command", required=True, metavar="ACTION"
     )
@@ -54,6 +58,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("status", parents=[common], help="how far behind the daemon is")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=status)
+    return c
 
 
 def _ref(text: str) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from mail2case import app
 from mail2case.cli import case_update, cases, explain, imap, importing, ops, sla
+from mail2case.config.effective import masked_settings
 from mail2case.config.reader import ConfigError
 from mail2case.config.settings import config_path, load_config
 from mail2case.log_setup import configure_logging
@@ -42,8 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=_check_config)
     _add_db(sub, common)
     _add_ingest(sub, common)
-    cases.add_parsers(sub, common)
-    case_update.add_parsers(sub, common)
+    case_update.add_parsers(cases.add_parsers(sub, common), common)
     sla.add_parsers(sub, common)
     explain.add_parsers(sub, common)
     importing.add_parsers(sub, common)
@@ -111,30 +111,8 @@ def _check_config(args: argparse.Namespace, config: Config) -> int:
     del args
     app.team_calendar(config)  # resolves holiday_country, which can fail
     print(f"# effective settings from {config.source}")
-    print(json.dumps(_masked(config), indent=2, default=str))
+    print(json.dumps(masked_settings(config), indent=2, default=str))
     return EX_OK
-
-
-def _masked(config: Config) -> dict[str, Any]:
-    out: dict[str, Any] = _plain(config)
-    out["outgoing"]["password"] = "***" if config.outgoing.password else ""
-    out["agents"]["reply_secret"] = "***" if config.agents.reply_secret else ""
-    for box in out["imap"]:
-        box["password"] = "***" if box["password"] else ""
-    return out
-
-
-def _plain(value: Any) -> Any:
-    import dataclasses  # noqa: PLC0415 - local: only for printing
-
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (frozenset, set, tuple, list)):
-        items = [_plain(v) for v in value]
-        return sorted(items, key=str) if isinstance(value, (frozenset, set)) else items
-    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
 def _db_upgrade(args: argparse.Namespace, config: Config) -> int:

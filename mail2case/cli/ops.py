@@ -6,20 +6,14 @@ import argparse
 import json
 import sys
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import func, select
 
 from mail2case import app
 from mail2case.cli import views
 from mail2case.service.purge import purge
-from storage.cases import OPEN_STATUSES
-from storage.models import Case, Contact, Customer
+from storage.customer_counts import COUNTS, counts_by_customer
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from ingest.triage.customers import CustomerRule
     from mail2case.config.settings import Config
 
@@ -55,7 +49,7 @@ def customers_list(args: argparse.Namespace, config: Config) -> int:
     """``customers list [--json]``: each configured customer, then any seen but unconfigured."""
     engine, sessions = app.open_database(config)
     with sessions() as s:
-        seen = _seen(s)
+        seen = counts_by_customer(s)
     engine.dispose()
     rows = [_customer_row(rule, seen.pop(rule.name, None)) for rule in config.customers.rules]
     rows += [_unconfigured_row(name, counts) for name, counts in sorted(seen.items())]
@@ -64,29 +58,6 @@ def customers_list(args: argparse.Namespace, config: Config) -> int:
     else:
         print(views.table(rows, CUSTOMER_COLUMNS))
     return 0
-
-
-def _seen(s: Session) -> dict[str, dict[str, int]]:
-    """Contacts, cases and open cases per customer name in the database."""
-    contacts = s.execute(
-        select(Customer.name, func.count(Contact.id))
-        .join(Contact, Contact.customer_id == Customer.id)
-        .group_by(Customer.name)
-    )
-    found: dict[str, dict[str, int]] = {}
-    for name, n in contacts:
-        found.setdefault(name, {})["contacts"] = int(n)
-    cases = s.execute(
-        select(Customer.name, Case.status, func.count(Case.id))
-        .join(Case, Case.customer_id == Customer.id)
-        .group_by(Customer.name, Case.status)
-    )
-    for name, status, n in cases:
-        counts = found.setdefault(name, {})
-        counts["cases"] = counts.get("cases", 0) + int(n)
-        if status in OPEN_STATUSES:
-            counts["open_cases"] = counts.get("open_cases", 0) + int(n)
-    return found
 
 
 def _customer_row(rule: CustomerRule, counts: dict[str, int] | None) -> dict[str, Any]:
@@ -112,7 +83,7 @@ def _unconfigured_row(name: str, counts: dict[str, int]) -> dict[str, Any]:
 
 
 def _counts(counts: dict[str, int]) -> dict[str, int]:
-    return {k: counts.get(k, 0) for k in ("contacts", "cases", "open_cases")}
+    return {k: counts.get(k, 0) for k in COUNTS}
 
 
 def purge_command(args: argparse.Namespace, config: Config) -> int:
@@ -125,12 +96,11 @@ def purge_command(args: argparse.Namespace, config: Config) -> int:
         )
         return 2
     engine, sessions = app.open_database(config)
-    directory = config.processing.attachments_dir
     report = purge(
         sessions,
         older_than_days=days,
         now=datetime.now(UTC),
-        attachments_dir=Path(directory) if directory else None,
+        attachments_dir=config.processing.attachments_dir,
         dry_run=args.dry_run,
     )
     engine.dispose()

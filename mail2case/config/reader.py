@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import os
-from datetime import date, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 T = TypeVar("T")
 _MISSING: Any = object()
+
+
+def field_default(cls: type[Any], name: builtins.str) -> Any:
+    """The default that dataclass ``cls`` declares for its field ``name``.
+
+    A setting's default lives once, in the component's own settings class; the reader
+    and the config's section classes take it from there.
+
+    Raises:
+        LookupError: ``cls`` has no such field, or the field has no default.
+    """
+    for item in dataclasses.fields(cls):
+        if item.name != name:
+            continue
+        if item.default is not dataclasses.MISSING:
+            return item.default
+        if item.default_factory is not dataclasses.MISSING:
+            return item.default_factory()
+        break
+    raise LookupError(f"{cls.__name__}.{name} has no default")
 
 
 class ConfigError(Exception):
@@ -92,6 +113,12 @@ class Section:
             return default
         return value
 
+    def seconds(
+        self, name: builtins.str, default: timedelta, lo: float = 0.0, hi: float | None = None
+    ) -> timedelta:
+        """A duration given as a number of seconds (a ``*_seconds`` key) within [lo, hi]."""
+        return timedelta(seconds=self.number(name, default.total_seconds(), lo, hi))
+
     def choice(
         self, name: builtins.str, default: builtins.str, choices: tuple[builtins.str, ...]
     ) -> builtins.str:
@@ -136,8 +163,12 @@ class Section:
         return None if value is None else self.as_date(name, value)
 
     def as_date(self, name: builtins.str, value: Any) -> date | None:
-        """Coerce a TOML date or an ISO string into a date, recording a problem if neither."""
-        if isinstance(value, date):
+        """Coerce a TOML date or an ISO string into a date, recording a problem if neither.
+
+        A TOML date-time is a problem too: it is no whole local day (a holiday, the end of
+        a paid term), and a datetime compares with no date.
+        """
+        if isinstance(value, date) and not isinstance(value, datetime):
             return value
         if isinstance(value, builtins.str):
             try:

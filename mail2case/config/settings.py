@@ -5,26 +5,33 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date, time, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
+from ingest.agents.outbox import AgentMailSettings
+from ingest.analysis.sandbox import Limits
+from ingest.settings import ProcessSettings
 from ingest.sources.smtp import SmtpSettings
-from ingest.triage.customers import CustomerDirectory, CustomerRule
 from mail2case.config.imap import read_imap_settings
-from mail2case.config.reader import ConfigError, Section
+from mail2case.config.reader import ConfigError, Section, field_default
+from mail2case.config.service_levels import (
+    BusinessHoursSettings,
+    default_customers,
+    read_business_hours,
+    read_customers,
+    read_policy,
+)
 from notifications.breaker import BreakerSettings
-from sla.business_hours import WorkingHours
-from sla.policy import Clock, Plan, Priority, SlaPolicy, default_policy
+from notifications.sender import SenderSettings
+from sla.policy import SlaPolicy, default_policy
+from sla.scheduler import SchedulerSettings
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from ingest.sources.imap_settings import ImapSettings
+    from ingest.triage.customers import CustomerDirectory
 
 ENV_VAR = "MAIL2CASE_CONFIG"
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,11 @@ class SupportSettings:
 
 @dataclass(frozen=True)
 class OutgoingSettings:
-    """How outgoing mail leaves: a local maildir (default) or an SMTP relay."""
+    """``[outgoing]``: the transport (a local maildir, or an SMTP relay) and its pace.
+
+    The sender's own settings (``notifications.sender.SenderSettings``) combine
+    ``max_attempts`` with [support] and the circuit breaker, in ``mail2case.app``.
+    """
 
     transport: str = "maildir"
     maildir: str = "outgoing"
@@ -69,66 +80,47 @@ class OutgoingSettings:
     ssl: bool = False
     username: str = ""
     password: str = field(default="", repr=False)
-    timeout_seconds: float = 30.0
-    max_attempts: int = 8
-    poll_interval_seconds: float = 2.0
+    timeout: timedelta = timedelta(seconds=30)
+    max_attempts: int = field(default=field_default(SenderSettings, "max_attempts"))
+    poll_interval: timedelta = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
 class ProcessingSettings:
-    """The stage that turns raw inbound mail into case messages."""
+    """``[processing]``: the process stage's pace and bounds.
 
-    poll_interval_seconds: float = 1.0
-    batch_size: int = 50
-    max_parts: int = 1000
-    attachments_dir: str = ""
-    auto_reply_opens_case: bool = False
-    # The poison-message bound (ingest.analysis.sandbox): per message, and attempts before
-    # quarantine.
-    message_timeout_seconds: float = 30.0
-    message_memory_mb: int = 1024
-    max_attempts: int = 3
+    ``ingest.settings.ProcessSettings`` combines these with [support], the customers,
+    the plans and [agents] (``mail2case.app.process_settings``); the defaults are its own.
+    """
+
+    poll_interval: timedelta = timedelta(seconds=1)
+    batch_size: int = field(default=field_default(ProcessSettings, "batch_size"))
+    max_parts: int = field(default=field_default(ProcessSettings, "max_parts"))
+    attachments_dir: Path | None = None  # None: attachment contents live in the database
+    auto_reply_opens_case: bool = field(
+        default=field_default(ProcessSettings, "auto_reply_opens_case")
+    )
+    # The poison-message bound (ingest.analysis.sandbox): time and memory per message,
+    # and attempts before quarantine.
+    limits: Limits = field(default_factory=Limits)
+    max_attempts: int = field(default=field_default(ProcessSettings, "max_attempts"))
     # The stage runs in a child process of its own (its own GIL; mail2case.service.process_child).
     separate_process: bool = True
 
 
 @dataclass(frozen=True)
-class BusinessHoursSettings:
-    """Opening hours, working days and holidays; the zone is the team's, for display."""
-
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
-    opens: time = time(9)
-    closes: time = time(18)
-    weekdays: frozenset[int] = frozenset(range(5))
-    holidays: frozenset[date] = frozenset()
-    holiday_country: str = ""
-    holiday_subdivision: str = ""
-
-
-@dataclass(frozen=True)
 class SlaSettings:
-    """When reminders and escalations go out, and to whom.
+    """``[sla]``: when reminders and escalations go out, and to whom.
 
-    ``[sla] reminder_share`` is read into the policy (``Config.policy.reminder_share``).
+    ``reminder_share`` is read into the policy (``Config.policy.reminder_share``); the
+    scheduler's settings combine these with [support] and [agents] (``mail2case.app``).
     """
 
     escalation_address: str = ""
-    remind_in_business_hours_only: bool = True
-    poll_interval_seconds: float = 30.0
-
-
-@dataclass(frozen=True)
-class AgentSettings:
-    """Who the agents are and where notifications go."""
-
-    team_address: str = ""
-    addresses: frozenset[str] = frozenset()
-    domains: frozenset[str] = frozenset()
-    reply_secret: str = field(default="", repr=False)
-    require_authentication: bool = False
-    trusted_authserv_ids: frozenset[str] = frozenset()
-    max_relays_per_hour: int = 20
-    max_error_mails_per_hour: int = 3
+    remind_in_business_hours_only: bool = field(
+        default=field_default(SchedulerSettings, "remind_in_business_hours_only")
+    )
+    poll_interval: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -143,9 +135,9 @@ class LoggingSettings:
 class ServiceSettings:
     """How the daemon behaves as a system service: draining on stop, the watchdog."""
 
-    shutdown_grace_seconds: float = 30.0
+    shutdown_grace: timedelta = timedelta(seconds=30)
     # A stage pass running longer than this counts as stuck: watchdog pings stop.
-    stuck_pass_seconds: float = 300.0
+    stuck_pass: timedelta = timedelta(seconds=300)
 
 
 @dataclass(frozen=True)
@@ -177,12 +169,11 @@ class Config:
     business_hours: BusinessHoursSettings = field(default_factory=BusinessHoursSettings)
     policy: SlaPolicy = field(default_factory=default_policy)
     sla: SlaSettings = field(default_factory=SlaSettings)
-    agents: AgentSettings = field(default_factory=AgentSettings)
-    customers: CustomerDirectory = field(
-        default_factory=lambda: CustomerDirectory(
-            (), CustomerRule("", frozenset(), frozenset(), "standard", "UTC")
-        )
-    )
+    agents: AgentMailSettings = field(default_factory=AgentMailSettings)
+    # Who is an agent ([agents] addresses and domains): triage's to know, in ClassifySettings.
+    agent_addresses: frozenset[str] = frozenset()
+    agent_domains: frozenset[str] = frozenset()
+    customers: CustomerDirectory = field(default_factory=default_customers)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     imap: tuple[ImapSettings, ...] = ()
     service: ServiceSettings = field(default_factory=ServiceSettings)
@@ -218,20 +209,31 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "mapping") -> Con
     """Validate parsed TOML into a Config, gathering all problems."""
     problems: list[str] = []
     root = Section(data, "", problems)
-    policy = _policy(root.table("plans"), root.table("sla"))
+    policy = read_policy(root.table("plans"), root.table("sla"))
+    database = _database(root.table("database"))
+    smtp = _smtp(root.table("smtp"))
+    support = _support(root.table("support"))
+    outgoing = _outgoing(root.table("outgoing"))
+    processing = _processing(root.table("processing"))
+    templates_dir = root.table("templates").str("directory")
+    business_hours = read_business_hours(root.table("business_hours"))
+    sla = _sla(root.table("sla"))
+    agents, agent_addresses, agent_domains = _agents(root.table("agents"))
     config = Config(
         source=source,
-        database=_database(root.table("database")),
-        smtp=_smtp(root.table("smtp")),
-        support=_support(root.table("support")),
-        outgoing=_outgoing(root.table("outgoing")),
-        processing=_processing(root.table("processing")),
-        templates_dir=root.table("templates").str("directory"),
-        business_hours=_business_hours(root.table("business_hours")),
+        database=database,
+        smtp=smtp,
+        support=support,
+        outgoing=outgoing,
+        processing=processing,
+        templates_dir=templates_dir,
+        business_hours=business_hours,
         policy=policy,
-        sla=_sla(root.table("sla")),
-        agents=_agents(root.table("agents")),
-        customers=_customers(root, frozenset(policy.plans)),
+        sla=sla,
+        agents=agents,
+        agent_addresses=agent_addresses,
+        agent_domains=agent_domains,
+        customers=read_customers(root, frozenset(policy.plans)),
         logging=_logging(root.table("logging")),
         imap=read_imap_settings(root),
         service=_service(root.table("service")),
@@ -291,111 +293,62 @@ def _outgoing(s: Section) -> OutgoingSettings:
         maildir=s.str("maildir", d.maildir),
         host=s.str("host", d.host),
         port=s.int("port", d.port, 1, 65535),
-        starttls=s.bool("starttls", default=False),
-        ssl=s.bool("ssl", default=False),
-        username=s.str("username"),
+        starttls=s.bool("starttls", default=d.starttls),
+        ssl=s.bool("ssl", default=d.ssl),
+        username=s.str("username", d.username),
         password=s.secret("password"),
-        timeout_seconds=s.number("timeout_seconds", d.timeout_seconds, 1),
+        timeout=s.seconds("timeout_seconds", d.timeout, 1),
         max_attempts=s.int("max_attempts", d.max_attempts, 1, 1000),
-        poll_interval_seconds=s.number("poll_interval_seconds", d.poll_interval_seconds, 0.05),
+        poll_interval=s.seconds("poll_interval_seconds", d.poll_interval, 0.05),
     )
 
 
 def _processing(s: Section) -> ProcessingSettings:
     d = ProcessingSettings()
+    poll_interval = s.seconds("poll_interval_seconds", d.poll_interval, 0.05)
+    batch_size = s.int("batch_size", d.batch_size, 1, 10000)
+    max_parts = s.int("max_parts", d.max_parts, 1, 100000)
+    attachments_dir = s.str("attachments_dir")
+    auto_reply_opens_case = s.bool("auto_reply_opens_case", default=d.auto_reply_opens_case)
+    limits = Limits(
+        timeout=s.seconds("message_timeout_seconds", d.limits.timeout, 0.05, 3600),
+        memory_mb=s.int("message_memory_mb", d.limits.memory_mb, 16, 1024 * 1024),
+    )
     return ProcessingSettings(
-        poll_interval_seconds=s.number("poll_interval_seconds", d.poll_interval_seconds, 0.05),
-        batch_size=s.int("batch_size", d.batch_size, 1, 10000),
-        max_parts=s.int("max_parts", d.max_parts, 1, 100000),
-        attachments_dir=s.str("attachments_dir"),
-        auto_reply_opens_case=s.bool("auto_reply_opens_case", default=False),
-        message_timeout_seconds=s.number(
-            "message_timeout_seconds", d.message_timeout_seconds, 0.05, 3600
-        ),
-        message_memory_mb=s.int("message_memory_mb", d.message_memory_mb, 16, 1024 * 1024),
+        poll_interval=poll_interval,
+        batch_size=batch_size,
+        max_parts=max_parts,
+        attachments_dir=Path(attachments_dir) if attachments_dir else None,
+        auto_reply_opens_case=auto_reply_opens_case,
+        limits=limits,
         max_attempts=s.int("max_attempts", d.max_attempts, 1, 100),
         separate_process=s.bool("separate_process", default=d.separate_process),
     )
 
 
-def _working_hours(s: Section) -> WorkingHours:
-    """``start``, ``end`` and ``days`` of a business-hours table."""
-    opens, closes = s.clock_time("start", "09:00"), s.clock_time("end", "18:00")
-    if opens >= closes:
-        s.problem("end", "must be later than start", closes.isoformat("minutes"))
-    days = s.str_list("days", WEEKDAYS[:5])
-    bad = [d for d in days if d.lower() not in WEEKDAYS]
-    if bad or not days:
-        s.problem("days", "must be a non-empty list of mon, tue, wed, thu, fri, sat, sun", days)
-        days = WEEKDAYS[:5]
-    weekdays = frozenset(WEEKDAYS.index(d.lower()) for d in days if d.lower() in WEEKDAYS)
-    return WorkingHours(opens=opens, closes=closes, weekdays=weekdays)
-
-
-def _business_hours(s: Section) -> BusinessHoursSettings:
-    hours = _working_hours(s)
-    holidays = {s.as_date("holidays", v) for v in s.raw("holidays", [])} - {None}
-    return BusinessHoursSettings(
-        timezone=s.zone("timezone"),
-        opens=hours.opens,
-        closes=hours.closes,
-        weekdays=hours.weekdays,
-        holidays=frozenset(h for h in holidays if h is not None),
-        holiday_country=s.str("holiday_country"),
-        holiday_subdivision=s.str("holiday_subdivision"),
-    )
-
-
-def _policy(plans: Section, sla: Section) -> SlaPolicy:
-    defaults = default_policy()
-    names = set(defaults.plans) | set(plans.data)
-    built = {name: _plan(plans.table(name), defaults.plans.get(name)) for name in sorted(names)}
-    share = sla.number("reminder_share", defaults.reminder_share, 0.01, 0.99)
-    return SlaPolicy(plans=built, reminder_share=share)
-
-
-def _plan(s: Section, default: Plan | None) -> Plan:
-    name = s.path.rpartition(".")[2]
-    clock = Clock(
-        s.choice("clock", default.clock if default else "business", ("business", "calendar"))
-    )
-    first = _hours(s, "first_response_hours", default.first_response if default else None)
-    update = _hours(s, "update_hours", default.update if default else None)
-    return Plan(name=name, clock=clock, first_response=first, update=update)
-
-
-def _hours(
-    s: Section, name: str, default: Mapping[Priority, timedelta] | None
-) -> dict[Priority, timedelta]:
-    table = s.table(name)
-    fallback = default or {p: timedelta(hours=8) for p in Priority}
-    if default is None and not table.data:
-        s.problem(name, "must give hours for high, medium and low")
-    return {
-        p: timedelta(hours=table.number(p.value, fallback[p].total_seconds() / 3600, 0.01, 10000))
-        for p in Priority
-    }
-
-
 def _sla(s: Section) -> SlaSettings:
     d = SlaSettings()
     return SlaSettings(
-        escalation_address=s.str("escalation_address"),
-        remind_in_business_hours_only=s.bool("remind_in_business_hours_only", default=True),
-        poll_interval_seconds=s.number("poll_interval_seconds", d.poll_interval_seconds, 0.05),
+        escalation_address=s.str("escalation_address", d.escalation_address),
+        remind_in_business_hours_only=s.bool(
+            "remind_in_business_hours_only", default=d.remind_in_business_hours_only
+        ),
+        poll_interval=s.seconds("poll_interval_seconds", d.poll_interval, 0.05),
     )
 
 
-def _agents(s: Section) -> AgentSettings:
-    d = AgentSettings()
+def _agents(s: Section) -> tuple[AgentMailSettings, frozenset[str], frozenset[str]]:
+    """The agents' mail settings, then who is an agent: their addresses and domains."""
+    d = AgentMailSettings()
     require = s.bool("require_authentication", default=d.require_authentication)
     trusted = frozenset(i.lower() for i in s.str_list("trusted_authserv_ids"))
     if require and not trusted:
         s.problem("trusted_authserv_ids", "required when require_authentication is true")
-    return AgentSettings(
-        team_address=s.str("team_address"),
-        addresses=frozenset(a.lower() for a in s.str_list("addresses")),
-        domains=frozenset(d.lower() for d in s.str_list("domains")),
+    team_address = s.str("team_address", d.team_address)
+    addresses = frozenset(a.lower() for a in s.str_list("addresses"))
+    domains = frozenset(x.lower() for x in s.str_list("domains"))
+    mail = AgentMailSettings(
+        team_address=team_address,
         reply_secret=s.secret("reply_secret"),
         require_authentication=require,
         trusted_authserv_ids=trusted,
@@ -404,35 +357,7 @@ def _agents(s: Section) -> AgentSettings:
             "max_error_mails_per_hour", d.max_error_mails_per_hour, 0, 10000
         ),
     )
-
-
-def _customers(root: Section, plans: frozenset[str]) -> CustomerDirectory:
-    default = _customer(root.table("default_customer"), plans, is_default=True)
-    rules = tuple(_customer(t, plans, is_default=False) for t in root.tables("customers"))
-    return CustomerDirectory(rules=rules, default=default)
-
-
-def _customer(s: Section, plans: frozenset[str], *, is_default: bool) -> CustomerRule:
-    name = s.str("name", "" if is_default else s.path)
-    plan = s.str("plan", "standard")
-    if plan not in plans:
-        s.problem("plan", f"no such plan; configured plans are {', '.join(sorted(plans))}", plan)
-        plan = "standard" if "standard" in plans else min(plans)
-    tz = s.zone("timezone")
-    addresses = () if is_default else s.str_list("addresses")
-    domains = () if is_default else s.str_list("domains")
-    if not is_default and not addresses and not domains:
-        s.problem("addresses", "a customer needs addresses or domains to match senders")
-    return CustomerRule(
-        name=name,
-        addresses=frozenset(a.lower() for a in addresses),
-        domains=frozenset(d.lower().lstrip("@") for d in domains),
-        plan=plan,
-        timezone=tz.key,
-        paid_through=s.optional_date("paid_through"),
-        team_address="" if is_default else s.str("team_address"),
-        hours=_working_hours(s.table("business_hours")) if "business_hours" in s.data else None,
-    )
+    return mail, addresses, domains
 
 
 def _breaker(s: Section) -> BreakerSettings:
@@ -450,19 +375,18 @@ def _breaker(s: Section) -> BreakerSettings:
 
 
 def _logging(s: Section) -> LoggingSettings:
+    d = LoggingSettings()
     return LoggingSettings(
-        level=s.choice("level", "info", ("debug", "info", "warning", "error")),
-        format=s.choice("format", "auto", ("auto", "json", "console")),
+        level=s.choice("level", d.level, ("debug", "info", "warning", "error")),
+        format=s.choice("format", d.format, ("auto", "json", "console")),
     )
 
 
 def _service(s: Section) -> ServiceSettings:
     d = ServiceSettings()
     return ServiceSettings(
-        shutdown_grace_seconds=s.number(
-            "shutdown_grace_seconds", d.shutdown_grace_seconds, 1, 3600
-        ),
-        stuck_pass_seconds=s.number("stuck_pass_seconds", d.stuck_pass_seconds, 1, 86400),
+        shutdown_grace=s.seconds("shutdown_grace_seconds", d.shutdown_grace, 1, 3600),
+        stuck_pass=s.seconds("stuck_pass_seconds", d.stuck_pass, 1, 86400),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mail2case import app
@@ -43,10 +42,10 @@ def build_daemon(config: Config) -> Daemon:
     # With a child, this processor never runs: it holds the settings SIGHUP replaces.
     processor = app.build_processor(config, sessions, is_bounded=child is None)
     sender = app.build_sender(config, sessions)
-    send = Stage("send", sender.run_once, config.outgoing.poll_interval_seconds)
+    send = Stage("send", sender.run_once, config.outgoing.poll_interval.total_seconds())
     scheduler = app.build_scheduler(config, sessions)
     schedule = Stage(
-        "schedule", scheduler.run_once, config.sla.poll_interval_seconds, then=[send.wake]
+        "schedule", scheduler.run_once, config.sla.poll_interval.total_seconds(), then=[send.wake]
     )
     # A processed message may start or move a clock that is already due (a late import).
     metrics = Metrics()
@@ -55,7 +54,7 @@ def build_daemon(config: Config) -> Daemon:
         observed_process_pass(processor, sessions, metrics)
         if child is None
         else child_process_pass(child, processor, metrics),
-        config.processing.poll_interval_seconds,
+        config.processing.poll_interval.total_seconds(),
         then=[send.wake, schedule.wake],
     )
     # SQLite: the WAL is copied into the database here, off every commit's path.
@@ -67,7 +66,7 @@ def build_daemon(config: Config) -> Daemon:
     daemon = Daemon(
         config=config, engine=engine, sessions=sessions, stages=stages, services=services
     )
-    daemon.shutdown_timeout = config.service.shutdown_grace_seconds
+    daemon.shutdown_timeout = config.service.shutdown_grace.total_seconds()
     hooks = _service_hooks(config, sessions, processor, stages, metrics)
     daemon.lifecycle = hooks if child is None else _ChildClosingHooks(hooks, child)
     return daemon
@@ -105,8 +104,7 @@ def _checkpoint(engine: Engine) -> int:
 
 def _purge_run(config: Config, sessions: sessionmaker[Session]) -> Callable[[datetime], int]:
     """The retention stage: raw mail of cases closed ``raw_days`` ago is purged daily."""
-    directory = config.processing.attachments_dir
-    return purge_pass(sessions, config.retention.raw_days, Path(directory) if directory else None)
+    return purge_pass(sessions, config.retention.raw_days, config.processing.attachments_dir)
 
 
 def _service_hooks(

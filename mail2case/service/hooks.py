@@ -143,7 +143,7 @@ class ServiceHooks:
 
     def stuck(self) -> dict[str, str]:
         """Stages whose pass runs too long, and loops that ended before a stop."""
-        now, limit = time.monotonic(), self.config.service.stuck_pass_seconds
+        now, limit = time.monotonic(), self.config.service.stuck_pass.total_seconds()
         found = {
             s.name: f"pass running for {now - (s.busy_since or now):.0f}s"
             for s in self.daemon.stages

@@ -11,6 +11,7 @@ import jinja2
 import structlog
 
 from mail2case import app
+from mail2case.config.effective import changed_keys
 from mail2case.config.reader import ConfigError
 from mail2case.config.settings import Config, load_config
 from notifications.render import build_environment
@@ -26,6 +27,8 @@ log = structlog.get_logger("mail2case.service.reload")
 # Sections applied on reload; every other difference is reported as needing a restart
 # (listeners, the database, transports and stage intervals are built once at start).
 LIVE_SECTIONS = ("templates_dir", "customers", "policy", "sla", "business_hours", "agents")
+# [agents] addresses and domains: Config keeps who is an agent beside the agents' settings.
+LIVE_FIELDS = (*LIVE_SECTIONS, "agent_addresses", "agent_domains")
 FIXED_FIELDS = frozenset({"sla.poll_interval_seconds"})
 
 
@@ -38,21 +41,8 @@ class Change:
 
 
 def differences(old: Config, new: Config) -> list[str]:
-    """Dotted keys whose values differ (one level into each section)."""
-    keys: list[str] = []
-    for f in dataclasses.fields(Config):
-        a, b = getattr(old, f.name), getattr(new, f.name)
-        if a == b:
-            continue
-        if dataclasses.is_dataclass(a) and dataclasses.is_dataclass(b) and f.name != "customers":
-            keys += [
-                f"{f.name}.{g.name}"
-                for g in dataclasses.fields(a)
-                if getattr(a, g.name) != getattr(b, g.name)
-            ]
-        else:
-            keys.append(f.name)
-    return keys
+    """Dotted keys whose values differ (one level into each section), as check-config names them."""
+    return changed_keys(old, new)
 
 
 def classify_change(old: Config, new: Config) -> Change:
@@ -68,10 +58,8 @@ def classify_change(old: Config, new: Config) -> Change:
 
 def effective(old: Config, new: Config) -> Config:
     """``old`` with the live sections of ``new``: what the daemon runs with after reload."""
-    merged: dict[str, Any] = {name: getattr(new, name) for name in LIVE_SECTIONS}
-    merged["sla"] = dataclasses.replace(
-        new.sla, poll_interval_seconds=old.sla.poll_interval_seconds
-    )
+    merged: dict[str, Any] = {name: getattr(new, name) for name in LIVE_FIELDS}
+    merged["sla"] = dataclasses.replace(new.sla, poll_interval=old.sla.poll_interval)
     return dataclasses.replace(old, **merged)
 
 

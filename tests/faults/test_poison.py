@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -82,7 +82,7 @@ def test_spinning_message_is_quarantined_and_the_rest_processed(
     sessions: sessionmaker[Session],
 ) -> None:
     """A message whose analysis spins is stopped at the deadline three times, then quarantined."""
-    proc = processor_with(sessions, Limits(timeout_seconds=0.5, memory_mb=256))
+    proc = processor_with(sessions, Limits(timeout=timedelta(seconds=0.5), memory_mb=256))
     ids = store(sessions, mail("before"), mail("spins", marker="spin"), mail("after"))
     started = time.monotonic()
     drain(proc)
@@ -97,7 +97,7 @@ def test_spinning_message_is_quarantined_and_the_rest_processed(
 @pytest.mark.timeout(120)
 def test_memory_hog_is_quarantined_with_the_memory_bound(sessions: sessionmaker[Session]) -> None:
     """A message whose analysis allocates without end is stopped by the worker's memory cap."""
-    proc = processor_with(sessions, Limits(timeout_seconds=20, memory_mb=128))
+    proc = processor_with(sessions, Limits(timeout=timedelta(seconds=20), memory_mb=128))
     ids = store(sessions, mail("hog", marker="alloc"), mail("next"))
     drain(proc)
     proc.analyser.close()
@@ -111,7 +111,7 @@ def test_crashing_message_is_quarantined_after_three_crashes(
     sessions: sessionmaker[Session],
 ) -> None:
     """A message that kills the worker is retried, then quarantined; the worker is restarted."""
-    proc = processor_with(sessions, Limits(timeout_seconds=20, memory_mb=256))
+    proc = processor_with(sessions, Limits(timeout=timedelta(seconds=20), memory_mb=256))
     ids = store(sessions, mail("crash", marker="crash"), mail("next"))
     drain(proc)
     assert isinstance(proc.analyser, Sandbox)
@@ -126,7 +126,7 @@ def test_crashing_message_is_quarantined_after_three_crashes(
 @pytest.mark.timeout(120)
 def test_real_oversized_attachment_trips_the_memory_bound(sessions: sessionmaker[Session]) -> None:
     """A genuine message whose decoding needs more than the cap is quarantined, no hook needed."""
-    proc = processor_with(sessions, Limits(timeout_seconds=60, memory_mb=48))
+    proc = processor_with(sessions, Limits(timeout=timedelta(seconds=60), memory_mb=48))
     big = EmailMessage()
     big["From"] = "bob@customer.example"
     big["To"] = "support@example.com"
@@ -192,7 +192,7 @@ def test_requeue_gives_a_quarantined_poison_message_fresh_attempts(
 
 def test_worker_overhead_per_message_is_small(sessions: sessionmaker[Session]) -> None:
     """The bound costs a pipe round trip per message: generous ceiling, figures in the report."""
-    proc = processor_with(sessions, Limits(timeout_seconds=20, memory_mb=512))
+    proc = processor_with(sessions, Limits(timeout=timedelta(seconds=20), memory_mb=512))
     raw = mail("overhead", body="A line of text about the problem.\n" * 40)
     local = InProcess(proc.settings.analysis)
     proc.analyser.analyse(raw, null_sender=False)  # the worker's start is not per message
@@ -216,7 +216,7 @@ def test_the_worker_is_started_before_any_message_is_claimed(
     sessions: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A worker's start-up is no message's attempt: a kill during it counts against none."""
-    proc = processor_with(sessions, Limits(timeout_seconds=20, memory_mb=256))
+    proc = processor_with(sessions, Limits(timeout=timedelta(seconds=20), memory_mb=256))
     assert isinstance(proc.analyser, Sandbox)
     sandbox = proc.analyser
     running_at_claim: list[bool] = []

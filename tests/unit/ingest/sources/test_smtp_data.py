@@ -8,8 +8,11 @@ hook sees, the state afterwards and what stays in the reader must be identical.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import inspect
 import itertools
+import logging
+import tomllib
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -22,6 +25,7 @@ from hypothesis import strategies as st
 
 from ingest.sources.smtp import _CountedSMTP, _Gate
 from ingest.sources.smtp_data import DataScan, Outcome
+from tests.support.services import REPO
 
 LINE_LIMIT = SMTP.line_length_limit  # 1001: 998 octets + CRLF + a transparency dot
 TRAILER = b"RSET\r\nQUIT\r\n"  # pipelined after the data: must stay in the reader
@@ -374,21 +378,89 @@ def test_smtp_data_scan_keeps_nothing_past_a_limit() -> None:
     assert too_much.outcome is Outcome.TOO_MUCH
 
 
-def test_smtp_aiosmtpd_internals_still_there() -> None:
-    """Our smtp_DATA relies on aiosmtpd 1.4.x internals: fail loudly if they move."""
-    assert aiosmtpd.__version__.startswith("1.4."), aiosmtpd.__version__
-    for name in (
-        "check_helo_needed",
-        "check_auth_needed",
-        "_call_handler_hook",
-        "_set_post_data_state",
-        "_create_envelope",
-        "_cb_client_connected",
-        "push",
-    ):
-        assert callable(getattr(SMTP, name, None)), name
+# What ingest.sources.smtp._CountedSMTP.smtp_DATA relies on (its docstring lists the same):
+# each method's parameters after self, and whether it is a coroutine function.
+AIOSMTPD_METHODS = {
+    "check_helo_needed": (("helo",), True),
+    "check_auth_needed": (("caller_method",), True),
+    "push": (("status",), True),
+    "_call_handler_hook": (("command", "args"), True),
+    "_set_post_data_state": ((), False),
+    "smtp_DATA": (("arg",), True),
+    "connection_lost": (("error",), False),
+    # Where aiosmtpd sets self._reader and self._writer (checked below).
+    "_cb_client_connected": (("reader", "writer"), False),
+}
+# The keywords start_server passes to SMTP.__init__.
+AIOSMTPD_INIT_KEYWORDS = (
+    "data_size_limit",
+    "enable_SMTPUTF8",
+    "hostname",
+    "ident",
+    "tls_context",
+    "require_starttls",
+    "timeout",
+    "loop",
+)
+# Set by SMTP.__init__ (_reader and _writer only once a client connects).
+AIOSMTPD_INSTANCE_ATTRS = (
+    "transport",
+    "envelope",
+    "session",
+    "event_handler",
+    "data_size_limit",
+    "line_length_limit",
+    "enable_SMTPUTF8",
+    "_decode_data",
+    "_handle_hooks",
+    "_smtp_methods",
+)
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    """A release number as comparable integers: "1.4.6" -> (1, 4, 6)."""
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_smtp_aiosmtpd_version_is_the_pinned_range() -> None:
+    """The installed aiosmtpd is one the override was written for: >=1.4.6,<1.5, as pinned."""
+    installed = version_tuple(importlib.metadata.version("aiosmtpd"))
+    assert (1, 4, 6) <= installed < (1, 5), installed
+    assert aiosmtpd.__version__ == importlib.metadata.version("aiosmtpd")
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "aiosmtpd>=1.4.6,<1.5" in pyproject["project"]["dependencies"]
+
+
+@pytest.mark.parametrize("name", sorted(AIOSMTPD_METHODS))
+def test_smtp_aiosmtpd_methods_keep_their_signatures(name: str) -> None:
+    """Each aiosmtpd method the override calls or overrides has the parameters it passes."""
+    params, is_coroutine = AIOSMTPD_METHODS[name]
+    method = getattr(SMTP, name, None)
+    assert callable(method), f"aiosmtpd.smtp.SMTP.{name} is gone"
+    found = tuple(inspect.signature(method).parameters)
+    assert found == ("self", *params), f"SMTP.{name}{found}"
+    assert inspect.iscoroutinefunction(method) is is_coroutine, name
+
+
+def test_smtp_aiosmtpd_constructor_and_names_still_there() -> None:
+    """SMTP takes start_server's keywords; MISSING, syntax and the 1001 line limit remain."""
+    init = inspect.signature(SMTP.__init__).parameters
+    assert [k for k in AIOSMTPD_INIT_KEYWORDS if k not in init] == []
+    assert tuple(inspect.signature(aiosmtpd.smtp.syntax).parameters)[:1] == ("text",)
     assert SMTP.line_length_limit == 1001
     assert aiosmtpd.smtp.MISSING is not None
+    assert logging.getLogger("mail.log") is aiosmtpd.smtp.log
+    for name in ("content", "original_content", "rcpt_tos", "mail_from"):
+        assert hasattr(aiosmtpd.smtp.Envelope(), name), name
+    loop = asyncio.new_event_loop()
+    try:
+        assert hasattr(aiosmtpd.smtp.Session(loop), "peer")
+    finally:
+        loop.close()
+
+
+def test_smtp_aiosmtpd_internals_still_there() -> None:
+    """Our smtp_DATA relies on aiosmtpd 1.4.x internals: fail loudly if they move."""
     # What ours replaces, as we read it: one readuntil per line under these names.
     source = inspect.getsource(SMTP.smtp_DATA)
     for fragment in (
@@ -400,12 +472,17 @@ def test_smtp_aiosmtpd_internals_still_there() -> None:
         "self._set_post_data_state()",
     ):
         assert fragment in source, fragment
-    # The StreamReader aiosmtpd builds has the limit DataScan assumes.
+    # The StreamReader aiosmtpd builds has the limit DataScan assumes; it becomes _reader.
     init = inspect.getsource(SMTP.__init__)
     assert "asyncio.StreamReader(loop=self.loop, limit=self.line_length_limit)" in init
+    connected = inspect.getsource(SMTP._cb_client_connected)
+    assert "self._reader = reader" in connected
+    assert "self._writer = writer" in connected
 
     async def instance_attrs() -> None:
         proto = _CountedSMTP(Handler(), gate=_Gate(1), hostname="test")
+        missing = [name for name in AIOSMTPD_INSTANCE_ATTRS if not hasattr(proto, name)]
+        assert missing == []
         assert isinstance(proto._handle_hooks, dict)
         assert "DATA" in proto._handle_hooks
         assert proto._decode_data is False

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from datetime import date, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from mail2case.config.reader import ConfigError
+from ingest.agents.outbox import AgentMailSettings
+from ingest.analysis.sandbox import Limits
+from ingest.settings import ProcessSettings
+from mail2case.config.reader import ConfigError, field_default
 from mail2case.config.settings import Config, config_from_mapping, config_path, load_config
+from notifications.breaker import BreakerSettings
+from notifications.sender import SenderSettings
+from sla.business_hours import BusinessCalendar
 from sla.policy import Clock, Priority
+from sla.scheduler import SchedulerSettings
 from tests.support.services import REPO
 
 EXAMPLE = REPO / "config.example.toml"
@@ -118,7 +126,7 @@ def test_business_hours_and_holidays_parse() -> None:
             }
         }
     )
-    bh = cfg.business_hours
+    bh = cfg.business_hours.calendar
     assert (bh.opens, bh.closes) == (time(8, 30), time(17))
     assert bh.weekdays == frozenset({0, 5})
     assert bh.holidays == frozenset({date(2026, 12, 25), date(2026, 12, 26)})
@@ -158,3 +166,111 @@ def test_example_is_valid_toml_with_every_section() -> None:
         "sla",
         "agents",
     } <= set(data)
+
+
+def test_sections_are_the_components_own_settings() -> None:
+    """[agents] is the agent mail's settings, [processing]'s bound the sandbox's, as read."""
+    cfg = config_from_mapping(
+        {
+            "agents": {
+                "team_address": "team@example.com",
+                "addresses": ["Ann@Example.com"],
+                "domains": ["Staff.Example.com"],
+                "max_relays_per_hour": 7,
+            },
+            "processing": {"message_timeout_seconds": 2.5, "message_memory_mb": 64},
+            "circuit_breaker": {"window_seconds": 600},
+        }
+    )
+    assert cfg.agents == AgentMailSettings(team_address="team@example.com", max_relays_per_hour=7)
+    assert (cfg.agent_addresses, cfg.agent_domains) == (
+        frozenset({"ann@example.com"}),
+        frozenset({"staff.example.com"}),
+    )
+    assert cfg.processing.limits == Limits(timeout=timedelta(seconds=2.5), memory_mb=64)
+    assert cfg.breaker == BreakerSettings(window=timedelta(minutes=10))
+
+
+def test_durations_are_timedeltas() -> None:
+    """Every *_seconds key is read as a timedelta."""
+    cfg = config_from_mapping(
+        {
+            "outgoing": {"timeout_seconds": 12.5, "poll_interval_seconds": 0.5},
+            "processing": {"poll_interval_seconds": 0.25},
+            "sla": {"poll_interval_seconds": 15},
+            "service": {"shutdown_grace_seconds": 7, "stuck_pass_seconds": 90},
+        }
+    )
+    assert (cfg.outgoing.timeout, cfg.outgoing.poll_interval) == (
+        timedelta(seconds=12.5),
+        timedelta(milliseconds=500),
+    )
+    assert cfg.processing.poll_interval == timedelta(milliseconds=250)
+    assert cfg.sla.poll_interval == timedelta(seconds=15)
+    assert (cfg.service.shutdown_grace, cfg.service.stuck_pass) == (
+        timedelta(seconds=7),
+        timedelta(seconds=90),
+    )
+
+
+def test_defaults_are_the_components_own() -> None:
+    """An empty file gives each component's own defaults: they are declared once."""
+    cfg = config_from_mapping({})
+    assert cfg.agents == AgentMailSettings()
+    assert cfg.processing.limits == Limits()
+    assert cfg.breaker == BreakerSettings()
+    assert cfg.business_hours.calendar == BusinessCalendar(ZoneInfo("UTC"))
+    assert cfg.outgoing.max_attempts == field_default(SenderSettings, "max_attempts")
+    assert cfg.sla.remind_in_business_hours_only == field_default(
+        SchedulerSettings, "remind_in_business_hours_only"
+    )
+    for name in ("batch_size", "max_parts", "auto_reply_opens_case", "max_attempts"):
+        assert getattr(cfg.processing, name) == field_default(ProcessSettings, name), name
+
+
+def test_field_default_of_a_field_without_one() -> None:
+    """Asking for a default a class does not declare is a programming error, said plainly."""
+    with pytest.raises(LookupError, match=r"SenderSettings\.from_addr has no default"):
+        field_default(SenderSettings, "from_addr")
+    with pytest.raises(LookupError, match=r"SenderSettings\.nothing has no default"):
+        field_default(SenderSettings, "nothing")
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (
+            {"outgoing": {"timeout_seconds": 0.5}},
+            "outgoing.timeout_seconds: must be a number between 1 and None (got 0.5)",
+        ),
+        (
+            {"processing": {"message_timeout_seconds": 4000}},
+            (
+                "processing.message_timeout_seconds: must be a number between 0.05 and 3600 "
+                "(got 4000.0)"
+            ),
+        ),
+        (
+            {"sla": {"poll_interval_seconds": "30s"}},
+            "sla.poll_interval_seconds: must be a number (got '30s')",
+        ),
+        (
+            {"service": {"stuck_pass_seconds": True}},
+            "service.stuck_pass_seconds: must be a number (got True)",
+        ),
+        (
+            {"business_hours": {"holidays": [datetime(2026, 12, 25, 9, tzinfo=UTC)]}},
+            (
+                "business_hours.holidays: must be a date as YYYY-MM-DD "
+                "(got datetime.datetime(2026, 12, 25, 9, 0, tzinfo=datetime.timezone.utc))"
+            ),
+        ),
+        (
+            {"business_hours": {"start": "10:00", "end": "10:00"}},
+            "business_hours.end: must be later than start (got '10:00')",
+        ),
+    ],
+)
+def test_bad_values_name_their_key(data: dict[str, object], problem: str) -> None:
+    """A bad duration, date or opening time is one problem naming the key and the value."""
+    assert problems_of(data) == [problem]

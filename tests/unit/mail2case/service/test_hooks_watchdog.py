@@ -53,7 +53,7 @@ def test_stuck_stage_withholds_pings(tmp_path: Path) -> None:
         hooks = hooks_for(stage, path)
         hooks._ping_if_alive()
         assert pings(sock) == [b"WATCHDOG=1"]
-        stage.busy_since = time.monotonic() - Config().service.stuck_pass_seconds - 1
+        stage.busy_since = time.monotonic() - Config().service.stuck_pass.total_seconds() - 1
         hooks._ping_if_alive()
         assert pings(sock) == []
         assert set(hooks.stuck()) == {"process"}
