@@ -2,65 +2,34 @@
 
 from __future__ import annotations
 
-import secrets
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert
-
 from ingest.agents import mail as agent_mail
-from ingest.agents.outbox import queue_notification
+from ingest.agents.outbox import Turn, queue_notification
 from ingest.outcome import Outcome, processed
-from ingest.triage.classify import Classification, Kind
+from ingest.triage.classify import Kind
 from ingest.triage.reply_matching import is_participant, referenced_ids
+from ingest.triage.subject import bare_subject
+from ingest.work import InboundRow, UnitOfWork
 from sla import tracking
 from sla.policy import Priority, describe_target
 from storage import blobs, cases, outbox, suppressions
-from storage.models import Attachment, Case, Message
+from storage.models import Case
 from storage.suppressions import is_system_address
-from storage.upserts import table_of
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from datetime import datetime
     from typing import Any
 
     from sqlalchemy.orm import Session
 
     from ingest.mime.parsed import ParsedMail
-    from ingest.priority.inference import PriorityDecision
     from ingest.settings import ProcessSettings
     from ingest.triage.customers import CustomerRule
 
-
-class InboundRow(Protocol):
-    """What a step reads of the raw message's row (``storage.inbound.Pending``, or the row)."""
-
-    @property
-    def id(self) -> int:
-        """The row's id."""
-
-    @property
-    def mail_from(self) -> str:
-        """The SMTP envelope sender ("" for the null sender or another source)."""
-
-    @property
-    def rcpt_to(self) -> list[str]:
-        """The SMTP envelope recipients."""
-
-
-@dataclass(frozen=True)
-class UnitOfWork:
-    """One message's case work: its row, what the analysis made of it, and the time."""
-
-    row: InboundRow
-    mail: ParsedMail
-    verdict: Classification
-    now: datetime
-    # The message's priority: the analysis's result, or computed (bounded) when first asked
-    # for: only a message that opens a case needs one.
-    priority: Callable[[], PriorityDecision]
+# The unit of work lives in ingest.work, below the agents' workflow that takes it too;
+# the process stage imports it from here with the step.
+__all__ = ["CaseStep", "InboundRow", "UnitOfWork"]
 
 
 class CaseStep:
@@ -74,6 +43,7 @@ class CaseStep:
     def __init__(self, settings: ProcessSettings, s: Session, work: UnitOfWork) -> None:
         self.cfg = settings
         self.s, self.work = s, work
+        self.turn = Turn(s, settings, work)
         self.row, self.mail, self.verdict, self.now = work.row, work.mail, work.verdict, work.now
         self.sender = self.mail.from_.addr if self.mail.from_ else (self.row.mail_from or "")
         # Audit entries of this step not written yet: they go in together, one statement,
@@ -86,9 +56,7 @@ class CaseStep:
         if self.verdict.kind is Kind.LOOP:
             return Outcome("suppressed", reason=f"loop: {self.verdict.reason}")
         self._remember_bounce()
-        role = agent_mail.judge(
-            self.s, case, self.mail, self.verdict, self.row.rcpt_to, self.cfg, self.now
-        )
+        role = agent_mail.judge(self.turn, case)
         if role is not None:
             return self._agent_mail(role)
         if case is None and self.verdict.is_automatic and not self._opens_case_anyway():
@@ -116,7 +84,7 @@ class CaseStep:
             case = self._create_case(rule, role.customer, start_clock=True)
         message_id = self._add_message(case, role.stored_as(self.mail)) if case else None
         self._write_events()
-        extra = agent_mail.act(self.s, role, case, message_id, self.mail, self.cfg, self.now)
+        extra = agent_mail.act(self.turn, role, case, message_id)
         if case is None:
             return Outcome("suppressed", reason=f"{role.action}: {role.reason}", extra=extra)
         return processed(case, opened=role.case is None, extra=extra)
@@ -154,9 +122,7 @@ class CaseStep:
         message_id = self._add_message(case)
         acked = self._queue_ack(case, rule)
         self._write_events()
-        queue_notification(
-            self.s, case, message_id, self.mail, self.cfg, self.now, is_new_case=True
-        )
+        queue_notification(self.turn, case, message_id, is_new_case=True)
         return processed(case, opened=True, extra={"ack": acked})
 
     def new_case(self, rule: CustomerRule, customer: str | None = None) -> Case:
@@ -241,9 +207,7 @@ class CaseStep:
             tracking.record_customer_reply(
                 self.s, case, self.now, context=self.cfg.sla, actor=self.sender
             )
-            queue_notification(
-                self.s, case, message_id, self.mail, self.cfg, self.now, is_new_case=False
-            )
+            queue_notification(self.turn, case, message_id, is_new_case=False)
         self._write_events()
         return processed(case)
 
@@ -256,8 +220,6 @@ class CaseStep:
     def _add_message(self, case: Case, shape: agent_mail.StoredAs | None = None) -> int:
         m = self.mail
         kind = shape.kind if shape else self.verdict.kind.value
-        # A row, not an object: what follows needs its id only, and INSERT ... RETURNING
-        # costs a fraction of a flush.
         values = {
             "case_id": case.id,
             "inbound_id": self.row.id,
@@ -275,12 +237,12 @@ class CaseStep:
             "text": shape.text if shape else m.text,
             "dedupe_key": m.content_key,
         }
-        msg_id: int = self.s.execute(_INSERT_MESSAGE_ID, values).scalar_one()
+        msg_id = cases.add_message_row(self.s, values)
         for att in m.attachments:
             blobs.store_blob(self.s, att.sha256, att.data, self.cfg.attachments_dir)
-        if m.attachments:
-            # One statement for all of them; nothing reads them back as objects here.
-            rows = [
+        cases.add_attachment_rows(
+            self.s,
+            [
                 {
                     "message_id": msg_id,
                     "filename": att.filename[:255],
@@ -290,8 +252,8 @@ class CaseStep:
                     "is_inline": att.is_inline,
                 }
                 for att in m.attachments
-            ]
-            self.s.execute(_INSERT_ATTACHMENT, rows)
+            ],
+        )
         detail = (
             "" if not self.verdict.is_automatic else f"{self.verdict.kind}: {self.verdict.reason}"
         )
@@ -321,8 +283,8 @@ class CaseStep:
     def _enqueue_ack(self, case: Case, rule: CustomerRule, to: str) -> bool:
         plan = self.cfg.policy.plan(case.plan)
         target = plan.target("first", Priority(case.priority))
-        subject = "Re: " + self.cfg.token.subject_with_token(case.ref, _strip_re(case.subject))
-        message_id = _new_message_id(case.ref, self.cfg.message_id_domain)
+        subject = "Re: " + self.cfg.token.subject_with_token(case.ref, bare_subject(case.subject))
+        message_id = outbox.new_message_id(f"case{case.ref}", self.cfg.message_id_domain)
         refs = [*self.mail.references, *([self.mail.message_id] if self.mail.message_id else [])]
         due = case.first_response_due
         context = {
@@ -335,8 +297,9 @@ class CaseStep:
             "priority": case.priority,
             "priority_reason": case.priority_reason,
             "first_response_words": describe_target(target, plan.clock),
+            # In the customer's time zone when rendered (the templates' ``local`` filter).
             "first_response_due": due.isoformat() if due else "",
-            "first_response_due_local": _local_words(due, case.timezone),
+            "customer_timezone": case.timezone,
             "support_name": self.cfg.support_name,
             "support_address": self.cfg.support_address,
         }
@@ -356,22 +319,24 @@ class CaseStep:
         )
         if queued:
             # A row only: nothing in this transaction reads the acknowledgement back.
-            self.s.execute(
-                _INSERT_MESSAGE,
-                {
-                    "case_id": case.id,
-                    "direction": "out",
-                    "kind": "ack",
-                    "from_addr": self.cfg.support_address,
-                    "from_name": self.cfg.support_name,
-                    "to_addrs": [to],
-                    "subject": subject,
-                    "message_id": message_id,
-                    "in_reply_to": self.mail.message_id,
-                    "references": refs[-20:],
-                    "at": self.now,
-                    "text": "",
-                },
+            cases.add_message_rows(
+                self.s,
+                [
+                    {
+                        "case_id": case.id,
+                        "direction": "out",
+                        "kind": "ack",
+                        "from_addr": self.cfg.support_address,
+                        "from_name": self.cfg.support_name,
+                        "to_addrs": [to],
+                        "subject": subject,
+                        "message_id": message_id,
+                        "in_reply_to": self.mail.message_id,
+                        "references": refs[-20:],
+                        "at": self.now,
+                        "text": "",
+                    }
+                ],
             )
             self._event(case, "ack_queued", data={"to": to, "message_id": message_id})
         return queued
@@ -396,29 +361,6 @@ class CaseStep:
         self._events.clear()
 
 
-_INSERT_ATTACHMENT = insert(table_of(Attachment))
-_INSERT_MESSAGE = insert(table_of(Message))
-_INSERT_MESSAGE_ID = _INSERT_MESSAGE.returning(table_of(Message).c.id)
-
-
 def _reply_address(mail: ParsedMail, sender: str) -> str:
     # RFC 5322 3.6.2: replies go to Reply-To when present.
     return mail.reply_to[0].addr if mail.reply_to else sender
-
-
-def _strip_re(subject: str) -> str:
-    text = subject.strip()
-    while text[:3].lower() in {"re:", "aw:", "sv:"} or text[:4].lower() in {"fwd:", "re :"}:
-        text = text.partition(":")[2].strip()
-    return text
-
-
-def _new_message_id(ref: int, domain: str) -> str:
-    return f"<case{ref}.{secrets.token_hex(8)}@{domain}>"
-
-
-def _local_words(at: datetime | None, tz_name: str) -> str:
-    if at is None:
-        return ""
-    local = at.astimezone(ZoneInfo(tz_name))
-    return local.strftime("%a %d %b %Y %H:%M %Z")

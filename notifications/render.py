@@ -6,7 +6,7 @@ import re
 import secrets
 import sys
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from email import policy as email_policy
 from email import quoprimime
 from email.errors import HeaderParseError
@@ -14,6 +14,7 @@ from email.headerregistry import Address, BaseHeader, HeaderRegistry, UniqueUnst
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, overload
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
@@ -21,7 +22,6 @@ from notifications.errors import RenderError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
-    from datetime import datetime
     from email.policy import Policy
     from pathlib import Path
 
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 # new line somewhere down the road; CR and LF are the ones that inject headers over SMTP.
 _LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c\x1d\x1e\x85\u2028\u2029]+")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII but the colon
-_ID_UNSAFE = re.compile(r"[^A-Za-z0-9.+=_-]+")
 _MIME_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 # Values written as they are, unparsed (see _set_headers): printable ASCII only, so no
 # line break of any kind, no encoding, and nothing a reader would need quoted.
@@ -111,6 +110,19 @@ _TEXT_TYPES = {
 }
 _QUOTED_PRINTABLE = _HEADERS("Content-Transfer-Encoding", "quoted-printable")
 _BOUNDARY_DIGITS = len(repr(sys.maxsize - 1))  # as email.generator makes them
+# How templates show a time, e.g. "Mon 07 Dec 2026 14:00 CET"; and a time there is not.
+LOCAL_TIME_FORMAT = "%a %d %b %Y %H:%M %Z"
+NO_TIME = "-"
+# Times that contexts carried already formatted before the ``local`` filter, as
+# (that key, the time it showed, the zone key that now travels with the time). Rows
+# queued by such a version are rendered after an upgrade, and override templates may
+# still be written for those keys: see _with_local_times.
+_FORMATTED_TIMES = (
+    ("first_response_due_local", "first_response_due", "customer_timezone"),
+    ("due_local_team", "due_at", "team_timezone"),
+    ("due_customer_local", "due_utc", "customer_timezone"),
+    ("due_team_local", "due_utc", "team_timezone"),
+)
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,7 @@ def build_environment(override_dir: Path | None = None) -> jinja2.Environment:
     if override_dir is not None:
         loaders.append(jinja2.FileSystemLoader(override_dir))
     loaders.append(jinja2.PackageLoader("notifications", "templates"))
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html.j2",), default_for_string=False, default=False
@@ -153,17 +165,61 @@ def build_environment(override_dir: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["local"] = _local_filter
+    return env
 
 
-def make_message_id(domain: str, token: str) -> str:
-    """A new Message-ID ``<token.random@domain>``.
+def local_time(at: datetime | str | None, zone: str) -> str:
+    """``at`` as read in time zone ``zone``, e.g. "Mon 07 Dec 2026 14:00 CET".
 
-    The random part comes from ``secrets``: the one thing in this module that is not a
-    function of its arguments, so callers store the id and reuse it on every attempt.
+    ``at`` is an aware time or its ISO 8601 text, as outbox contexts carry it; one
+    without an offset is UTC (times are UTC in storage). No time (None or "") is
+    :data:`NO_TIME`. In templates this is the ``local`` filter: ``{{ due_at | local(tz) }}``.
+
+    Raises:
+        ValueError: ``at`` is not ISO 8601, or ``zone`` names no time zone.
     """
-    token = _ID_UNSAFE.sub("-", token).strip(".") or "mail"
-    domain = _ID_UNSAFE.sub("-", domain).strip(".") or "localhost"
-    return f"<{token}.{secrets.token_hex(8)}@{domain}>"
+    if at is None or (isinstance(at, str) and not at):
+        return NO_TIME
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        tz = ZoneInfo(zone)
+    except ZoneInfoNotFoundError as exc:  # a KeyError, for a name the database lacks
+        raise ValueError(f"unknown time zone {zone!r}") from exc
+    return moment.astimezone(tz).strftime(LOCAL_TIME_FORMAT)
+
+
+@dataclass(frozen=True)
+class _FormattedBefore:
+    """The zone argument of a time a row queued before the ``local`` filter had formatted."""
+
+    text: str
+
+
+def _local_filter(at: datetime | str | None, zone: str | _FormattedBefore) -> str:
+    if isinstance(zone, _FormattedBefore):
+        return zone.text
+    return local_time(at, zone)
+
+
+def _with_local_times(context: Mapping[str, Any]) -> dict[str, Any]:
+    """``context`` with its local times in both shapes, the filter's and the earlier one.
+
+    A row queued before the ``local`` filter holds each time formatted, under the keys of
+    :data:`_FORMATTED_TIMES` and without a zone: its zone key is set so that ``local``
+    gives that text back. A newer row holds the time and the zone: the formatted key is
+    added, so that an override template written for the earlier context still renders.
+    """
+    full = dict(context)
+    for formatted, time_key, zone_key in _FORMATTED_TIMES:
+        if formatted in context and zone_key not in context:
+            full[zone_key] = _FormattedBefore(str(context[formatted]))
+            full.setdefault(time_key, None)
+        elif formatted not in context and zone_key in context and time_key in context:
+            full[formatted] = local_time(context[time_key], context[zone_key])
+    return full
 
 
 def render_mail(
@@ -188,6 +244,10 @@ def render_mail(
     Raises:
         RenderError: the text template is missing, a template fails, or a header is unusable.
     """
+    try:
+        context = _with_local_times(context)
+    except (ValueError, TypeError) as exc:  # a time or zone the row holds is unusable
+        raise RenderError(f"{type(exc).__name__}: {exc}", template=template) from exc
     text = _render(env, f"{template}.txt.j2", context)
     html = _render(env, f"{template}.html.j2", context, is_optional=True)
     msg = EmailMessage(policy=MAIL_POLICY)

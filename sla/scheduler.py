@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
@@ -125,7 +124,7 @@ class Scheduler:
 
     def _escalate(self, s: Session, clock: SlaClock, case: Case, now: datetime) -> Notice:
         sla_clocks.mark_breached(clock, now)
-        return self._queue(s, "escalation", clock, case, now, self._settings.escalation_to)
+        return self._queue(s, "escalation", clock, case, now, to=self._settings.escalation_to)
 
     def _remind(self, s: Session, clock: SlaClock, case: Case, now: datetime) -> Notice | None:
         if clock.due_at <= now:
@@ -138,7 +137,7 @@ class Scheduler:
             return None
         sla_clocks.mark_reminded(clock, now)
         return self._queue(
-            s, "reminder", clock, case, now, case.owner or self._settings.team_address
+            s, "reminder", clock, case, now, to=case.owner or self._settings.team_address
         )
 
     def _next_opening(self, case: Case, now: datetime) -> datetime | None:
@@ -150,8 +149,8 @@ class Scheduler:
         calendar = self._context.calendar_for(case.timezone)
         return None if calendar.is_open(now) else calendar.next_opening(now)
 
-    def _queue(  # noqa: PLR0917 - private; one notice's parts
-        self, s: Session, kind: NoticeKind, clock: SlaClock, case: Case, now: datetime, to: str
+    def _queue(
+        self, s: Session, kind: NoticeKind, clock: SlaClock, case: Case, now: datetime, *, to: str
     ) -> Notice:
         key = f"{kind}:clock:{clock.id}"
         # In the agents' thread of the case, with its notifications.
@@ -164,7 +163,9 @@ class Scheduler:
             subject=self._subject(kind, case),
             template=kind,
             context=self._template_context(clock, case, now),
-            message_id=f"<sla.{kind}.{clock.id}.{secrets.token_hex(6)}@{self._settings.message_id_domain}>",
+            message_id=outbox.new_message_id(
+                f"sla.{kind}.{clock.id}", self._settings.message_id_domain
+            ),
             in_reply_to=first,
             references=[first] if first else [],
             dedupe_key=key,
@@ -177,7 +178,11 @@ class Scheduler:
         return f"{label}: [{self._settings.ref_prefix}{case.ref}] {case.subject}"[:500]
 
     def _template_context(self, clock: SlaClock, case: Case, now: datetime) -> dict[str, Any]:
-        """The context keys listed at the top of reminder.txt.j2 and escalation.txt.j2."""
+        """The context keys listed at the top of reminder.txt.j2 and escalation.txt.j2.
+
+        The due time travels as UTC with the names of the two zones; the templates show
+        it in each (the ``local`` filter): zones appear only in rendering.
+        """
         calendar = self._context.calendar_for(case.timezone)
         plan = self._context.policy.plan(case.plan)
         left = remaining(now, clock.due_at, plan.clock, calendar)
@@ -190,8 +195,8 @@ class Scheduler:
             "priority": case.priority,
             "clock_kind": CLOCK_WORDS.get(clock.kind, clock.kind),
             "due_utc": clock.due_at.isoformat().replace("+00:00", "Z"),
-            "due_customer_local": local_words(clock.due_at, calendar.tz),
-            "due_team_local": local_words(clock.due_at, self._settings.team_timezone),
+            "customer_timezone": case.timezone,
+            "team_timezone": self._settings.team_timezone.key,
             "time_left_words": describe_remaining(left),
         }
 
@@ -210,8 +215,3 @@ class Scheduler:
         else:
             # Another instance queued it first; its dedupe key made this insert a no-op.
             self._log.debug("sla.notice_already_queued", case_ref=notice.case_ref, **fields)
-
-
-def local_words(at: datetime, tz: ZoneInfo) -> str:
-    """``at`` as agents read it in ``tz``, e.g. "Mon 10 Jun 2024 12:00 CEST"."""
-    return at.astimezone(tz).strftime("%a %d %b %Y %H:%M %Z")

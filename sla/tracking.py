@@ -65,6 +65,15 @@ class SlaContext:
         )
 
 
+@dataclass(frozen=True)
+class _Cause:
+    """When, by whom and why the clocks or the status changed: what the audit entries say."""
+
+    at: datetime
+    actor: str
+    reason: str
+
+
 def record_opened(session: Session, case: Case, *, context: SlaContext) -> None:
     """Start the clocks of a case just opened; it flushes the case (the clocks need its id).
 
@@ -94,7 +103,7 @@ def record_agent_reply(
     running = cases.running_clocks(session, case.id)
     decision = on_agent_reply(context.terms(case), case_clocks(case, running), at)
     _apply(session, case, decision, at, running)
-    _clock_event(session, case, decision, at, actor, "agent replied")
+    _clock_event(session, case, decision, _Cause(at, actor, "agent replied"))
 
 
 def record_customer_reply(
@@ -103,19 +112,20 @@ def record_customer_reply(
     """A customer's message at ``at``: a pending or finished case reopens, its clock restarts."""
     running = cases.running_clocks(session, case.id)
     decision = on_customer_reply(context.terms(case), case_clocks(case, running), at)
-    _record_status(session, case, decision, at, actor, "customer replied")
+    cause = _Cause(at, actor, "customer replied")
+    _record_status(session, case, decision, cause)
     _apply(session, case, decision, at, running)
-    _clock_event(session, case, decision, at, actor, "customer replied")
+    _clock_event(session, case, decision, cause)
 
 
-def change_status(  # noqa: PLR0917 - the brief's call shape: who and why travel with the change
+def change_status(
     session: Session,
     case: Case,
     new_status: Status,
     at: datetime,
+    *,
     actor: str,
     reason: str,
-    *,
     context: SlaContext,
 ) -> bool:
     """Set the case's status and its clocks accordingly; False when it already had it."""
@@ -123,20 +133,21 @@ def change_status(  # noqa: PLR0917 - the brief's call shape: who and why travel
     decision = on_status(context.terms(case), case_clocks(case, running), new_status, at)
     if decision.status is None:
         return False
-    _record_status(session, case, decision, at, actor, reason)
+    cause = _Cause(at, actor, reason)
+    _record_status(session, case, decision, cause)
     _apply(session, case, decision, at, running)
-    _clock_event(session, case, decision, at, actor, reason)
+    _clock_event(session, case, decision, cause)
     return True
 
 
-def change_priority(  # noqa: PLR0917 - as change_status
+def change_priority(
     session: Session,
     case: Case,
     new_priority: Priority,
     at: datetime,
+    *,
     actor: str,
     reason: str,
-    *,
     context: SlaContext,
 ) -> bool:
     """Recategorize the case; running deadlines move. The customer's own claim is kept."""
@@ -165,7 +176,7 @@ def change_priority(  # noqa: PLR0917 - as change_status
         data=data,
     )
     _apply(session, case, decision, at, running)
-    _clock_event(session, case, decision, at, actor, reason)
+    _clock_event(session, case, decision, _Cause(at, actor, reason))
     return True
 
 
@@ -179,21 +190,19 @@ def _kind(text: str) -> TargetKind:
     return "first" if text == "first" else "update"
 
 
-def _record_status(  # noqa: PLR0917 - private; one unit of work's fields
-    session: Session, case: Case, decision: Decision, at: datetime, actor: str, reason: str
-) -> None:
+def _record_status(session: Session, case: Case, decision: Decision, cause: _Cause) -> None:
     if decision.status is None:
         return
-    old = case.status
+    old, reason = case.status, cause.reason
     case.status = decision.status.value
-    case.updated_at = at
-    case.closed_at = at if decision.status.is_finished else None
+    case.updated_at = cause.at
+    case.closed_at = cause.at if decision.status.is_finished else None
     cases.add_event(
         session,
         case,
         "status_changed",
-        at,
-        actor=actor,
+        cause.at,
+        actor=cause.actor,
         detail=f"{old} -> {case.status}: {reason}" if reason else f"{old} -> {case.status}",
         data={"from": old, "to": case.status, "reason": reason},
     )
@@ -234,9 +243,7 @@ def _apply_change(
             running.append(clock)
 
 
-def _clock_event(  # noqa: PLR0917 - private; one unit of work's fields
-    session: Session, case: Case, decision: Decision, at: datetime, actor: str, reason: str
-) -> None:
+def _clock_event(session: Session, case: Case, decision: Decision, cause: _Cause) -> None:
     if not decision.changes:
         return
     described = [_describe(c) for c in decision.changes]
@@ -244,10 +251,10 @@ def _clock_event(  # noqa: PLR0917 - private; one unit of work's fields
         session,
         case,
         "sla_clocks_changed",
-        at,
-        actor=actor,
-        detail=f"{'; '.join(described)} ({reason})",
-        data={"changes": [_as_data(c) for c in decision.changes], "reason": reason},
+        cause.at,
+        actor=cause.actor,
+        detail=f"{'; '.join(described)} ({cause.reason})",
+        data={"changes": [_as_data(c) for c in decision.changes], "reason": cause.reason},
     )
 
 

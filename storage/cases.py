@@ -21,7 +21,7 @@ from storage.models import (
 from storage.upserts import insert_if_absent, table_of
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Mapping, Sequence
     from datetime import datetime
 
     from sqlalchemy.orm import Session
@@ -39,6 +39,9 @@ _BUMP_REF = (
     .returning(_counters.value)
 )
 _INSERT_EVENT = insert(table_of(CaseEvent))
+_INSERT_MESSAGE = insert(table_of(Message))
+_INSERT_MESSAGE_ID = _INSERT_MESSAGE.returning(table_of(Message).c.id)
+_INSERT_ATTACHMENT = insert(table_of(Attachment))
 # The reads every message makes, built once likewise; their values come at execution.
 _BY_MESSAGE_IDS = (
     select(Case)
@@ -236,3 +239,43 @@ def running_clocks(session: Session, case_id: int) -> list[SlaClock]:
 def attachment_rows(message: Message) -> list[Attachment]:
     """A message's attachments (loaded through the relationship)."""
     return list(message.attachments)
+
+
+def add_message_row(session: Session, values: Mapping[str, Any]) -> int:
+    """Insert a case message from its columns; its id.
+
+    A row, not an object: INSERT ... RETURNING costs a fraction of a flush, and what
+    follows needs the message's id only.
+    """
+    message_id: int = session.execute(_INSERT_MESSAGE_ID, dict(values)).scalar_one()
+    return message_id
+
+
+def add_message_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert case messages from their columns, in one statement, for nothing to read back."""
+    if rows:
+        session.execute(_INSERT_MESSAGE, [dict(row) for row in rows])
+
+
+def add_attachment_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert a message's attachment rows (their blobs stored already), in one statement."""
+    if rows:
+        session.execute(_INSERT_ATTACHMENT, [dict(row) for row in rows])
+
+
+def latest_customer_message(
+    session: Session, case_id: int, senders: Collection[str]
+) -> Message | None:
+    """The case's newest customer message from one of ``senders`` (lower-case addresses)."""
+    stmt = (
+        select(Message)
+        .where(
+            Message.case_id == case_id,
+            Message.direction == "in",
+            Message.kind == "customer",
+            Message.from_addr.in_(senders),
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    return session.scalars(stmt).first()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,12 @@ if TYPE_CHECKING:
 
 STATUSES = ("queued", "sent", "failed")
 MAX_ERROR_CHARS = 2000  # last_error is for a human reading `outbox list`, not a log
+# A Message-ID is <id-left@id-right>, both RFC 5322 dot-atoms: atoms joined by single dots.
+# The left part keeps a plain subset of atext that no client or archive mangles.
+_ID_LEFT_UNSAFE = re.compile(r"[^A-Za-z0-9.+=_-]+")
+_DOMAIN_UNSAFE = re.compile(r"[^a-z0-9-]+")
+MAX_ID_PREFIX = 64
+MAX_ID_DOMAIN = 253  # the longest DNS name
 
 
 def enqueue(
@@ -179,3 +187,50 @@ def counts(session: Session) -> dict[str, int]:
     stmt = select(Outbox.status, func.count()).group_by(Outbox.status)
     found = {status: int(n) for status, n in session.execute(stmt)}
     return {status: found.get(status, 0) for status in STATUSES} | found
+
+
+def new_message_id(prefix: str, domain: str) -> str:
+    """A fresh Message-ID of ours, ``<prefix.random@domain>`` (RFC 5322 msg-id).
+
+    ``prefix`` names what the mail is about for a human reading headers (``case1042``,
+    ``sla.reminder.7``); ``domain`` is the configured Message-ID domain. Whatever they
+    hold, both come out as dot-atoms (atoms joined by single dots). The domain is
+    lower-cased, in its IDNA form, and keeps letters, digits and hyphens ("localhost"
+    when nothing is left); the prefix keeps letters, digits, ``+``, ``=``, ``_`` and
+    hyphens, any other run of characters made one hyphen ("mail2case" when nothing is
+    left). The random part makes the id unique, so the caller stores it and sends it
+    unchanged on every attempt.
+    """
+    atoms = _ID_LEFT_UNSAFE.sub("-", prefix).split(".")
+    left = _dot_atom(atoms)[:MAX_ID_PREFIX].strip(".-")
+    return f"<{left or 'mail2case'}.{secrets.token_hex(8)}@{_id_domain(domain)}>"
+
+
+def _id_domain(domain: str) -> str:
+    """``domain`` as a lower-case dot-atom of letters, digits and hyphens, or "localhost"."""
+    labels = [_DOMAIN_UNSAFE.sub("", _ascii_label(label)) for label in domain.lower().split(".")]
+    return _dot_atom(labels)[:MAX_ID_DOMAIN].strip(".") or "localhost"
+
+
+def _ascii_label(label: str) -> str:
+    """An internationalized label in its ASCII form (IDNA), as DNS and mail carry it."""
+    if label.isascii():
+        return label
+    try:
+        return label.encode("idna").decode("ascii")
+    except UnicodeError:  # not a valid IDNA label: its ASCII letters are what is left
+        return label
+
+
+def _dot_atom(atoms: list[str]) -> str:
+    # Empty atoms would make "a..b" or a leading dot: no dot-atom has those.
+    return ".".join(atom for atom in atoms if atom)
+
+
+def count_queued_since(session: Session, key_prefix: str, since: datetime) -> int:
+    """Rows queued after ``since`` whose dedupe key starts with ``key_prefix``."""
+    stmt = select(func.count()).where(
+        Outbox.dedupe_key.startswith(key_prefix, autoescape=True),
+        Outbox.created_at > since,
+    )
+    return int(session.scalar(stmt) or 0)

@@ -33,9 +33,9 @@ from ingest.agents.commands import (
 from ingest.agents.outbox import (
     Desk,
     Relay,
+    Turn,
     agent_key,
     is_agent,
-    new_message_id,
     queue_command_error,
     queue_relay,
     sent_within_hour,
@@ -45,16 +45,12 @@ from ingest.triage.classify import Kind
 from sla import tracking
 from sla.clocks import Status
 from sla.policy import Priority
-from storage import cases
+from storage import cases, outbox
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from datetime import datetime
-
-    from sqlalchemy.orm import Session
 
     from ingest.mime.parsed import ParsedMail
-    from ingest.triage.classify import Classification
     from storage.models import Case
 
 __all__ = ["Action", "Desk", "Role", "StoredAs", "act", "judge"]
@@ -109,46 +105,31 @@ class Role:
         return StoredAs("in", kind, mail.message_id, mail.text)
 
 
-def judge(  # noqa: PLR0917 - the process stage's unit of work, passed through
-    session: Session,
-    case: Case | None,
-    mail: ParsedMail,
-    verdict: Classification,
-    rcpt_to: Iterable[str],
-    desk: Desk,
-    now: datetime,
-) -> Role | None:
-    """Decide what ``mail`` is in the agents' workflow; None for ordinary customer mail.
+def judge(turn: Turn, case: Case | None) -> Role | None:
+    """Decide what the turn's mail is in the agents' workflow; None for customer mail.
 
     ``case`` is what threading found; a valid signed reply address overrides it.
     """
+    mail, desk = turn.mail, turn.desk
     sender = mail.from_.key if mail.from_ else ""
-    addresses = [*rcpt_to, *(a.addr for a in (*mail.to, *mail.cc))]
+    addresses = [*turn.work.row.rcpt_to, *(a.addr for a in (*mail.to, *mail.cc))]
     signed = _signed_ref(addresses, desk)
     if signed is not None:
-        return _signed_role(session, signed, mail, verdict, sender, desk, now)
+        return _signed_role(turn, signed, sender)
     claimed = next(
         (r for a in addresses if (r := claimed_ref(a, desk.own_addresses)) is not None), None
     )
-    claims_agent = verdict.kind is Kind.AGENT
+    claims_agent = turn.work.verdict.kind is Kind.AGENT
     if claimed is not None:
         return _suspicious(case, sender, f"reply address not validly signed for case {claimed}")
     if claims_agent and case is not None:
         return _suspicious(case, sender, "agent From without a signed reply address")
     if claims_agent:
-        return _maybe_on_behalf(session, mail, sender, desk, now)
+        return _maybe_on_behalf(turn, sender)
     return None
 
 
-def act(  # noqa: PLR0917 - the process stage's unit of work, passed through
-    session: Session,
-    role: Role,
-    case: Case | None,
-    message_id: int | None,
-    mail: ParsedMail,
-    desk: Desk,
-    now: datetime,
-) -> dict[str, Any]:
+def act(turn: Turn, role: Role, case: Case | None, message_id: int | None) -> dict[str, Any]:
     """Carry out ``role`` once the message is stored on ``case``; returns log fields.
 
     ``case`` is ``role.case``, or for ``#customer`` the case the process stage opened;
@@ -156,18 +137,18 @@ def act(  # noqa: PLR0917 - the process stage's unit of work, passed through
     """
     fields: dict[str, Any] = {"agent_action": role.action.value, "agent_reason": role.reason}
     if role.action is Action.REJECTED:
-        fields["error_mail"] = _reject(session, role, mail, desk, now)
+        fields["error_mail"] = _reject(turn, role)
     elif case is not None and role.action in {Action.REPLY, Action.NOTE, Action.ON_BEHALF}:
-        fields["relayed"] = _apply(session, role, case, mail, desk, now)
+        fields["relayed"] = _apply(turn, role, case)
     elif case is not None:
         cases.add_event(
-            session,
+            turn.session,
             case,
             role.action.value,
-            now,
+            turn.now,
             actor=role.sender,
             detail=role.reason,
-            data={"message_id": mail.message_id, "stored_as": message_id},
+            data={"message_id": turn.mail.message_id, "stored_as": message_id},
         )
     return fields
 
@@ -184,16 +165,9 @@ def _signed_ref(addresses: Iterable[str], desk: Desk) -> int | None:
     )
 
 
-def _signed_role(  # noqa: PLR0917 - private; one unit of work's fields
-    session: Session,
-    ref: int,
-    mail: ParsedMail,
-    verdict: Classification,
-    sender: str,
-    desk: Desk,
-    now: datetime,
-) -> Role:
-    case = cases.case_by_ref(session, ref)
+def _signed_role(turn: Turn, ref: int, sender: str) -> Role:
+    desk, verdict = turn.desk, turn.work.verdict
+    case = cases.case_by_ref(turn.session, ref)
     if case is None:
         return Role(Action.REFUSED, None, f"signed reply address for unknown case {ref}", sender)
     if not is_agent(sender, desk.classify):
@@ -201,35 +175,32 @@ def _signed_role(  # noqa: PLR0917 - private; one unit of work's fields
     if verdict.is_automatic:
         # RFC 3834 section 2: never answer an automatic reply, or two robots talk for ever.
         return Role(Action.AUTO_REPLY, case, f"{verdict.kind}: {verdict.reason}", sender)
-    unauthenticated = _authentication_problem(mail, desk)
+    unauthenticated = _authentication_problem(turn.mail, desk)
     if unauthenticated is not None:
         return _suspicious(case, sender, unauthenticated)
-    reply = _with_agent_checks(parse_agent_reply(mail.text), desk)
-    return _reply_role(session, case, reply, sender, desk, now)
+    reply = _with_agent_checks(parse_agent_reply(turn.mail.text), desk)
+    return _reply_role(turn, case, reply, sender)
 
 
-def _reply_role(  # noqa: PLR0917 - private; one unit of work's fields
-    session: Session, case: Case, reply: AgentReply, sender: str, desk: Desk, now: datetime
-) -> Role:
+def _reply_role(turn: Turn, case: Case, reply: AgentReply, sender: str) -> Role:
     if reply.errors:
-        return _rejected(session, case, reply, sender, desk, now)
+        return _rejected(turn, case, reply, sender)
     if reply.is_internal:
         return Role(Action.NOTE, case, "internal note", sender, reply)
     if not reply.text.strip():
         # "#status solved" alone is bookkeeping, not an answer the customer should get.
         return Role(Action.NOTE, case, "commands only, nothing to relay", sender, reply)
-    limit = desk.agents.max_relays_per_hour
-    if sent_within_hour(session, f"relay:{case.ref}:{agent_key(sender)}:", now) >= limit:
+    limit = turn.desk.agents.max_relays_per_hour
+    if sent_within_hour(turn, f"relay:{case.ref}:{agent_key(sender)}:") >= limit:
         reason = f"more than {limit} relays by this agent on this case in an hour"
         return Role(Action.RATE_LIMITED, case, reason, sender, reply)
-    relay_id = new_message_id(case.ref, desk.message_id_domain)
+    relay_id = outbox.new_message_id(f"case{case.ref}", turn.desk.message_id_domain)
     return Role(Action.REPLY, case, "signed agent reply", sender, reply, relay_message_id=relay_id)
 
 
-def _maybe_on_behalf(
-    session: Session, mail: ParsedMail, sender: str, desk: Desk, now: datetime
-) -> Role | None:
+def _maybe_on_behalf(turn: Turn, sender: str) -> Role | None:
     """An agent writing to the plain support address: ``#customer`` opens a case."""
+    mail, desk = turn.mail, turn.desk
     reply = _with_agent_checks(parse_agent_reply(mail.text, allow_customer=True), desk)
     customer = reply.get(Verb.CUSTOMER)
     if customer is not None and not reply.text.strip() and not reply.is_internal:
@@ -242,8 +213,8 @@ def _maybe_on_behalf(
     if unauthenticated is not None:
         return Role(Action.REFUSED, None, unauthenticated, sender)
     if reply.errors or customer is None:
-        return _rejected(session, None, reply, sender, desk, now)
-    relay_id = new_message_id(None, desk.message_id_domain)
+        return _rejected(turn, None, reply, sender)
+    relay_id = outbox.new_message_id("mail2case", desk.message_id_domain)
     return Role(
         Action.ON_BEHALF,
         None,
@@ -255,18 +226,11 @@ def _maybe_on_behalf(
     )
 
 
-def _rejected(  # noqa: PLR0917 - private; one unit of work's fields
-    session: Session,
-    case: Case | None,
-    reply: AgentReply,
-    sender: str,
-    desk: Desk,
-    now: datetime,
-) -> Role:
+def _rejected(turn: Turn, case: Case | None, reply: AgentReply, sender: str) -> Role:
     ref = "new" if case is None else str(case.ref)
-    sent = sent_within_hour(session, f"command_error:{ref}:{agent_key(sender)}:", now)
+    sent = sent_within_hour(turn, f"command_error:{ref}:{agent_key(sender)}:")
     problems = "; ".join(e.problem for e in reply.errors)
-    may_send = sent < desk.agents.max_error_mails_per_hour
+    may_send = sent < turn.desk.agents.max_error_mails_per_hour
     return Role(Action.REJECTED, case, problems, sender, reply, may_send_error=may_send)
 
 
@@ -302,72 +266,79 @@ def _authentication_problem(mail: ParsedMail, desk: Desk) -> str | None:
     return None if verdict.is_authenticated else f"not authenticated: {verdict.reason}"
 
 
-def _reject(session: Session, role: Role, mail: ParsedMail, desk: Desk, now: datetime) -> bool:
+def _reject(turn: Turn, role: Role) -> bool:
     errors = role.reply.errors if role.reply is not None else ()
     if role.case is not None:
         cases.add_event(
-            session,
+            turn.session,
             role.case,
             "commands_rejected",
-            now,
+            turn.now,
             actor=role.sender,
             detail=role.reason,
             data={"errors": [{"line": e.line, "problem": e.problem} for e in errors]},
         )
     if not role.may_send_error:
         return False
-    return queue_command_error(session, role.case, mail, role.sender, errors, desk, now)
+    return queue_command_error(turn, role.case, role.sender, errors)
 
 
-def _apply(  # noqa: PLR0917 - private; one unit of work's fields
-    session: Session, role: Role, case: Case, mail: ParsedMail, desk: Desk, now: datetime
-) -> bool:
+def _apply(turn: Turn, role: Role, case: Case) -> bool:
     """Commands in the order that keeps the clocks right; then the relay, unless a note."""
+    session, desk, now = turn.session, turn.desk, turn.now
     reply = role.reply
     assert reply is not None  # noqa: S101 - judge() gives every such role its parsed reply
     if role.action is Action.ON_BEHALF:
         case.participants = [
             p for p in case.participants if p != role.customer and not is_agent(p, desk.classify)
         ]
-    _recategorize(session, case, reply, role.sender, desk, now)
-    _assign(session, case, reply, role.sender, now)
+    _recategorize(turn, case, reply, role.sender)
+    _assign(turn, case, reply, role.sender)
     relayed = False
     # After #priority, so that the update clock the reply starts runs on the new target;
     # before #status, so that "solved" stops the clock the reply started.
     if role.action is not Action.NOTE and not reply.is_internal:
         tracking.record_agent_reply(session, case, now, context=desk.sla, actor=role.sender)
-        relayed = queue_relay(session, _relay(role, case, mail), desk, now)
+        relayed = queue_relay(turn, _relay(role, case, turn.mail))
     status = reply.get(Verb.STATUS)
     if status is not None:
-        reason = f"#status by {role.sender}"
         tracking.change_status(
-            session, case, Status(status.value), now, role.sender, reason, context=desk.sla
+            session,
+            case,
+            Status(status.value),
+            now,
+            actor=role.sender,
+            reason=f"#status by {role.sender}",
+            context=desk.sla,
         )
     case.updated_at = now
     return relayed
 
 
-def _recategorize(  # noqa: PLR0917 - private; one unit of work's fields
-    session: Session, case: Case, reply: AgentReply, actor: str, desk: Desk, now: datetime
-) -> None:
+def _recategorize(turn: Turn, case: Case, reply: AgentReply, actor: str) -> None:
     command = reply.get(Verb.PRIORITY)
     if command is None:
         return
-    reason = command.reason or f"recategorized by {actor}"
     tracking.change_priority(
-        session, case, Priority(command.value), now, actor, reason, context=desk.sla
+        turn.session,
+        case,
+        Priority(command.value),
+        turn.now,
+        actor=actor,
+        reason=command.reason or f"recategorized by {actor}",
+        context=turn.desk.sla,
     )
 
 
-def _assign(session: Session, case: Case, reply: AgentReply, actor: str, now: datetime) -> None:
+def _assign(turn: Turn, case: Case, reply: AgentReply, actor: str) -> None:
     command = reply.get(Verb.ASSIGN)
     if command is None or command.value == case.owner:
         return
     cases.add_event(
-        session,
+        turn.session,
         case,
         "owner_changed",
-        now,
+        turn.now,
         actor=actor,
         detail=f"{case.owner or 'nobody'} -> {command.value}",
         data={"from": case.owner, "to": command.value},

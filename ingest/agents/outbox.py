@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, select
-
 from ingest.agents.commands import strip_quoted_history
 from ingest.agents.reply_address import reply_address
-from ingest.priority.text import strip_subject_prefixes
+from ingest.triage.subject import bare_subject
 from sla.policy import Priority, describe_target
-from storage import outbox
-from storage.models import Message, Outbox
+from storage import cases, outbox
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,10 +24,11 @@ if TYPE_CHECKING:
     from ingest.triage.classify import ClassifySettings
     from ingest.triage.customers import CustomerDirectory
     from ingest.triage.reply_matching import CaseToken
+    from ingest.work import UnitOfWork
     from sla.business_hours import BusinessCalendar
     from sla.policy import SlaPolicy
     from sla.tracking import SlaContext
-    from storage.models import Case
+    from storage.models import Case, Message
 
 RATE_WINDOW = timedelta(hours=1)
 MAX_NOTIFY_TEXT = 20_000  # characters of customer text in one notification
@@ -78,6 +75,25 @@ class Desk(Protocol):
 
 
 @dataclass(frozen=True)
+class Turn:
+    """One message's turn at the agents' workflow: its transaction, the settings, its work."""
+
+    session: Session
+    desk: Desk
+    work: UnitOfWork
+
+    @property
+    def mail(self) -> ParsedMail:
+        """The message."""
+        return self.work.mail
+
+    @property
+    def now(self) -> datetime:
+        """The time of its processing."""
+        return self.work.now
+
+
+@dataclass(frozen=True)
 class Relay:
     """An agent's reply to send on to the customer."""
 
@@ -98,12 +114,6 @@ def is_agent(address: str, settings: ClassifySettings) -> bool:
     return key.rpartition("@")[2] in {d.lower() for d in settings.agent_domains}
 
 
-def new_message_id(case_ref: int | None, domain: str) -> str:
-    """A fresh Message-ID of ours, naming the case for a human reading headers."""
-    prefix = f"case{case_ref}" if case_ref is not None else "mail2case"
-    return f"<{prefix}.{secrets.token_hex(8)}@{domain}>"
-
-
 def agent_key(address: str) -> str:
     """A short stable stand-in for an agent's address inside dedupe keys (limited to 200)."""
     return hashlib.sha256(address.lower().encode()).hexdigest()[:16]
@@ -120,19 +130,15 @@ def error_key(case_ref: int | None, agent: str, content_key: str) -> str:
     return f"command_error:{case_part}:{agent_key(agent)}:{content_key}"
 
 
-def sent_within_hour(session: Session, key_prefix: str, now: datetime) -> int:
+def sent_within_hour(turn: Turn, key_prefix: str) -> int:
     """Outbox rows queued under ``key_prefix`` in the last hour (the loop brake)."""
-    stmt = select(func.count()).where(
-        Outbox.dedupe_key.startswith(key_prefix, autoescape=True),
-        Outbox.created_at > now - RATE_WINDOW,
-    )
-    return int(session.scalar(stmt) or 0)
+    return outbox.count_queued_since(turn.session, key_prefix, turn.now - RATE_WINDOW)
 
 
-def queue_relay(session: Session, relay: Relay, desk: Desk, now: datetime) -> bool:
+def queue_relay(turn: Turn, relay: Relay) -> bool:
     """Queue the agent's text to the customer and the case's copied participants."""
-    case = relay.case
-    parent = _customer_parent(session, case)
+    case, desk = relay.case, turn.desk
+    parent = _customer_parent(turn.session, case)
     refs = [*parent.references, parent.message_id] if parent and parent.message_id else []
     context = {
         "case_ref": case.ref,
@@ -144,7 +150,7 @@ def queue_relay(session: Session, relay: Relay, desk: Desk, now: datetime) -> bo
         "support_address": desk.support_address,
     }
     return _enqueue(
-        session,
+        turn,
         kind="relay",
         case_id=case.id,
         to_addrs=[case.customer_address],
@@ -155,7 +161,6 @@ def queue_relay(session: Session, relay: Relay, desk: Desk, now: datetime) -> bo
         in_reply_to=parent.message_id if parent else None,
         references=refs[-MAX_REFERENCES:],
         dedupe_key=relay_key(case.ref, relay.agent_address, relay.content_key),
-        now=now,
         extra={
             "cc_addrs": _copied(case, desk),
             "from_name": f"{relay.agent_name} via {desk.support_name}",
@@ -164,16 +169,7 @@ def queue_relay(session: Session, relay: Relay, desk: Desk, now: datetime) -> bo
     )
 
 
-def queue_notification(  # noqa: PLR0917 - one unit of work's fields
-    session: Session,
-    case: Case,
-    message_id: int,
-    mail: ParsedMail,
-    desk: Desk,
-    now: datetime,
-    *,
-    is_new_case: bool,
-) -> bool:
+def queue_notification(turn: Turn, case: Case, message_id: int, *, is_new_case: bool) -> bool:
     """Tell the case's owner, else the customer's team, else the team, about a new message.
 
     ``message_id`` is the stored message's row id (not its Message-ID header).
@@ -181,25 +177,25 @@ def queue_notification(  # noqa: PLR0917 - one unit of work's fields
     Reply-To is the case's signed reply address: answering the notification is how an
     agent works the case. False when nobody is configured to hear about it.
     """
+    desk = turn.desk
     rule = desk.customers.match(case.customer_address)
     to = case.owner or (rule.team_address if rule else "") or desk.agents.team_address
     if not to:
         return False
-    first = outbox.first_notification_id(session, case.id)
+    first = outbox.first_notification_id(turn.session, case.id)
     heading = "New case" if is_new_case else "New message"
     return _enqueue(
-        session,
+        turn,
         kind="notify",
         case_id=case.id,
         to_addrs=[to],
         subject=f"{heading}: " + desk.token.subject_with_token(case.ref, _bare(case.subject)),
         template="notify",
-        context=_notify_context(case, mail, desk, is_new_case=is_new_case),
-        message_id=new_message_id(case.ref, desk.message_id_domain),
+        context=_notify_context(case, turn.mail, desk, is_new_case=is_new_case),
+        message_id=outbox.new_message_id(f"case{case.ref}", desk.message_id_domain),
         in_reply_to=first,
         references=[first] if first else [],
         dedupe_key=f"notify:msg:{message_id}",
-        now=now,
         extra={"reply_to": signed_reply_to(case.ref, desk)},
     )
 
@@ -210,16 +206,11 @@ def signed_reply_to(case_ref: int, desk: Desk) -> str | None:
     return reply_address(desk.support_address, case_ref, secret) if secret else None
 
 
-def queue_command_error(  # noqa: PLR0917 - one unit of work's fields
-    session: Session,
-    case: Case | None,
-    mail: ParsedMail,
-    agent: str,
-    errors: Sequence[CommandError],
-    desk: Desk,
-    now: datetime,
+def queue_command_error(
+    turn: Turn, case: Case | None, agent: str, errors: Sequence[CommandError]
 ) -> bool:
     """Answer an agent whose commands were not understood; nothing else happened."""
+    mail, desk = turn.mail, turn.desk
     ref = case.ref if case is not None else None
     refs = [*mail.references, *([mail.message_id] if mail.message_id else [])]
     context = {
@@ -230,25 +221,26 @@ def queue_command_error(  # noqa: PLR0917 - one unit of work's fields
         "support_name": desk.support_name,
     }
     return _enqueue(
-        session,
+        turn,
         kind="command_error",
         case_id=case.id if case is not None else None,
         to_addrs=[agent],
-        subject="Not relayed: " + (strip_subject_prefixes(mail.subject) or "(no subject)"),
+        subject="Not relayed: " + (bare_subject(mail.subject) or "(no subject)"),
         template="command_error",
         context=context,
-        message_id=new_message_id(ref, desk.message_id_domain),
+        message_id=outbox.new_message_id(
+            f"case{ref}" if ref is not None else "mail2case", desk.message_id_domain
+        ),
         in_reply_to=mail.message_id,
         references=refs[-MAX_REFERENCES:],
         dedupe_key=error_key(ref, agent, mail.content_key),
-        now=now,
         extra={"reply_to": signed_reply_to(ref, desk) if ref is not None else None},
     )
 
 
-def _enqueue(session: Session, *, extra: dict[str, Any], **row: Any) -> bool:
+def _enqueue(turn: Turn, *, extra: dict[str, Any], **row: Any) -> bool:
     """outbox.enqueue with the columns it does not name (Cc, sender name, Reply-To, files)."""
-    return outbox.enqueue(session, **row, extra=extra)
+    return outbox.enqueue(turn.session, **row, now=turn.now, extra=extra)
 
 
 def _notify_context(
@@ -268,7 +260,9 @@ def _notify_context(
         "priority": case.priority,
         "priority_reason": case.priority_reason,
         "due_words": words,
-        "due_local_team": _local_words(due, desk.calendar),
+        # In the team's time zone when rendered (the templates' ``local`` filter).
+        "due_at": due.isoformat() if due is not None else None,
+        "team_timezone": desk.calendar.tz.key,
         "text": text,
         "attachments": [
             {"filename": a.filename, "content_type": a.content_type, "size": a.size}
@@ -290,12 +284,8 @@ def _running_target(case: Case, policy: SlaPolicy) -> tuple[str, datetime | None
     return "no running target", None
 
 
-def _local_words(at: datetime | None, calendar: BusinessCalendar) -> str:
-    return "-" if at is None else at.astimezone(calendar.tz).strftime("%a %d %b %Y %H:%M %Z")
-
-
 def _bare(subject: str) -> str:
-    return strip_subject_prefixes(subject) or subject
+    return bare_subject(subject) or subject
 
 
 def _copied(case: Case, desk: Desk) -> list[str]:
@@ -309,15 +299,4 @@ def _copied(case: Case, desk: Desk) -> list[str]:
 def _customer_parent(session: Session, case: Case) -> Message | None:
     """The customer's latest message: what the relay answers, for the customer's threading."""
     senders = {case.customer_address.lower(), *(p.lower() for p in case.participants)}
-    stmt = (
-        select(Message)
-        .where(
-            Message.case_id == case.id,
-            Message.direction == "in",
-            Message.kind == "customer",
-            Message.from_addr.in_(senders),
-        )
-        .order_by(Message.id.desc())
-        .limit(1)
-    )
-    return session.scalars(stmt).first()
+    return cases.latest_customer_message(session, case.id, senders)

@@ -20,7 +20,8 @@ from ingest.priority.features import (
     prepare,
 )
 from ingest.priority.literal_factors import folds_plainly, is_plain, may_match
-from ingest.priority.text import first_line, new_text, sentences, strip_subject_prefixes
+from ingest.priority.text import first_line, new_text, sentences
+from ingest.triage.subject import bare_subject
 from sla.policy import Priority
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ def infer_priority(
     # The problem is stated at the top; a megabyte of pasted logs adds nothing but time
     # (matching costs about 57 us per character), so only the head is read.
     text = new_text(body[:MAX_BODY_CHARS])[:MAX_TEXT_CHARS]
-    clean_subject = strip_subject_prefixes(subject[:1000])
+    clean_subject = bare_subject(subject[:1000])
     evidence = detect([clean_subject, *sentences(text)], rules.features, rules.quote_chars)
     priority, why = _decide(evidence, rules)
     claim = _claim(clean_subject, text, headers, rules)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["first_line", "new_text", "sentences", "strip_subject_prefixes"]
+__all__ = ["first_line", "new_text", "sentences"]
 
 # Where quoted history starts: "On ... wrote:", Outlook's "-----Original Message-----",
 # and the German, French, Spanish, Dutch, Italian and Portuguese attribution lines.
@@ -42,7 +42,6 @@ _GREETING = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^a-z])|\s+-\s+(?=[A-Z])")
-_SUBJECT_PREFIX = re.compile(r"^\s*((re|aw|fw|fwd|wg|tr|rv|sv)\s*:\s*)+", re.IGNORECASE)
 
 
 def new_text(body: str) -> str:
@@ -73,8 +72,3 @@ def sentences(text: str) -> list[str]:
         joined = " ".join(line.strip() for line in paragraph.splitlines() if line.strip())
         found.extend(s.strip() for s in _SENTENCE_END.split(joined) if s.strip())
     return found
-
-
-def strip_subject_prefixes(subject: str) -> str:
-    """The subject without reply and forward prefixes (Re:, AW:, Fwd:, TR: ...)."""
-    return _SUBJECT_PREFIX.sub("", subject).strip()

@@ -81,14 +81,14 @@ def _update(
     context: tracking.SlaContext,
     now: datetime,
 ) -> list[str]:
-    actor = args.actor or _default_actor()
+    actor, reason = args.actor or _default_actor(), args.reason.strip()
     changed = []
     if args.priority is not None and tracking.change_priority(
-        s, case, args.priority, now, actor, args.reason.strip(), context=context
+        s, case, args.priority, now, actor=actor, reason=reason, context=context
     ):
         changed.append("priority")
     if args.status is not None and tracking.change_status(
-        s, case, args.status, now, actor, args.reason.strip(), context=context
+        s, case, args.status, now, actor=actor, reason=reason, context=context
     ):
         changed.append("status")
     return changed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,20 @@ class PurgeReport:
         }
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every case of one purge run is purged with."""
+
+    closed_before: datetime
+    now: datetime
+    attachments_dir: Path | None
+    dry_run: bool
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of ``storage.purging.purge_case``."""
+        return dataclasses.asdict(self)
+
+
 def purge(
     sessions: sessionmaker[Session],
     *,
@@ -54,40 +69,32 @@ def purge(
     dry_run: bool = False,
 ) -> PurgeReport:
     """Purge every closed case closed more than ``older_than_days`` ago."""
-    closed_before = now - timedelta(days=older_than_days)
+    run = _Run(
+        closed_before=now - timedelta(days=older_than_days),
+        now=now,
+        attachments_dir=attachments_dir,
+        dry_run=dry_run,
+    )
     report = PurgeReport(older_than_days, dry_run)
     after = 0
     while True:
         with sessions() as s:
-            ids = purging.purgeable_case_ids(s, closed_before, BATCH, after)
+            ids = purging.purgeable_case_ids(s, run.closed_before, BATCH, after)
         if not ids:
             return report
         for case_id in ids:
-            done = _purge_one(sessions, case_id, closed_before, now, attachments_dir, dry_run)
+            done = _purge_one(sessions, case_id, run)
             if not done.is_empty:
                 report.cases.append(done)
         after = ids[-1]
 
 
-def _purge_one(  # noqa: PLR0917 - private; the run's parameters, passed on
-    sessions: sessionmaker[Session],
-    case_id: int,
-    closed_before: datetime,
-    now: datetime,
-    attachments_dir: Path | None,
-    dry_run: bool,  # noqa: FBT001 - private, positional like its neighbours
-) -> CasePurge:
-    options: dict[str, Any] = {
-        "closed_before": closed_before,
-        "now": now,
-        "attachments_dir": attachments_dir,
-        "dry_run": dry_run,
-    }
-    if dry_run:
+def _purge_one(sessions: sessionmaker[Session], case_id: int, run: _Run) -> CasePurge:
+    if run.dry_run:
         with sessions() as s:
-            return purging.purge_case(s, case_id, **options)
+            return purging.purge_case(s, case_id, **run.options())
     with sessions.begin() as s:
-        done = purging.purge_case(s, case_id, **options)
+        done = purging.purge_case(s, case_id, **run.options())
     # Only after the commit: a file deleted for a rolled-back purge would be lost data.
     for path in done.files:
         path.unlink(missing_ok=True)

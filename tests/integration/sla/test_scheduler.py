@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -87,7 +88,7 @@ class Site:
 
     def _set_priority(self, s: Session, case: Case, priority: Priority, at: datetime) -> None:
         tracking.change_priority(
-            s, case, priority, at, "lead@example.com", "test", context=self.context
+            s, case, priority, at, actor="lead@example.com", reason="test", context=self.context
         )
 
     def update(self, ref: int, change: Any) -> None:
@@ -206,6 +207,10 @@ def test_notices_render_with_their_template(site: Site, kind: str) -> None:
         MONDAY_10 + (timedelta(minutes=50) if kind == "reminder" else timedelta(hours=2))
     )
     (row,) = site.outbox(kind)
+    (clock_id,) = re.findall(r"\d+$", row.dedupe_key)
+    # The one Message-ID maker's shape; the time travels unformatted, with the zones.
+    assert re.fullmatch(rf"<sla\.{kind}\.{clock_id}\.[0-9a-f]{{16}}@example\.com>", row.message_id)
+    assert (row.context["customer_timezone"], row.context["team_timezone"]) == ("UTC", "UTC")
     envelope = Envelope(
         "Support", "support@example.com", tuple(row.to_addrs), row.subject, row.message_id
     )
@@ -340,7 +345,13 @@ def test_pending_stops_update_and_customer_reply_restarts_it(site: Site) -> None
     site.update(
         ref,
         lambda s, c: tracking.change_status(
-            s, c, Status.PENDING, pending_at, "agent@example.com", "asked", context=site.context
+            s,
+            c,
+            Status.PENDING,
+            pending_at,
+            actor="agent@example.com",
+            reason="asked",
+            context=site.context,
         ),
     )
     assert site.running(ref) == []
@@ -366,7 +377,13 @@ def test_priority_change_moves_deadline_and_is_audited(site: Site) -> None:
     site.update(
         ref,
         lambda s, c: tracking.change_priority(
-            s, c, Priority.MEDIUM, at, "lead@example.com", "production impact", context=site.context
+            s,
+            c,
+            Priority.MEDIUM,
+            at,
+            actor="lead@example.com",
+            reason="production impact",
+            context=site.context,
         ),
     )
     (medium,) = site.running(ref)
@@ -396,7 +413,13 @@ def test_same_priority_is_no_change(site: Site) -> None:
         ref,
         lambda s, c: result.append(
             tracking.change_priority(
-                s, c, Priority.HIGH, MONDAY_10, "x@example.com", "same", context=site.context
+                s,
+                c,
+                Priority.HIGH,
+                MONDAY_10,
+                actor="x@example.com",
+                reason="same",
+                context=site.context,
             )
         ),
     )
@@ -411,7 +434,13 @@ def test_solved_stops_clocks_and_customer_reply_reopens(site: Site) -> None:
     site.update(
         ref,
         lambda s, c: tracking.change_status(
-            s, c, Status.SOLVED, solved_at, "a@example.com", "dup", context=site.context
+            s,
+            c,
+            Status.SOLVED,
+            solved_at,
+            actor="a@example.com",
+            reason="dup",
+            context=site.context,
         ),
     )
     assert site.running(ref) == []

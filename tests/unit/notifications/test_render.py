@@ -1,4 +1,4 @@
-"""Rendering of outgoing mail: headers, parts, escaping, injection, template lookup."""
+"""Rendering of outgoing mail: headers, parts, escaping, injection, template lookup, times."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from notifications.errors import RenderError
-from notifications.render import Envelope, build_environment, make_message_id, render_mail
+from notifications.render import Envelope, build_environment, local_time, render_mail
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
     from pathlib import Path
+
+    import jinja2
 
 NOW = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)
 
@@ -30,7 +32,7 @@ ACK_CONTEXT: dict[str, Any] = {
     "priority_reason": "customer stated High in the subject",
     "first_response_words": "within 1 hour",
     "first_response_due": "2026-11-30T12:00:00+00:00",
-    "first_response_due_local": "Mon 30 Nov 2026 13:00 CET",
+    "customer_timezone": "Europe/Berlin",
     "support_name": "Example Support",
     "support_address": "support@example.com",
 }
@@ -44,8 +46,8 @@ CLOCK_CONTEXT: dict[str, Any] = {
     "priority": "medium",
     "clock_kind": "first response",
     "due_utc": "2026-11-30T12:00:00+00:00",
-    "due_customer_local": "Mon 30 Nov 2026 13:00 CET",
-    "due_team_local": "Mon 30 Nov 2026 12:00 GMT",
+    "customer_timezone": "Europe/Berlin",
+    "team_timezone": "Europe/London",
     "time_left_words": "1 hour 10 minutes left",
 }
 
@@ -63,11 +65,27 @@ NOTIFY_CONTEXT: dict[str, Any] = {
     )
 } | {
     "due_words": "first response within 1 hour",
-    "due_local_team": "Mon 30 Nov 2026 12:00 GMT",
+    "due_at": "2026-11-30T12:00:00+00:00",
+    "team_timezone": "Europe/London",
     "text": "Our database is down.\nPlease help.",
     "attachments": [{"filename": "db.log", "content_type": "text/plain", "size": 2048}],
     "is_new_case": True,
 }
+
+# The contexts of rows queued before the ``local`` filter: each time already formatted,
+# no zone. Such rows are rendered after an upgrade.
+LEGACY_ACK_CONTEXT: dict[str, Any] = {
+    k: v for k, v in ACK_CONTEXT.items() if k != "customer_timezone"
+} | {"first_response_due_local": "Mon 30 Nov 2026 13:00 CET"}
+LEGACY_CLOCK_CONTEXT: dict[str, Any] = {
+    k: v for k, v in CLOCK_CONTEXT.items() if k not in {"customer_timezone", "team_timezone"}
+} | {
+    "due_customer_local": "Mon 30 Nov 2026 13:00 CET",
+    "due_team_local": "Mon 30 Nov 2026 12:00 GMT",
+}
+LEGACY_NOTIFY_CONTEXT: dict[str, Any] = {
+    k: v for k, v in NOTIFY_CONTEXT.items() if k not in {"due_at", "team_timezone"}
+} | {"due_local_team": "Mon 30 Nov 2026 12:00 GMT"}
 
 
 def envelope(**overrides: Any) -> Envelope:
@@ -323,14 +341,99 @@ def test_notify_lists_attachments_and_text() -> None:
     assert "customer stated High in the subject" in text
 
 
-def test_make_message_id_is_unique_and_well_formed() -> None:
-    """Message-IDs look like <token.random@domain> and never repeat."""
-    ids = {make_message_id("example.com", "ack-1042") for _ in range(100)}
-    assert len(ids) == 100
-    assert all(re.fullmatch(r"<ack-1042\.[0-9a-f]{16}@example\.com>", i) for i in ids)
+def bodies(
+    template: str, context: dict[str, Any], env: jinja2.Environment | None = None
+) -> list[str]:
+    """The decoded text of each body part (the multipart boundary is random)."""
+    msg = render_mail(env or build_environment(), template, context, envelope(), now=NOW)
+    return [str(part.get_content()) for part in msg.walk() if not part.is_multipart()]
 
 
-def test_make_message_id_cleans_unsafe_characters() -> None:
-    """Spaces, angle brackets or @ in the token or domain cannot break the id."""
-    msg_id = make_message_id("exa mple.com>", "a b@c<d>")
-    assert re.fullmatch(r"<[A-Za-z0-9.+=_-]+\.[0-9a-f]{16}@[A-Za-z0-9.+=_-]+>", msg_id)
+@pytest.mark.parametrize(
+    ("at", "zone", "expected"),
+    [
+        ("2026-12-07T13:00:00+00:00", "Europe/Berlin", "Mon 07 Dec 2026 14:00 CET"),
+        ("2026-06-07T13:00:00Z", "Europe/Berlin", "Sun 07 Jun 2026 15:00 CEST"),
+        (datetime(2026, 12, 7, 13, tzinfo=UTC), "America/New_York", "Mon 07 Dec 2026 08:00 EST"),
+        (
+            datetime(2026, 12, 7, 13, tzinfo=UTC).replace(tzinfo=None),
+            "Europe/London",
+            "Mon 07 Dec 2026 13:00 GMT",
+        ),
+        ("2026-12-07T13:00:00", "UTC", "Mon 07 Dec 2026 13:00 UTC"),
+        (None, "Europe/Berlin", "-"),
+        ("", "Europe/Berlin", "-"),
+    ],
+)
+def test_local_time_shows_utc_in_the_zone(
+    at: datetime | str | None, zone: str, expected: str
+) -> None:
+    """A UTC time (ISO text or datetime; no offset means UTC) in the zone; "-" for none."""
+    assert local_time(at, zone) == expected
+
+
+def test_local_filter_renders_a_time_in_the_zone_it_is_given(tmp_path: Path) -> None:
+    """``{{ at | local(tz) }}`` in a template is local_time, for a time or none."""
+    (tmp_path / "when.txt.j2").write_text(
+        "{{ at | local(tz) }}|{{ no | local(tz) }}\n", encoding="utf-8"
+    )
+    context = {"at": "2026-12-07T13:00:00+00:00", "no": None, "tz": "Europe/Berlin"}
+    assert bodies("when", context, build_environment(tmp_path)) == ["Mon 07 Dec 2026 14:00 CET|-\n"]
+
+
+@pytest.mark.parametrize("zone", ["Nowhere/City", "../etc/passwd", ""])
+def test_unknown_time_zone_is_a_render_error(zone: str) -> None:
+    """A zone that names none fails the mail (a RenderError), never renders a wrong time."""
+    with pytest.raises(RenderError, match="ack"):
+        render_mail(
+            build_environment(),
+            "ack",
+            ACK_CONTEXT | {"customer_timezone": zone},
+            envelope(),
+            now=NOW,
+        )
+
+
+@pytest.mark.parametrize(
+    ("template", "context", "legacy", "shown"),
+    [
+        ("ack", ACK_CONTEXT, LEGACY_ACK_CONTEXT, ["Mon 30 Nov 2026 13:00 CET"]),
+        ("notify", NOTIFY_CONTEXT, LEGACY_NOTIFY_CONTEXT, ["Mon 30 Nov 2026 12:00 GMT"]),
+        (
+            "reminder",
+            CLOCK_CONTEXT,
+            LEGACY_CLOCK_CONTEXT,
+            ["Mon 30 Nov 2026 12:00 GMT (team)", "Mon 30 Nov 2026 13:00 CET (customer)"],
+        ),
+        (
+            "escalation",
+            CLOCK_CONTEXT,
+            LEGACY_CLOCK_CONTEXT,
+            ["Mon 30 Nov 2026 12:00 GMT (team)", "Mon 30 Nov 2026 13:00 CET (customer)"],
+        ),
+    ],
+)
+def test_rows_queued_before_the_local_filter_render_as_before(
+    template: str, context: dict[str, Any], legacy: dict[str, Any], shown: list[str]
+) -> None:
+    """A row whose context holds its times formatted renders the mail a new row does."""
+    new, old = bodies(template, context), bodies(template, legacy)
+    assert old == new
+    assert all(words in old[0] for words in shown)
+
+
+def test_legacy_formatted_text_is_shown_as_it_was_queued() -> None:
+    """The old row's own text is shown, not a time computed again (it has no zone)."""
+    legacy = LEGACY_NOTIFY_CONTEXT | {"due_local_team": "Tue 01 Dec 2026 09:00 GMT"}
+    assert "by Tue 01 Dec 2026 09:00 GMT" in bodies("notify", legacy)[0]
+
+
+def test_override_template_for_the_earlier_context_renders_new_rows(tmp_path: Path) -> None:
+    """An operator's template still using the formatted keys gets them from a new row."""
+    (tmp_path / "reminder.txt.j2").write_text(
+        "{{ due_team_local }} / {{ due_customer_local }}\n", encoding="utf-8"
+    )
+    env = build_environment(tmp_path)
+    assert bodies("reminder", CLOCK_CONTEXT, env) == [
+        "Mon 30 Nov 2026 12:00 GMT / Mon 30 Nov 2026 13:00 CET\n"
+    ]
