@@ -449,11 +449,43 @@ def _policy_addresses(name: str, value: str) -> list[Address] | None:
 
 
 def _fallback_addresses(value: str) -> list[Address]:
+    """Addresses of a header the RFC 5322 parser found defective, read as mail clients do.
+
+    Where a mailbox has an address in angle brackets, that is its address (RFC 5322
+    3.4 name-addr), whatever the text before it looks like: in
+    ``alice@example.com <mallory@evil.example>`` the sender is mallory, as the MUA
+    shows and as a border DMARC check judged it; getaddresses would say alice.
+    """
+    angled = _angle_addresses(value)
+    if angled:
+        return angled
     try:
         pairs = getaddresses([value])
     except (RecursionError, IndexError, ValueError):  # nested comments overflow its recursion
         return []
     return [Address(decode_header_text(name), clean_text(addr)) for name, addr in pairs if addr]
+
+
+# An address in angle brackets; found in linear time (the header may be hostile and long).
+_ANGLE = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+
+
+def _angle_addresses(value: str) -> list[Address]:
+    """Each angle address, with the text since the previous mailbox as its display name."""
+    found = []
+    start = 0
+    for match in _ANGLE.finditer(value):
+        before = value[start : match.start()]
+        # The previous mailbox ends at its last comma outside the name ("Doe, John" stays).
+        if before.count('"') % 2 == 0 and "," in before.replace('"', "").strip(", "):
+            before = before.rsplit(",", 1)[1]
+        phrase = _COMMENT_TEXT.sub(" ", before[:500]).strip(" \t,").strip('"').strip()
+        found.append(Address(decode_header_text(phrase), clean_text(match.group(1))))
+        start = match.end()
+    return found
+
+
+_COMMENT_TEXT = re.compile(r"\([^()]*\)")
 
 
 def _date(value: str) -> datetime | None:

@@ -128,6 +128,9 @@ def _person_classification(mail: ParsedMail, settings: ClassifySettings) -> Clas
     if listed is not None:
         return Classification(Kind.LIST, listed)
     sender = mail.from_
+    if sender is not None and _names_several_senders(mail):
+        # RFC 5322 3.6.2: several authors. Authority is one person's; none is an agent.
+        return Classification(Kind.CUSTOMER, "several From addresses: none is taken as an agent")
     if sender is not None and sender.key in _lowered(settings.agent_addresses):
         return Classification(Kind.AGENT, f"agent address {sender.key}")
     if sender is not None and sender.domain in _lowered(settings.agent_domains):
@@ -253,3 +256,8 @@ def _base_address(address: str) -> str:
     """``support+1042-sig@x`` as ``support@x``: our plus-addresses are ours too."""
     local, _, domain = address.rpartition("@")
     return f"{local.partition('+')[0]}@{domain}"
+
+
+def _names_several_senders(mail: ParsedMail) -> bool:
+    values = mail.header_all("From")
+    return len(values) > 1 or sum(len(_addresses_in(v)) for v in values) > 1

@@ -175,6 +175,30 @@ def test_addresses_are_parsed_leniently(header: str, field: str, expected: objec
     assert getattr(parse_message(mail(header)), field) == expected
 
 
+@pytest.mark.parametrize(
+    "header",
+    [
+        "From: alice@example.com <mallory@evil.example>",
+        'From: "alice@example.com" <mallory@evil.example>',
+        "From: alice@example.com (Alice) <mallory@evil.example>",
+        "From: Alice alice@example.com <mallory@evil.example>",
+    ],
+)
+def test_the_address_in_angle_brackets_is_the_sender(header: str) -> None:
+    """RFC 5322 name-addr: an address-like display name is a name, never the sender."""
+    sender = parse_message(mail(header)).from_
+    assert sender is not None
+    assert sender.addr == "mallory@evil.example"
+
+
+def test_a_hostile_header_of_angle_brackets_parses_in_linear_time() -> None:
+    """The angle-address reading stays linear on a long header (bounded analysis)."""
+    header = "From: " + "a@b <" * 20000 + "x@y>"
+    sender = parse_message(mail(header)).from_
+    assert sender is not None
+    assert sender.addr == "x@y"
+
+
 def test_long_address_list_is_parsed() -> None:
     """A To header with thousands of recipients parses, via the fast fallback path."""
     header = "To: " + ", ".join(f"u{n}@example.com" for n in range(3000))

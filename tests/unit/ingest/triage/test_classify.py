@@ -180,6 +180,14 @@ def test_an_x_loop_that_only_contains_our_address_is_not_a_loop(value: str) -> N
     assert run(simple(f"X-Loop: {value}")).kind is Kind.CUSTOMER
 
 
+def test_a_from_with_several_mailboxes_is_never_an_agent() -> None:
+    """Two authors, one an agent: authority is one person's, so neither is taken as agent."""
+    raw = "From: alice@agents.example.org, <mallory@evil.test>\nSubject: x\n\n#customer a@b.c\n"
+    verdict = run(raw)
+    assert verdict.kind is Kind.CUSTOMER
+    assert "several From" in verdict.reason
+
+
 @pytest.mark.parametrize(
     ("sender", "reason"),
     [
