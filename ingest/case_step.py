@@ -9,7 +9,7 @@ from ingest.agents import mail as agent_mail
 from ingest.agents.outbox import Turn, queue_notification
 from ingest.outcome import Outcome, processed
 from ingest.triage.classify import Kind
-from ingest.triage.reply_matching import is_participant, referenced_ids
+from ingest.triage.reply_matching import choose_thread, is_participant, referenced_ids
 from ingest.triage.subject import bare_subject
 from ingest.work import InboundRow, UnitOfWork
 from sla import tracking
@@ -85,6 +85,9 @@ class CaseStep:
         message_id = self._add_message(case, role.stored_as(self.mail)) if case else None
         self._write_events()
         extra = agent_mail.act(self.turn, role, case, message_id)
+        if role.action is agent_mail.Action.ON_BEHALF and case is not None and message_id:
+            # Every mail sent in a customer's name is announced to the team.
+            queue_notification(self.turn, case, message_id, is_new_case=True, opened_by=role.sender)
         if case is None:
             return Outcome("suppressed", reason=f"{role.action}: {role.reason}", extra=extra)
         return processed(case, opened=role.case is None, extra=extra)
@@ -97,7 +100,7 @@ class CaseStep:
         ids = referenced_ids(self.mail)
         if self.verdict.bounce and self.verdict.bounce.original_message_id:
             ids.insert(0, self.verdict.bounce.original_message_id)
-        found = cases.case_by_message_ids(self.s, ids)
+        found = choose_thread(ids, cases.thread_hits(self.s, ids), self._may_join)
         if found is not None:
             return found
         for ref in self.cfg.token.refs_in(self.mail.subject):

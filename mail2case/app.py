@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
+from ingest.agents.reply_address import reply_address
 from ingest.analysis.sandbox import Sandbox
 from ingest.process import Processor
 from ingest.settings import ProcessSettings
@@ -177,7 +179,13 @@ def scheduler_settings(config: Config) -> SchedulerSettings:
         ref_prefix=support.ref_prefix,
         team_timezone=config.business_hours.calendar.tz,
         remind_in_business_hours_only=config.sla.remind_in_business_hours_only,
+        reply_address=functools.partial(_signed_reply_address, config),
     )
+
+
+def _signed_reply_address(config: Config, case_ref: int) -> str | None:
+    secret = config.agents.reply_secret
+    return reply_address(config.support.address, case_ref, secret) if secret else None
 
 
 def build_scheduler(

@@ -14,6 +14,7 @@ from sla.policy import Clock
 from storage import outbox, sla_clocks
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from sqlalchemy.orm import Session, sessionmaker
@@ -41,6 +42,10 @@ class SchedulerSettings:
     team_timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
     remind_in_business_hours_only: bool = True
     batch_size: int = 100
+    # The case's signed reply address (agents answer a reminder as they answer a
+    # notification), or None without a reply secret; given by the composition root,
+    # since the signing lives with the agents' mail.
+    reply_address: Callable[[int], str | None] = field(default=lambda _ref: None, repr=False)
 
     @property
     def escalation_to(self) -> str:
@@ -170,6 +175,7 @@ class Scheduler:
             references=[first] if first else [],
             dedupe_key=key,
             now=now,
+            extra={"reply_to": self._settings.reply_address(case.ref)},
         )
         return Notice(kind, case.ref, clock.id, clock.kind, clock.due_at, to, key, queued)
 

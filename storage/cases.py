@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import case as sql_case
@@ -44,11 +44,11 @@ _INSERT_MESSAGE_ID = _INSERT_MESSAGE.returning(table_of(Message).c.id)
 _INSERT_ATTACHMENT = insert(table_of(Attachment))
 # The reads every message makes, built once likewise; their values come at execution.
 _BY_MESSAGE_IDS = (
-    select(Case)
-    .join(Message, Message.case_id == Case.id)
+    select(Message.message_id, Message.direction == "out", Message.id, Case)
+    .join(Case, Message.case_id == Case.id)
     .where(Message.message_id.in_(bindparam("ids", expanding=True)))
-    .order_by(Message.id.desc())
-    .limit(1)
+    .order_by(Message.id)
+    .limit(200)
 )
 _BY_DEDUPE_KEY = select(Message.id, Message.case_id).where(Message.dedupe_key == bindparam("key"))
 _RUNNING_CLOCKS = select(SlaClock).where(
@@ -94,11 +94,21 @@ def case_by_external_ref(session: Session, ref: str) -> Case | None:
     return session.scalars(select(Case).where(Case.external_ref == ref)).first()
 
 
-def case_by_message_ids(session: Session, message_ids: Sequence[str]) -> Case | None:
-    """The case holding the newest of the messages named (In-Reply-To, References)."""
+class ThreadHit(NamedTuple):
+    """A stored message carrying a Message-ID a new mail refers to."""
+
+    message_id: str
+    ours: bool  # an outgoing message of ours: its Message-ID is one we generated
+    row_id: int  # storage order: the first copy of an id has the lowest
+    case: Case
+
+
+def thread_hits(session: Session, message_ids: Sequence[str]) -> list[ThreadHit]:
+    """The stored messages carrying any of ``message_ids``, oldest first, with their cases."""
     if not message_ids:
-        return None
-    return session.scalars(_BY_MESSAGE_IDS, {"ids": list(message_ids)}).first()
+        return []
+    rows = session.execute(_BY_MESSAGE_IDS, {"ids": list(message_ids)})
+    return [ThreadHit(mid or "", bool(ours), row_id, case) for mid, ours, row_id, case in rows]
 
 
 def message_by_dedupe_key(session: Session, key: str) -> tuple[int, int] | None:

@@ -227,6 +227,19 @@ def _dot_atom(atoms: list[str]) -> str:
     return ".".join(atom for atom in atoms if atom)
 
 
+def count_relays_by_agent_since(session: Session, agent_key: str, since: datetime) -> int:
+    """Relays queued after ``since`` by the agent whose key is ``agent_key`` (any case).
+
+    Relay dedupe keys are ``relay:<case>:<agent key>:<content>`` (ingest.agents.outbox).
+    """
+    stmt = select(func.count()).where(
+        Outbox.kind == "relay",
+        Outbox.dedupe_key.like(f"relay:%:{agent_key}:%"),
+        Outbox.created_at > since,
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def count_queued_since(session: Session, key_prefix: str, since: datetime) -> int:
     """Rows queued after ``since`` whose dedupe key starts with ``key_prefix``."""
     stmt = select(func.count()).where(

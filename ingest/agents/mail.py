@@ -13,8 +13,9 @@ How messages are stored:
 - commands not understood, or relays over the hourly limit: ``kind="rejected"``;
 - an agent's auto-responder: ``kind="auto_reply"``, never answered;
 - no authority (no valid signature for the case, a non-agent sender, or a failed
-  DKIM/DMARC check when required): ``kind="customer"`` with a ``suspicious`` event; no
-  command is applied, nothing is relayed, no clock moves.
+  DKIM/DMARC check when required): ``kind="customer"`` with a ``suspicious`` event and
+  no Message-ID (nothing threads onto it); no command is applied, nothing is relayed,
+  no clock moves.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from ingest.agents.outbox import (
     is_agent,
     queue_command_error,
     queue_relay,
+    relays_by_agent_within_hour,
     sent_within_hour,
 )
 from ingest.agents.reply_address import claimed_ref, parse_reply_address
@@ -99,9 +101,11 @@ class Role:
             return StoredAs("out", "agent", self.relay_message_id, new_text)
         if self.action is Action.NOTE:
             return StoredAs("in", "note", mail.message_id, new_text)
-        kind = {Action.AUTO_REPLY: "auto_reply", Action.SUSPICIOUS: "customer"}.get(
-            self.action, "rejected"
-        )
+        if self.action is Action.SUSPICIOUS:
+            # Kept for the agents to read, but without its Message-ID: a reply to a mail
+            # planted under a forged agent From must not thread by it (the raw mail keeps it).
+            return StoredAs("in", "customer", None, mail.text)
+        kind = "auto_reply" if self.action is Action.AUTO_REPLY else "rejected"
         return StoredAs("in", kind, mail.message_id, mail.text)
 
 
@@ -194,6 +198,9 @@ def _reply_role(turn: Turn, case: Case, reply: AgentReply, sender: str) -> Role:
     if sent_within_hour(turn, f"relay:{case.ref}:{agent_key(sender)}:") >= limit:
         reason = f"more than {limit} relays by this agent on this case in an hour"
         return Role(Action.RATE_LIMITED, case, reason, sender, reply)
+    over = _agent_relay_limit(turn, sender)
+    if over is not None:
+        return Role(Action.RATE_LIMITED, case, over, sender, reply)
     relay_id = outbox.new_message_id(f"case{case.ref}", turn.desk.message_id_domain)
     return Role(Action.REPLY, case, "signed agent reply", sender, reply, relay_message_id=relay_id)
 
@@ -209,9 +216,10 @@ def _maybe_on_behalf(turn: Turn, sender: str) -> Role | None:
         reply = AgentReply(reply.commands, reply.text, (CommandError(line, problem),))
     if customer is None and not reply.errors:
         return None  # an agent's own question to support: an ordinary new case
-    unauthenticated = _authentication_problem(mail, desk)
-    if unauthenticated is not None:
-        return Role(Action.REFUSED, None, unauthenticated, sender)
+    refusal = _on_behalf_problem(turn, sender) if customer is not None else None
+    if customer is not None and refusal is not None and not reply.errors:
+        line = f"#customer {customer.value}"
+        reply = AgentReply(reply.commands, reply.text, (CommandError(line, refusal),))
     if reply.errors or customer is None:
         return _rejected(turn, None, reply, sender)
     relay_id = outbox.new_message_id("mail2case", desk.message_id_domain)
@@ -224,6 +232,40 @@ def _maybe_on_behalf(turn: Turn, sender: str) -> Role | None:
         customer=customer.value,
         relay_message_id=relay_id,
     )
+
+
+def _on_behalf_problem(turn: Turn, sender: str) -> str | None:
+    """Why this mail may not open a case in a customer's name, or None.
+
+    ``#customer`` sends mail to any address in the support address's name, so the From
+    header (a claim anyone can write) is not enough: the agent's domain must pass DKIM
+    or DMARC at a border MTA we trust. Without that set-up, #customer is refused.
+    """
+    mail, desk = turn.mail, turn.desk
+    if not desk.agents.require_authentication:
+        return (
+            "#customer is accepted only from mail authenticated by DKIM or DMARC "
+            "([agents] require_authentication and trusted_authserv_ids)"
+        )
+    unauthenticated = _authentication_problem(mail, desk)
+    if unauthenticated is not None:
+        return f"#customer refused: {unauthenticated}"
+    ours = {a.lower() for a in desk.own_addresses}
+    reached = {a.key for a in (*mail.to, *mail.cc) if a.key not in ours} - {sender}
+    limit = desk.agents.max_relay_recipients
+    if len(reached) + 1 > limit:
+        return (
+            f"a mail in a customer's name reaches at most {limit} people (got {len(reached) + 1})"
+        )
+    return _agent_relay_limit(turn, sender)
+
+
+def _agent_relay_limit(turn: Turn, sender: str) -> str | None:
+    """Past the relays one agent may send in an hour over all cases: why, else None."""
+    limit = turn.desk.agents.max_relays_per_agent_per_hour
+    if relays_by_agent_within_hour(turn, sender) >= limit:
+        return f"more than {limit} relays by this agent in an hour (all cases)"
+    return None
 
 
 def _rejected(turn: Turn, case: Case | None, reply: AgentReply, sender: str) -> Role:
@@ -299,7 +341,7 @@ def _apply(turn: Turn, role: Role, case: Case) -> bool:
     # before #status, so that "solved" stops the clock the reply started.
     if role.action is not Action.NOTE and not reply.is_internal:
         tracking.record_agent_reply(session, case, now, context=desk.sla, actor=role.sender)
-        relayed = queue_relay(turn, _relay(role, case, turn.mail))
+        relayed = queue_relay(turn, _relay(role, case, turn.mail, desk))
     status = reply.get(Verb.STATUS)
     if status is not None:
         tracking.change_status(
@@ -346,8 +388,12 @@ def _assign(turn: Turn, case: Case, reply: AgentReply, actor: str) -> None:
     case.owner = command.value
 
 
-def _relay(role: Role, case: Case, mail: ParsedMail) -> Relay:
-    name = (mail.from_.name if mail.from_ else "") or role.sender.partition("@")[0]
+def _relay(role: Role, case: Case, mail: ParsedMail, desk: Desk) -> Relay:
+    name = (
+        (mail.from_.name if mail.from_ else "")
+        or desk.agents.name_of(role.sender)
+        or role.sender.partition("@")[0]
+    )
     files = tuple(
         {"sha256": a.sha256, "filename": a.filename, "content_type": a.content_type}
         for a in mail.attachments

@@ -45,6 +45,17 @@ class AgentMailSettings:
     trusted_authserv_ids: frozenset[str] = frozenset()
     max_relays_per_hour: int = 20
     max_error_mails_per_hour: int = 3
+    # Relays by one agent over all cases per rolling hour (each reaches a customer in the
+    # support address's name), and the people one relay may reach at most.
+    max_relays_per_agent_per_hour: int = 60
+    max_relay_recipients: int = 10
+    # Agents' names by address, for relays from mail that carries no display name.
+    names: tuple[tuple[str, str], ...] = ()
+
+    def name_of(self, address: str) -> str:
+        """The name the team gave ``address``, or ""."""
+        key = address.lower()
+        return next((name for a, name in self.names if a == key), "")
 
 
 class Desk(Protocol):
@@ -169,7 +180,9 @@ def queue_relay(turn: Turn, relay: Relay) -> bool:
     )
 
 
-def queue_notification(turn: Turn, case: Case, message_id: int, *, is_new_case: bool) -> bool:
+def queue_notification(
+    turn: Turn, case: Case, message_id: int, *, is_new_case: bool, opened_by: str = ""
+) -> bool:
     """Tell the case's owner, else the customer's team, else the team, about a new message.
 
     ``message_id`` is the stored message's row id (not its Message-ID header).
@@ -191,7 +204,8 @@ def queue_notification(turn: Turn, case: Case, message_id: int, *, is_new_case: 
         to_addrs=[to],
         subject=f"{heading}: " + desk.token.subject_with_token(case.ref, _bare(case.subject)),
         template="notify",
-        context=_notify_context(case, turn.mail, desk, is_new_case=is_new_case),
+        context=_notify_context(case, turn.mail, desk, is_new_case=is_new_case)
+        | {"opened_by": opened_by},
         message_id=outbox.new_message_id(f"case{case.ref}", desk.message_id_domain),
         in_reply_to=first,
         references=[first] if first else [],
@@ -250,12 +264,17 @@ def _notify_context(
     if len(text) > MAX_NOTIFY_TEXT:
         text = text[:MAX_NOTIFY_TEXT] + "\n[... truncated; the whole message is on the case]"
     words, due = _running_target(case, desk.policy)
+    sender, customer = mail.from_, case.customer_address.lower()
     return {
         "case_ref": case.ref,
         "ref_token": desk.token.render(case.ref),
         "subject": case.subject,
-        "customer_name": mail.from_.name if mail.from_ else "",
+        # The sender's display name only next to the sender's own address: "Carol" printed
+        # beside the customer's address would make a stranger's text read as Carol's.
+        "customer_name": sender.name if sender and sender.key == customer else "",
         "customer_address": case.customer_address,
+        "sender_name": sender.name if sender else "",
+        "sender_address": sender.addr if sender else "",
         "plan": case.plan,
         "priority": case.priority,
         "priority_reason": case.priority_reason,
@@ -289,11 +308,23 @@ def _bare(subject: str) -> str:
 
 
 def _copied(case: Case, desk: Desk) -> list[str]:
-    """Participants who get the relay too: never us, an agent, or the customer twice."""
+    """Participants who get the relay too: never us, an agent, or the customer twice.
+
+    At most ``max_relay_recipients`` in all, the customer included: a mail that copied
+    hundreds of people does not make every answer a mass mailing from the support address.
+    """
     skip = {*desk.own_addresses, case.customer_address.lower()}
-    return [
+    copied = [
         p for p in case.participants if p.lower() not in skip and not is_agent(p, desk.classify)
     ]
+    return copied[: max(desk.agents.max_relay_recipients - 1, 0)]
+
+
+def relays_by_agent_within_hour(turn: Turn, agent: str) -> int:
+    """Relays queued for ``agent`` on any case in the last hour."""
+    return outbox.count_relays_by_agent_since(
+        turn.session, agent_key(agent), turn.now - RATE_WINDOW
+    )
 
 
 def _customer_parent(session: Session, case: Case) -> Message | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from ingest.mime.parsed import ParsedMail
 
@@ -69,3 +69,60 @@ def is_participant(
         return True
     domain = key.rpartition("@")[2]
     return any(domain == d or domain.endswith("." + d) for d in customer_domains)
+
+
+C = TypeVar("C")
+C_co = TypeVar("C_co", covariant=True)
+
+
+class ThreadHit(Protocol[C_co]):
+    """A stored message carrying a referenced Message-ID (``storage.cases.ThreadHit``)."""
+
+    @property
+    def message_id(self) -> str:
+        """The Message-ID."""
+
+    @property
+    def ours(self) -> bool:
+        """Whether it is an outgoing message of ours (an id we generated)."""
+
+    @property
+    def row_id(self) -> int:
+        """Storage order: the first copy of an id has the lowest."""
+
+    @property
+    def case(self) -> C_co:
+        """The case the message is on."""
+
+
+def choose_thread(
+    ids: Sequence[str], hits: Iterable[ThreadHit[C]], may_join: Callable[[C], bool]
+) -> C | None:
+    """The case a mail answers by its referenced ids, or None.
+
+    Who is trusted, on what evidence:
+
+    - the ids are tried in the mail's own order (In-Reply-To, then References from the
+      newest), so the message it answers directly decides, not the newest stored row;
+    - an id we generated (our acknowledgement, relay or notice: random, sent only to the
+      case's people) is proof enough that the sender got our mail;
+    - any other id (the customer's own Message-ID, which anyone may copy) counts only
+      for a sender who may join the case (``may_join``: the customer, a participant,
+      an agent), exactly as the subject token does;
+    - of several stored copies of one id, the first stored wins: a later mail reusing
+      someone's Message-ID never takes their thread over.
+    """
+    by_id: dict[str, list[ThreadHit[C]]] = {}
+    for hit in hits:
+        by_id.setdefault(hit.message_id, []).append(hit)
+    for mid in ids:
+        found = by_id.get(mid)
+        if not found:
+            continue
+        ours = [h for h in found if h.ours]
+        if ours:
+            return min(ours, key=lambda h: h.row_id).case
+        first = min(found, key=lambda h: h.row_id)
+        if may_join(first.case):
+            return first.case
+    return None

@@ -356,8 +356,24 @@ def _agents(s: Section) -> tuple[AgentMailSettings, frozenset[str], frozenset[st
         max_error_mails_per_hour=s.int(
             "max_error_mails_per_hour", d.max_error_mails_per_hour, 0, 10000
         ),
+        max_relays_per_agent_per_hour=s.int(
+            "max_relays_per_agent_per_hour", d.max_relays_per_agent_per_hour, 1, 100000
+        ),
+        max_relay_recipients=s.int("max_relay_recipients", d.max_relay_recipients, 1, 1000),
+        names=_agent_names(s),
     )
     return mail, addresses, domains
+
+
+def _agent_names(s: Section) -> tuple[tuple[str, str], ...]:
+    """``[agents] names``: a table of address = "Display Name"."""
+    value = s.raw("names", {})
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and "@" in k and isinstance(v, str) for k, v in value.items()
+    ):
+        s.problem("names", 'must be a table of "address" = "Name"', value)
+        return ()
+    return tuple(sorted((k.strip().lower(), " ".join(v.split())) for k, v in value.items()))
 
 
 def _breaker(s: Section) -> BreakerSettings:

@@ -330,14 +330,33 @@ def test_customer_reply_to_relay_threads_and_reopens(site: Site, daemon: Daemon)
     assert "Still broken." in body(notification(site, ref))
 
 
-def test_agent_opens_case_for_customer(site: Site, daemon: Daemon) -> None:
-    """#customer as the first line opens a case for that customer, who gets the text, no ack."""
-    opening = mail(
-        f"Alice Agent <{ALICE}>", SUPPORT, "Your licence renewal",
-        "#customer Dan <dan@customer.example>\nHello Dan,\n\nyour licence expires soon.",
-    )  # fmt: skip
-    send(site, opening)
-    settled(site, 1)
+AUTHENTICATED = 'require_authentication = true\ntrusted_authserv_ids = ["mx.example.com"]\n'
+PASSED = "mx.example.com; dkim=pass header.d=team.example"
+
+
+def test_agent_opens_case_for_customer(tmp_path: Path) -> None:
+    """#customer as the first line opens a case for that customer, who gets the text, no ack.
+
+    Only from mail a trusted border MTA authenticated; the team hears of it.
+    """
+    site = Site(tmp_path, extra=EXTRA + AUTHENTICATED)
+    site.write()
+    daemon = Daemon(site).start()
+    try:
+        opening = mail(
+            f"Alice Agent <{ALICE}>", SUPPORT, "Your licence renewal",
+            "#customer Dan <dan@customer.example>\nHello Dan,\n\nyour licence expires soon.",
+            Authentication_Results=PASSED,
+        )  # fmt: skip
+        send(site, opening)
+        settled(site, 1)
+        check_opened_for_dan(site)
+    finally:
+        assert daemon.stop() == 0
+
+
+def check_opened_for_dan(site: Site) -> None:
+    """The case is Dan's, Dan got the text, Alice nothing, and the team was told who did it."""
     (case,) = site.cli_json("cases", "list")
     assert case["customer"] == "dan@customer.example"
     (relay,) = sent_to(site, "dan@customer.example")
@@ -345,6 +364,8 @@ def test_agent_opens_case_for_customer(site: Site, daemon: Daemon) -> None:
     assert "#customer" not in body(relay)
     assert sent_to(site, ALICE) == []
     assert show(site, int(case["ref"]))["first_responded_at"] is not None
+    told = body(notification(site, int(case["ref"])))
+    assert f"Opened by: {ALICE}" in told
 
 
 def ingest_site(tmp_path: Path, extra: str) -> Site:

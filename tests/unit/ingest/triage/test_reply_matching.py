@@ -1,8 +1,11 @@
-"""Case tokens in subjects and who may join a case by token alone."""
+"""Case tokens in subjects, who may join a case by token alone, and threading by ids."""
 
 from __future__ import annotations
 
-from ingest.triage.reply_matching import CaseToken, is_participant
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ingest.triage.reply_matching import CaseToken, choose_thread, is_participant
 
 
 def test_token_round_trip() -> None:
@@ -57,3 +60,55 @@ def test_strangers_may_not_join() -> None:
         participants=[],
         customer_domains=["acme.example"],
     )
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A stored message carrying an id (as storage.cases.ThreadHit), on case ``case``."""
+
+    message_id: str
+    ours: bool
+    row_id: int
+    case: str
+
+
+def members(*cases: str) -> Callable[[str], bool]:
+    """``may_join`` for a sender who is a participant of ``cases`` only."""
+    return lambda case: case in cases
+
+
+def test_a_reused_message_id_never_takes_the_first_copys_thread_over() -> None:
+    """Victim's <X> opened A; the attacker's copy of <X> opened B: <X> means A."""
+    hits = [Hit("<x>", False, 1, "A"), Hit("<x>", False, 2, "B")]
+    assert choose_thread(["<x>"], hits, members("A", "B")) == "A"
+
+
+def test_an_id_we_generated_wins_over_any_customer_id() -> None:
+    """The victim replies to our ack (In-Reply-To ours, References <X>): case A."""
+    hits = [Hit("<x>", False, 5, "B"), Hit("<ack>", True, 3, "A")]
+    assert choose_thread(["<ack>", "<x>"], hits, members("A", "B")) == "A"
+
+
+def test_in_reply_to_decides_before_references() -> None:
+    """The message answered directly decides, not the newest stored row."""
+    hits = [Hit("<old>", False, 9, "B"), Hit("<direct>", False, 1, "A")]
+    assert choose_thread(["<direct>", "<old>"], hits, members("A", "B")) == "A"
+
+
+def test_a_stranger_does_not_join_by_a_customer_message_id() -> None:
+    """A customer's own Message-ID threads only a participant's mail onto the case."""
+    hits = [Hit("<x>", False, 1, "A")]
+    assert choose_thread(["<x>"], hits, members()) is None
+    assert choose_thread(["<x>"], hits, members("A")) == "A"
+
+
+def test_an_id_we_generated_is_proof_enough() -> None:
+    """Our random ids reach only the case's people (and bounces of our mail): no check."""
+    hits = [Hit("<ack>", True, 1, "A")]
+    assert choose_thread(["<ack>"], hits, members()) == "A"
+
+
+def test_nothing_referenced_is_nothing_found() -> None:
+    """No stored id: no case."""
+    assert choose_thread(["<x>"], [], members("A")) is None
+    assert choose_thread([], [Hit("<x>", False, 1, "A")], members("A")) is None
