@@ -9,6 +9,9 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 if TYPE_CHECKING:
     from ingest.agents.outbox import AgentMailSettings
     from mail2case.config.service_levels import BusinessHoursSettings
@@ -52,11 +55,23 @@ def effective_settings(config: Config) -> dict[str, Any]:
 def masked_settings(config: Config) -> dict[str, Any]:
     """The effective settings with every secret replaced by ``***`` (empty stays empty)."""
     out = effective_settings(config)
+    out["database"]["url"] = masked_url(config.database.url)
     out["outgoing"]["password"] = MASK if config.outgoing.password else ""
     out["agents"]["reply_secret"] = MASK if config.agents.reply_secret else ""
     for box in out["imap"]:
         box["password"] = MASK if box["password"] else ""
     return out
+
+
+def masked_url(url: str) -> str:
+    """A database URL with its password (if any) as ``***``; unparsable ones wholly masked."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return MASK
+    if parsed.password is None:
+        return url
+    return parsed.render_as_string(hide_password=True)  # the password as ***
 
 
 def changed_keys(old: Config, new: Config) -> list[str]:
@@ -149,6 +164,9 @@ def _agents(
         "trusted_authserv_ids": plain(agents.trusted_authserv_ids),
         "max_relays_per_hour": agents.max_relays_per_hour,
         "max_error_mails_per_hour": agents.max_error_mails_per_hour,
+        "max_relays_per_agent_per_hour": agents.max_relays_per_agent_per_hour,
+        "max_relay_recipients": agents.max_relay_recipients,
+        "names": dict(agents.names),
     }
 
 
