@@ -123,7 +123,7 @@ class CaseStep:
         rule = self.cfg.customers.resolve(self.sender)
         case = self._create_case(rule, start_clock=True)
         message_id = self._add_message(case)
-        acked = self._queue_ack(case, rule)
+        acked = self._queue_ack(case)
         self._write_events()
         queue_notification(self.turn, case, message_id, is_new_case=True)
         return processed(case, opened=True, extra={"ack": acked})
@@ -269,7 +269,7 @@ class CaseStep:
         )
         return msg_id
 
-    def _queue_ack(self, case: Case, rule: CustomerRule) -> bool:
+    def _queue_ack(self, case: Case) -> bool:
         if self.verdict.is_automatic or self.verdict.kind is Kind.AGENT:
             self._event(
                 case,
@@ -281,9 +281,9 @@ class CaseStep:
         if to.lower() in self.cfg.own_addresses or is_system_address(to):
             self._event(case, "ack_suppressed", detail=f"suppressed: system address {to}")
             return False
-        return self._enqueue_ack(case, rule, to)
+        return self._enqueue_ack(case, to)
 
-    def _enqueue_ack(self, case: Case, rule: CustomerRule, to: str) -> bool:
+    def _enqueue_ack(self, case: Case, to: str) -> bool:
         plan = self.cfg.policy.plan(case.plan)
         target = plan.target("first", Priority(case.priority))
         subject = "Re: " + self.cfg.token.subject_with_token(case.ref, bare_subject(case.subject))
@@ -294,7 +294,9 @@ class CaseStep:
             "case_ref": case.ref,
             "ref_token": self.cfg.token.render(case.ref),
             "subject": case.subject,
-            "customer_name": self._sender_name() or rule.name,
+            # A person is greeted by their own name, never by the organisation's (or the
+            # config path an unnamed [[customers]] entry stands under).
+            "customer_name": _greeting_name(self._sender_name()),
             "customer_address": to,
             "plan": case.plan,
             "priority": case.priority,
@@ -367,3 +369,9 @@ class CaseStep:
 def _reply_address(mail: ParsedMail, sender: str) -> str:
     # RFC 5322 3.6.2: replies go to Reply-To when present.
     return mail.reply_to[0].addr if mail.reply_to else sender
+
+
+def _greeting_name(display_name: str) -> str:
+    """The name to greet by: the sender's display name, unless it is an address or empty."""
+    name = " ".join(display_name.split())
+    return "" if "@" in name else name

@@ -98,7 +98,29 @@ def parse_agent_reply(body: str, *, allow_customer: bool = False) -> AgentReply:
         _collect(parsed, lines[index].strip(), commands, errors)
         index = _skip_blank(lines, index + 1)
     text = strip_quoted_history("\n".join(lines[index:]))
+    errors.extend(_stray_commands(text))
     return AgentReply(tuple(commands), text, tuple(errors))
+
+
+def _stray_commands(text: str) -> list[CommandError]:
+    """Valid command lines below the text: never relayed, never silently applied.
+
+    An agent who writes ``#status pending`` under the answer meant a command; sent on,
+    the customer would read it and the case would not change. Applying it instead
+    would also apply a command-shaped line the agent meant as text. So the mail is
+    held and the agent told (decided in docs/agents.md). Only lines that parse as a
+    known command with valid arguments count: ``#1042`` or ``#Heading`` stay text.
+    """
+    found = []
+    for line in text.split("\n"):
+        match = _COMMAND.fullmatch(line.strip())
+        if match is None:
+            continue
+        parsed = _command(match.group(1).lower(), (match.group(2) or "").strip())
+        if isinstance(parsed, Command) and parsed.verb is not Verb.CUSTOMER:
+            problem = "a command below your text: commands go at the top, before any text"
+            found.append(CommandError(line.strip(), problem))
+    return found
 
 
 def _skip_blank(lines: list[str], index: int) -> int:

@@ -245,6 +245,19 @@ def test_unknown_command_answers_agent_and_relays_nothing(site: Site, daemon: Da
     assert "commands_rejected" in event_kinds(site, ref)
 
 
+def test_a_command_below_the_text_holds_the_reply(site: Site, daemon: Daemon) -> None:
+    """'#status pending' under the answer: the customer reads nothing, the agent is told."""
+    ref = open_case(site)
+    answer = "Hello Carol,\n\nwe are on it.\n\n#status pending"
+    send(site, reply_to(notification(site, ref), answer))
+    settled(site, 2)
+    assert len(sent_to(site, CUSTOMER)) == 1  # the acknowledgement only
+    (error,) = sent_to(site, ALICE)
+    assert "#status pending" in body(error)
+    assert "commands go at the top" in body(error)
+    assert show(site, ref)["status"] == "open"
+
+
 def test_spoofed_agent_without_signature_is_suspicious(site: Site, daemon: Daemon) -> None:
     """An agent From on mail to the plain support address is flagged and has no authority."""
     ref = open_case(site)

@@ -437,3 +437,68 @@ def test_override_template_for_the_earlier_context_renders_new_rows(tmp_path: Pa
     assert bodies("reminder", CLOCK_CONTEXT, env) == [
         "Mon 30 Nov 2026 12:00 GMT / Mon 30 Nov 2026 13:00 CET\n"
     ]
+
+
+def text_of(template: str, context: dict[str, Any]) -> str:
+    """The plain-text body ``template`` renders for ``context``."""
+    body = parse(render(template, context)).get_body(("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+@pytest.mark.parametrize(("name", "greeting"), [("Zoë", "Hello Zoë,"), ("", "Hello,")])
+def test_ack_greets_by_name_or_neutrally(name: str, greeting: str) -> None:
+    """With a name, by it; without one, a neutral greeting: never an address or a key."""
+    text = text_of("ack", ACK_CONTEXT | {"customer_name": name})
+    assert text.splitlines()[0] == greeting
+
+
+NOTIFY_OPTIONAL = {
+    "customer_name": "Ann",
+    "sender_name": "Dave",
+    "sender_address": "dave@customer.example",
+    "opened_by": "alice@team.example",
+    "attachments": [{"filename": "db.log", "content_type": "text/plain", "size": 2048}],
+}
+
+
+# Keys every row has, perhaps empty; the others are missing from rows of earlier versions.
+EMPTY_WHEN_ABSENT: dict[str, Any] = {"customer_name": "", "attachments": []}
+
+
+@pytest.mark.parametrize("key", sorted(NOTIFY_OPTIONAL))
+@pytest.mark.parametrize("present", [True, False])
+def test_notify_renders_with_and_without_each_optional_value(key: str, present: bool) -> None:
+    """Each optional value shows when given and leaves no trace when empty or missing."""
+    context = {k: v for k, v in NOTIFY_CONTEXT.items() if k != key}
+    if present:
+        context[key] = NOTIFY_OPTIONAL[key]
+    elif key in EMPTY_WHEN_ABSENT:  # always in the context, perhaps empty
+        context[key] = EMPTY_WHEN_ABSENT[key]
+    text = text_of("notify", context)
+    shown = {
+        "customer_name": "Customer:  Ann <",
+        "sender_name": "Dave <dave@customer.example>",
+        "sender_address": "<dave@customer.example> (not the case's customer)",
+        "opened_by": "Opened by: alice@team.example",
+        "attachments": "db.log",
+    }[key]
+    if key == "sender_name":  # the name shows only beside its address
+        context["sender_address"] = NOTIFY_OPTIONAL["sender_address"]
+        text = text_of("notify", context)
+    assert (shown in text) is present
+    assert "None" not in text
+
+
+@pytest.mark.parametrize(
+    ("template", "context"),
+    [("notify", NOTIFY_CONTEXT), ("reminder", CLOCK_CONTEXT), ("escalation", CLOCK_CONTEXT)],
+)
+def test_every_notice_to_agents_ends_with_the_commands(
+    template: str, context: dict[str, Any]
+) -> None:
+    """Two lines at the end name the commands and where they go."""
+    text = text_of(template, context).rstrip("\n")
+    assert text.splitlines()[-2].startswith("Reply to answer the customer")
+    assert "#status" in text.splitlines()[-1]
+    assert "at the very top" in text

@@ -24,7 +24,6 @@ from ingest.agents.commands import Command, Verb, parse_agent_reply, strip_quote
             "\n#status pending\n\n#priority medium\n\nHi",
             [Command(Verb.STATUS, "pending"), Command(Verb.PRIORITY, "medium")],
         ),
-        ("Hi\n#status solved", []),
         ("#1042 is fixed now", []),
         ("# Heading\ntext", []),
     ],
@@ -34,6 +33,36 @@ def test_commands_table(body: str, commands: list[Command]) -> None:
     reply = parse_agent_reply(body)
     assert list(reply.commands) == commands
     assert reply.errors == ()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Hi Carol,\n\nfixed now.\n#status solved",
+        "Hi\n  #priority low how-to question\nthanks",
+        "#assign bob@team.example\nHello\n#internal",
+    ],
+)
+def test_a_valid_command_below_the_text_holds_the_mail(body: str) -> None:
+    """A command line under the answer is an error: nothing applied, nothing relayed."""
+    reply = parse_agent_reply(body)
+    assert [e.problem for e in reply.errors] == [
+        "a command below your text: commands go at the top, before any text"
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Hi\n#1042 is fixed now",
+        "Hi\n#Heading of mine",
+        "Hi\n#status whenever",  # not a valid command: text, as any other line
+        "Hi\n\nOn Mon, Carol wrote:\n> #status solved",
+    ],
+)
+def test_command_shaped_text_below_stays_text(body: str) -> None:
+    """Only a valid command holds the mail; quoted history and other '#' lines are text."""
+    assert parse_agent_reply(body).errors == ()
 
 
 @pytest.mark.parametrize(
