@@ -6,6 +6,7 @@ import asyncio
 import logging
 import ssl
 import warnings
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,13 @@ class SmtpSettings:
     data_timeout_seconds: float = 300.0
     # Past this many open connections a new one is answered 421 and closed.
     max_connections: int = 100
+    # One client (IP address) may hold this many of them: a few hosts cannot take all.
+    max_connections_per_client: int = 10
+    # A session lasts this long at most, however busy (NOOP every few seconds resets
+    # the idle timeout for ever); then 421. An MTA reconnects and goes on.
+    max_session_seconds: float = 900.0
+    # Each command at most this many times per session (aiosmtpd's command_call_limit).
+    max_commands: int = 1000
 
 
 def accepts_recipient(address: str, own: Iterable[str]) -> bool:
@@ -168,11 +176,26 @@ def tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
 
 
 class _Gate:
-    """Counts open SMTP connections against ``max_connections``."""
+    """Counts open SMTP connections against ``max_connections``, and per client."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client: int) -> None:
         self.limit = limit
+        self.per_client = per_client
         self.open = 0
+        self.by_client: Counter[str] = Counter()
+
+    def admit(self, client: str) -> bool:
+        """Count a connection from ``client`` in, unless the client holds its share."""
+        if self.by_client[client] >= self.per_client:
+            return False
+        self.by_client[client] += 1
+        return True
+
+    def release(self, client: str) -> None:
+        """Count a connection from ``client`` out."""
+        self.by_client[client] -= 1
+        if self.by_client[client] <= 0:
+            del self.by_client[client]
 
 
 class _CountedSMTP(SMTP):
@@ -198,17 +221,65 @@ class _CountedSMTP(SMTP):
       ``original_content``, ``mail_from``), ``self.session`` (``peer``),
       ``self.event_handler``, ``self.data_size_limit``, ``SMTP.line_length_limit``
       (1001), ``self.enable_SMTPUTF8``, ``self._decode_data``, ``self._handle_hooks``;
-    - names: ``aiosmtpd.smtp.MISSING`` (a hook's "no answer"), the "mail.log" logger.
+    - names: ``aiosmtpd.smtp.MISSING`` (a hook's "no answer"), the "mail.log" logger;
+    - for the connection limits: ``connection_made(transport)`` (the session starts),
+      ``data_received(data)`` and ``self._reset_timeout()`` (bytes reset the idle
+      timeout), ``eof_received()``, and the constructor's ``command_call_limit``.
     """
 
-    def __init__(self, *args: Any, gate: _Gate, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, gate: _Gate, max_session_seconds: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._gate = gate
+        self._max_session = max_session_seconds
+        self._client: str | None = None  # None: refused before the session began
+        self._session_timer: asyncio.TimerHandle | None = None
         gate.open += 1
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        client = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if not self._gate.admit(client):
+            log.warning("smtp.connection_refused", reason="too many connections from client")
+            if isinstance(transport, asyncio.WriteTransport):
+                transport.write(b"421 4.7.0 Too many connections from your host\r\n")
+            transport.close()
+            return
+        self._client = client
+        self._session_timer = asyncio.get_running_loop().call_later(
+            self._max_session, self._session_expired
+        )
+        super().connection_made(transport)
+
+    def _session_expired(self) -> None:
+        """The session cap: say so (RFC 5321 3.8) and close, whatever the client is doing."""
+        log.info("smtp.session_expired", seconds=self._max_session)
+        transport = self.transport
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(b"421 4.4.2 Session time limit reached, closing\r\n")
+        if transport is not None:
+            transport.close()
 
     def connection_lost(self, error: Exception | None) -> None:
         self._gate.open -= 1
+        if self._client is None:  # refused in connection_made: aiosmtpd never started
+            return
+        self._gate.release(self._client)
+        if self._session_timer is not None:
+            self._session_timer.cancel()
         super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        # The data timeout is an idle timeout: bytes arriving reset it, so a client that
+        # keeps sending, however slowly, is not cut off mid-message (aiosmtpd resets it
+        # per command only, and DATA is read as one piece). The session cap bounds it.
+        if self._client is not None:
+            self._reset_timeout()
+        super().data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._client is None:
+            return False
+        return super().eof_received()
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:  # noqa: N802 - aiosmtpd's command method name
@@ -340,7 +411,7 @@ async def start_server(settings: SmtpSettings, handler: SupportHandler) -> async
     """Listen on the configured address in the running loop."""
     context = tls_context(settings)
     loop = asyncio.get_running_loop()
-    gate = _Gate(settings.max_connections)
+    gate = _Gate(settings.max_connections, settings.max_connections_per_client)
 
     def factory() -> asyncio.Protocol:
         # Called on accept, in the loop's thread: the count needs no lock.
@@ -349,6 +420,8 @@ async def start_server(settings: SmtpSettings, handler: SupportHandler) -> async
         return _CountedSMTP(
             handler,
             gate=gate,
+            max_session_seconds=settings.max_session_seconds,
+            command_call_limit=settings.max_commands,
             data_size_limit=settings.max_message_size,
             enable_SMTPUTF8=True,
             hostname=settings.hostname,

@@ -268,6 +268,11 @@ def _smtp(s: Section) -> SmtpSettings:
         hostname=s.str("hostname", d.hostname),
         data_timeout_seconds=s.number("data_timeout_seconds", d.data_timeout_seconds, 0.1),
         max_connections=s.int("max_connections", d.max_connections, 1, 100000),
+        max_connections_per_client=s.int(
+            "max_connections_per_client", d.max_connections_per_client, 1, 100000
+        ),
+        max_session_seconds=s.number("max_session_seconds", d.max_session_seconds, 1),
+        max_commands=s.int("max_commands", d.max_commands, 10, 10**7),
     )
 
 

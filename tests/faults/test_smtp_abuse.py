@@ -19,10 +19,16 @@ if TYPE_CHECKING:
 SUPPORT = "support@example.com"
 IDLE_SECONDS = 1.0
 MAX_CONNECTIONS = 5
+PER_CLIENT = 3
+SESSION_SECONDS = 5.0
+MAX_COMMANDS = 50
 READ_TIMEOUT = 10.0
 LIMITS = f"""max_recipients = 3
 data_timeout_seconds = {IDLE_SECONDS}
 max_connections = {MAX_CONNECTIONS}
+max_connections_per_client = {PER_CLIENT}
+max_session_seconds = {SESSION_SECONDS}
+max_commands = {MAX_COMMANDS}
 """
 
 
@@ -43,8 +49,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 class Wire:
     """A raw SMTP conversation: send lines, read complete (multi-line) replies."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=READ_TIMEOUT)
+    def __init__(self, port: int, source: str = "127.0.0.1") -> None:
+        # Other loopback addresses (127.0.0.2, ...) are other clients to the server.
+        self.sock = socket.create_connection(
+            ("127.0.0.1", port), timeout=READ_TIMEOUT, source_address=(source, 0)
+        )
         self.buffer = b""
 
     def close(self) -> None:
@@ -140,10 +149,11 @@ def test_idle_client_is_disconnected(site: Site) -> None:
 
 def test_connections_past_the_limit_get_421(site: Site) -> None:
     """The connection after max_connections is answered 421 and closed; freed slots work again."""
-    held = [Wire(site.smtp_port) for _ in range(MAX_CONNECTIONS)]
+    sources = ["127.0.0.1"] * PER_CLIENT + ["127.0.0.2"] * (MAX_CONNECTIONS - PER_CLIENT)
+    held = [Wire(site.smtp_port, source) for source in sources]
     try:
         assert [w.reply()[0] for w in held] == [220] * MAX_CONNECTIONS
-        extra = Wire(site.smtp_port)
+        extra = Wire(site.smtp_port, "127.0.0.3")
         try:
             assert extra.reply()[0] == 421
             assert extra.reply()[0] == 0  # and closed
@@ -159,6 +169,84 @@ def test_connections_past_the_limit_get_421(site: Site) -> None:
             return
         time.sleep(0.1)
     assert_still_serving(site)
+
+
+def wait_until_serving(site: Site) -> None:
+    """The server notices closed connections asynchronously: retry a normal delivery."""
+    deadline = time.monotonic() + READ_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            assert_still_serving(site)
+            return
+        time.sleep(0.1)
+    assert_still_serving(site)
+
+
+def test_one_client_cannot_take_every_connection(site: Site) -> None:
+    """Past max_connections_per_client one host gets 421; another host is still served."""
+    held = [Wire(site.smtp_port, "127.0.0.4") for _ in range(PER_CLIENT)]
+    try:
+        assert [w.reply()[0] for w in held] == [220] * PER_CLIENT
+        greedy = Wire(site.smtp_port, "127.0.0.4")
+        try:
+            code, line = greedy.reply()
+            assert (code, b"from your host" in line) == (421, True)
+            assert greedy.reply()[0] == 0
+        finally:
+            greedy.close()
+        other = Wire(site.smtp_port, "127.0.0.5")
+        try:
+            assert other.reply()[0] == 220
+        finally:
+            other.close()
+    finally:
+        for w in held:
+            w.close()
+    wait_until_serving(site)
+
+
+def test_a_busy_session_ends_at_its_cap(site: Site) -> None:
+    """NOOP every few tenths of a second keeps a session alive only up to max_session_seconds."""
+    started = time.monotonic()
+    with wire(site) as w:
+        assert w.command("EHLO noop.example") == 250
+        code = 250
+        for _ in range(int(READ_TIMEOUT / 0.3)):  # bounded: the cap ends it well before
+            code = w.command("NOOP")
+            if code != 250:
+                break
+            time.sleep(0.3)
+        elapsed = time.monotonic() - started
+    assert code in {421, 0}
+    assert SESSION_SECONDS * 0.8 < elapsed < READ_TIMEOUT
+    wait_until_serving(site)
+
+
+def test_each_command_is_limited_per_session(site: Site) -> None:
+    """The command after max_commands of one kind is answered 421 and the session ends."""
+    with wire(site) as w:
+        assert w.command("EHLO chatty.example") == 250
+        codes = [w.command("NOOP") for _ in range(MAX_COMMANDS + 1)]
+    assert codes[:MAX_COMMANDS] == [250] * MAX_COMMANDS
+    assert codes[MAX_COMMANDS] == 421
+    wait_until_serving(site)
+
+
+def test_a_slow_but_steady_sender_is_not_cut_off(site: Site) -> None:
+    """DATA sent in pieces, each within the idle timeout, for longer than it: accepted."""
+    with wire(site) as w:
+        assert w.command("EHLO slow.example") == 250
+        assert w.command("MAIL FROM:<alice@customer.example>") == 250
+        assert w.command(f"RCPT TO:<{SUPPORT}>") == 250
+        assert w.command("DATA") == 354
+        w.send(b"From: alice@customer.example\r\nTo: support@example.com\r\n")
+        w.send(b"Subject: slow link\r\n\r\n")
+        pieces = int(IDLE_SECONDS * 2.5 / (IDLE_SECONDS * 0.4))
+        for n in range(pieces):
+            time.sleep(IDLE_SECONDS * 0.4)
+            w.send(f"line {n} of a message on a slow link\r\n".encode())
+        w.send(b".\r\n")
+        assert w.reply()[0] == 250
 
 
 def test_pipelined_garbage_gets_errors_not_a_crash(site: Site) -> None:

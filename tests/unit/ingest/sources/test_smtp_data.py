@@ -88,7 +88,9 @@ def make(kind: type[SMTP], **kwargs: Any) -> Wired:
     """``kind`` with a session and an envelope, reading from a StreamReader we feed."""
     loop = asyncio.get_running_loop()
     handler = Handler()
-    extra: dict[str, Any] = {"gate": _Gate(10)} if kind is _CountedSMTP else {}
+    extra: dict[str, Any] = (
+        {"gate": _Gate(10, 10), "max_session_seconds": 60.0} if kind is _CountedSMTP else {}
+    )
     proto = kind(handler, hostname="test", loop=loop, **extra, **kwargs)
     proto.session = proto._create_session()
     proto.session.host_name = "client.example"
@@ -388,6 +390,11 @@ AIOSMTPD_METHODS = {
     "_set_post_data_state": ((), False),
     "smtp_DATA": (("arg",), True),
     "connection_lost": (("error",), False),
+    # The connection limits: the session starts there, bytes reset the idle timeout.
+    "connection_made": (("transport",), False),
+    "data_received": (("data",), False),
+    "eof_received": ((), False),
+    "_reset_timeout": (("duration",), False),
     # Where aiosmtpd sets self._reader and self._writer (checked below).
     "_cb_client_connected": (("reader", "writer"), False),
 }
@@ -480,7 +487,7 @@ def test_smtp_aiosmtpd_internals_still_there() -> None:
     assert "self._writer = writer" in connected
 
     async def instance_attrs() -> None:
-        proto = _CountedSMTP(Handler(), gate=_Gate(1), hostname="test")
+        proto = _CountedSMTP(Handler(), gate=_Gate(1, 1), max_session_seconds=60.0, hostname="test")
         missing = [name for name in AIOSMTPD_INSTANCE_ATTRS if not hasattr(proto, name)]
         assert missing == []
         assert isinstance(proto._handle_hooks, dict)
