@@ -1,4 +1,4 @@
-"""Builds the daemon's stages from the configuration."""
+"""Builds the daemon from the configuration: its stages, services and service hooks."""
 
 from __future__ import annotations
 
