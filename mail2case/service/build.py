@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from mail2case import app
+from mail2case.service.daemon import Daemon, Lifecycle, Stage
 from mail2case.service.hooks import ServiceHooks, SourceStates
 from mail2case.service.imap import build_imap_services
 from mail2case.service.metrics import (
@@ -18,7 +19,6 @@ from mail2case.service.process_child import ProcessChild, child_process_pass
 from mail2case.service.purge import purge_pass
 from mail2case.service.reload import Reloader
 from mail2case.service.sd_notify import Notifier
-from mail2case.service.supervisor import Daemon, Lifecycle, Stage
 from storage.write_queue import checkpoint
 
 if TYPE_CHECKING:

@@ -1,4 +1,9 @@
-"""The daemon: runs the sources and stages in one asyncio loop until told to stop."""
+"""The daemon: runs the sources and stages in one asyncio loop until told to stop.
+
+``Stage`` is the loop around one stage's ``run_once``; ``Daemon`` starts the stages, the
+SMTP listener and the other services, and stops them in order. ``mail2case.service.build``
+assembles one from the configuration.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -26,8 +31,22 @@ if TYPE_CHECKING:
 
     from mail2case.config.settings import Config
 
-log = structlog.get_logger("mail2case.service.supervisor")
+log = structlog.get_logger("mail2case.service.daemon")
 Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+# Waits until ``stop`` or ``wake`` is set, or the seconds have passed.
+Wait = Callable[[asyncio.Event, asyncio.Event, float], Awaitable[None]]
+# The longest a stage waits after failing passes (it doubles from the stage's interval).
+MAX_BACKOFF_SECONDS = 60.0
+
+
+async def wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Return once ``stop`` or ``wake`` is set, or after ``seconds``."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
 
 
 @dataclass
@@ -44,6 +63,7 @@ class Stage:
     last_pass: float = 0.0
     # Monotonic start of the pass running now; None while idle (the watchdog reads it).
     busy_since: float | None = None
+    wait: Wait = wait_any  # between passes (tests pass one that does not sleep)
 
     def is_stuck(self, now: float, limit: float) -> bool:
         """Whether the pass in progress has run longer than ``limit`` seconds."""
@@ -58,7 +78,13 @@ class Stage:
             self.busy_since = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Loop until ``stop`` is set; one failing pass is logged and retried, never fatal."""
+        """Loop until ``stop`` is set; one failing pass is logged and retried, never fatal.
+
+        After a pass that handled something the next one starts at once; after an idle
+        pass the stage waits ``interval`` (or until woken). After a failing pass it waits
+        twice as long as after the failure before, starting from twice ``interval``, up
+        to :data:`MAX_BACKOFF_SECONDS`; a pass that succeeds starts the doubling afresh.
+        """
         backoff = self.interval
         while not stop.is_set():
             self.wake.clear()
@@ -67,8 +93,8 @@ class Stage:
             except Exception:
                 self.errors += 1
                 log.exception("stage.pass_failed", stage=self.name)
-                backoff = min(backoff * 2, 60.0)
-                await _wait_any(stop, self.wake, backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                await self.wait(stop, self.wake, backoff)
                 continue
             backoff = self.interval
             self.handled += n
@@ -77,16 +103,7 @@ class Stage:
                 if n:
                     event.set()
             if n == 0:
-                await _wait_any(stop, self.wake, self.interval)
-
-
-async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
-    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waiters:
-            w.cancel()
+                await self.wait(stop, self.wake, self.interval)
 
 
 class Lifecycle(Protocol):
