@@ -7,7 +7,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from notifications.backoff import Backoff
 from notifications.breaker import (
@@ -71,6 +71,7 @@ class AttemptResult(enum.Enum):
     RETRY = "retry_scheduled"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    LEASE_LOST = "lease_lost"  # the lease ran out and another sender owns the row now
 
 
 # How long a row being delivered is kept from other senders (see Sender), by default.
@@ -88,12 +89,24 @@ def lease_for(timeout_seconds: float) -> timedelta:
 
 @dataclass(frozen=True)
 class _Attempt:
-    result: AttemptResult | None  # None: the lease ran out and another sender owns the row
+    result: AttemptResult
     fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def event(self) -> str:
-        return f"outbox.{self.result.value}" if self.result else "outbox.lease_lost"
+        return f"outbox.{self.result.value}"
+
+    def log_to(self, log: FilteringBoundLogger) -> None:
+        """Log the attempt, at a level for its result (mypy checks every result has one)."""
+        match self.result:
+            case AttemptResult.SENT:
+                log.info(self.event, **self.fields)
+            case AttemptResult.FAILED:
+                log.error(self.event, **self.fields)
+            case AttemptResult.RETRY | AttemptResult.SUPPRESSED | AttemptResult.LEASE_LOST:
+                log.warning(self.event, **self.fields)
+            case _:
+                assert_never(self.result)
 
 
 @dataclass(frozen=True)
@@ -282,14 +295,7 @@ class Sender:
                 self._claim(session, now, claimed_at, limit, step)
         # Logged after the commit, so the log never claims what the database does not hold.
         for log, attempt in step.logs:
-            emit = {
-                AttemptResult.SENT: log.info,
-                AttemptResult.RETRY: log.warning,
-                AttemptResult.FAILED: log.error,
-                AttemptResult.SUPPRESSED: log.warning,
-                None: log.warning,
-            }
-            emit[attempt.result](attempt.event, **attempt.fields)
+            attempt.log_to(log)
         return step
 
     def _bound(self, row: Outbox) -> FilteringBoundLogger:
@@ -434,7 +440,8 @@ class Sender:
         )
         if row is None or not (is_ours or is_sent_news):
             status = row.status if row is not None else None
-            return _Attempt(None, {"result": delivered.result.value, "status": status})
+            fields = {"result": delivered.result.value, "status": status}
+            return _Attempt(AttemptResult.LEASE_LOST, fields)
         if delivered.result is _TransportResult.SENT:
             mark_sent(session, row, now)
             # A sent row keeps the due time it had, not our lease (`outbox list` shows it).

@@ -190,7 +190,7 @@ def test_temporary_failure_schedules_a_retry_that_later_succeeds(
     assert NOW < row.next_attempt_at <= NOW + SETTINGS.backoff_base
     assert row.last_error is not None
     assert "451" in row.last_error
-    assert [e["event"] for e in logs] == ["outbox.retry_scheduled"]
+    assert [(e["event"], e["log_level"]) for e in logs] == [("outbox.retry_scheduled", "warning")]
     assert sender.run_once(NOW) == 0  # not due again yet
     sink.handler.data_reply = "250 OK"
     assert sender.run_once(NOW + SETTINGS.backoff_max) == 1
@@ -223,7 +223,7 @@ def test_permanent_failure_fails_the_row(sessions: sessionmaker[Session], sink: 
     row = only_row(sessions)
     assert (row.status, row.attempts) == ("failed", 1)
     (event,) = logs
-    assert event["event"] == "outbox.failed"
+    assert (event["event"], event["log_level"]) == ("outbox.failed", "error")
     assert (event["outbox_id"], event["kind"], event["case_id"]) == (row.id, "ack", None)
     assert "554" in event["error"]
 
