@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, NamedTuple
 from bench.databases import Databases, databases
 from bench.mix import generate, stats
 from bench.report import Figure, emit, median, mix_parser, parse_mix_args
-from bench.sites import SETTLED, make_site, start_daemon, status_json
+from bench.sites import make_site, start_daemon, status_json
 from ingest.sources.imap import MailboxPoller
 from ingest.sources.imap_settings import ImapSettings
 from mail2case.log_setup import configure_logging
 from mail2case.service.imap import mailbox_factory
 from storage import inbound
 from storage.engine import make_engine, session_factory
+from storage.statuses import SETTLED
 from tests.support.dovecot import USERS, DovecotServer, _certificates
 
 if TYPE_CHECKING:

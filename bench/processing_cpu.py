@@ -16,6 +16,7 @@ from mail2case.config.settings import config_from_mapping
 from mail2case.log_setup import configure_logging
 from storage import inbound
 from storage.engine import make_engine, session_factory
+from storage.statuses import InboundStatus
 
 
 def parse_cpu(mix: list[bytes]) -> float:
@@ -54,7 +55,8 @@ def process_cpu(url: str, mix: list[bytes]) -> tuple[float, float]:
     with sessions() as s:
         counts = inbound.status_counts(s)
     engine.dispose()
-    if counts.get("processed", 0) + counts.get("duplicate", 0) != len(mix):
+    processed = counts.get(InboundStatus.PROCESSED, 0) + counts.get(InboundStatus.DUPLICATE, 0)
+    if processed != len(mix):
         raise SystemExit(f"not every message was processed: {counts}")
     return cpu / len(mix), wall / len(mix)
 

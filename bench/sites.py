@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 
 from storage import inbound
 from storage.engine import make_engine, session_factory
+from storage.statuses import SETTLED
 from tests.support.daemon import Daemon, Site
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-SETTLED = ("processed", "duplicate", "suppressed", "quarantined")
 
 
 def make_site(root: Path, url: str, *, smtp: bool = True, extra: str = "") -> Site:

@@ -16,6 +16,7 @@ from sla import tracking
 from sla.policy import Priority, describe_target
 from storage import blobs, cases, outbox, suppressions
 from storage.models import Case
+from storage.statuses import InboundStatus
 from storage.suppressions import is_system_address
 
 if TYPE_CHECKING:
@@ -54,13 +55,15 @@ class CaseStep:
         """Decide what the message does to which case, and do it."""
         case = self.existing_case()
         if self.verdict.kind is Kind.LOOP:
-            return Outcome("suppressed", reason=f"loop: {self.verdict.reason}")
+            return Outcome(InboundStatus.SUPPRESSED, reason=f"loop: {self.verdict.reason}")
         self._remember_bounce()
         role = agent_mail.judge(self.turn, case)
         if role is not None:
             return self._agent_mail(role)
         if case is None and self.verdict.is_automatic and not self._opens_case_anyway():
-            return Outcome("suppressed", reason=f"{self.verdict.kind}: {self.verdict.reason}")
+            return Outcome(
+                InboundStatus.SUPPRESSED, reason=f"{self.verdict.kind}: {self.verdict.reason}"
+            )
         if case is None:
             return self._open_case()
         return self._add_to_case(case)
@@ -89,7 +92,9 @@ class CaseStep:
             # Every mail sent in a customer's name is announced to the team.
             queue_notification(self.turn, case, message_id, is_new_case=True, opened_by=role.sender)
         if case is None:
-            return Outcome("suppressed", reason=f"{role.action}: {role.reason}", extra=extra)
+            return Outcome(
+                InboundStatus.SUPPRESSED, reason=f"{role.action}: {role.reason}", extra=extra
+            )
         return processed(case, opened=role.case is None, extra=extra)
 
     def _opens_case_anyway(self) -> bool:

@@ -11,7 +11,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, assert_never
 
 import structlog
 from sqlalchemy.exc import DBAPIError
@@ -21,6 +21,7 @@ from ingest.case_step import CaseStep, UnitOfWork
 from ingest.errors import PoisonError
 from ingest.outcome import Outcome
 from storage import cases, inbound
+from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ingest.mime.parsed import ParsedMail
     from ingest.priority.inference import PriorityDecision
     from ingest.settings import ProcessSettings
+    from storage.statuses import SettledStatus
 
 log = structlog.get_logger("mail2case.process")
 
@@ -51,7 +53,7 @@ class Processor:
         settings: ProcessSettings,
         *,
         step: type[CaseStep] | None = None,
-        status: str = inbound.RECEIVED,
+        status: InboundStatus = InboundStatus.RECEIVED,
         analyser: Analyser | None = None,
     ) -> None:
         self.sessions = sessions
@@ -168,22 +170,20 @@ class Processor:
                 claim_periods=periods,
                 max_bytes=_GROUP_BYTES,
             )
-            for inbound_id, claim in answers:
-                self._unsettled.discard(inbound_id)
-                now = times[inbound_id]
-                if isinstance(claim, inbound.Claim):
-                    claims.append(_Work(inbound_id, now, claim))
-                    continue
-                outcomes[inbound_id] = None
-                if claim is None:
-                    continue
-                # Every attempt so far ended without settling the row: the process died
-                # during it (no failure recorded) or the bound stopped it (reason recorded).
-                reason = claim.reason or f"poison: crashed the worker {claim.attempts} times"
-                outcome = Outcome("quarantined", reason=reason)
-                inbound.settle(s, inbound_id, status=outcome.status, now=now, reason=reason)
-                settled.append((claim.source, outcome))
-                outcomes[inbound_id] = outcome
+            for answer in answers:
+                self._unsettled.discard(answer.inbound_id)
+                now = times[answer.inbound_id]
+                match answer:
+                    case inbound.Claimed(inbound_id, claim):
+                        claims.append(_Work(inbound_id, now, claim))
+                    case inbound.Exhausted():
+                        outcome = _exhausted(s, answer, now)
+                        settled.append((answer.source, outcome))
+                        outcomes[answer.inbound_id] = outcome
+                    case inbound.Skipped(inbound_id):
+                        outcomes[inbound_id] = None
+                    case _:
+                        assert_never(answer)
         for source, outcome in settled:
             _log_outcome(source, outcome)
         return claims, outcomes, group[len(answers) :]
@@ -301,7 +301,7 @@ class Processor:
         row = inbound.lock_pending(s, work.inbound_id, status=self.status, is_claimed=True)
         if row is None:
             return None
-        outcome = Outcome("quarantined", reason=reason[:2000])
+        outcome = Outcome(InboundStatus.QUARANTINED, reason=reason[:2000])
         inbound.settle(
             s,
             row.id,
@@ -335,12 +335,14 @@ class Processor:
         self, s: Session, row: inbound.Pending, analysis: Analysis, now: datetime
     ) -> Outcome:
         if analysis.mail is None or analysis.verdict is None:
-            return Outcome("quarantined", reason=f"parse error: {analysis.parse_error}")
+            return Outcome(InboundStatus.QUARANTINED, reason=f"parse error: {analysis.parse_error}")
         mail = analysis.mail
         existing = cases.message_by_dedupe_key(s, mail.content_key)
         if existing is not None:
             message_id, case_id = existing
-            return Outcome("duplicate", reason=f"same message as #{message_id}", case_id=case_id)
+            return Outcome(
+                InboundStatus.DUPLICATE, reason=f"same message as #{message_id}", case_id=case_id
+            )
         work = UnitOfWork(row, mail, analysis.verdict, now, self._priority_of(analysis, mail))
         return self.step(self.settings, s, work).run()
 
@@ -372,22 +374,41 @@ class _Work:
             self.analysis, self.pending = self.pending.result(), None
 
 
+def _exhausted(s: Session, row: inbound.Exhausted, now: datetime) -> Outcome:
+    """Quarantine a row whose attempts are used up (it is locked by this transaction)."""
+    # Every attempt so far ended without settling the row: the process died during it
+    # (no failure recorded) or the bound stopped it (reason recorded).
+    reason = row.reason or f"poison: crashed the worker {row.attempts} times"
+    outcome = Outcome(InboundStatus.QUARANTINED, reason=reason)
+    inbound.settle(s, row.inbound_id, status=outcome.status, now=now, reason=reason)
+    return outcome
+
+
 def _poison_reason(exc: PoisonError, attempts: int) -> str:
     if exc.kind == "crashed":
         return f"poison: crashed the worker {attempts} times"
     return exc.reason
 
 
+def event_of(status: SettledStatus) -> str:
+    """The log event of a message settled as ``status`` (mypy checks every status has one)."""
+    match status:
+        case InboundStatus.PROCESSED:
+            return "message.processed"
+        case InboundStatus.DUPLICATE:
+            return "message.duplicate_dropped"
+        case InboundStatus.SUPPRESSED:
+            return "message.suppressed"
+        case InboundStatus.QUARANTINED:
+            return "message.quarantined"
+        case _:
+            assert_never(status)
+
+
 def _log_outcome(source: str, outcome: Outcome) -> None:
-    event = {
-        "processed": "message.processed",
-        "duplicate": "message.duplicate_dropped",
-        "suppressed": "message.suppressed",
-        "quarantined": "message.quarantined",
-    }[outcome.status]
-    level = log.warning if outcome.status == "quarantined" else log.info
+    level = log.warning if outcome.status == InboundStatus.QUARANTINED else log.info
     level(
-        event,
+        event_of(outcome.status),
         source=source,
         case_ref=outcome.case_ref,
         reason=outcome.reason,

@@ -1,1 +1,1 @@
-"""mail2case: the composition root (CLI, config, logging, supervisor)."""
+"""mail2case: the composition root (CLI, config, logging, the daemon)."""

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
 import random
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import select
+from typing import TYPE_CHECKING, Any, assert_never
 
 from notifications.backoff import Backoff
 from notifications.breaker import (
@@ -23,9 +19,8 @@ from notifications.breaker import (
 )
 from notifications.errors import PermanentTransportError, RenderError, TemporaryTransportError
 from notifications.render import Envelope, render_mail
-from storage.blobs import load_blob
+from storage.blobs import load_blob, preload_blobs
 from storage.cases import add_events, event_row
-from storage.models import Blob, utcnow
 from storage.outbox import claim_due, mark_failed, mark_retry, mark_sent, mark_suppressed
 from storage.outbox_leases import (
     end_lease,
@@ -33,6 +28,7 @@ from storage.outbox_leases import (
     load_for_outcomes,
     take_lease,
 )
+from storage.statuses import OutboxStatus
 from storage.suppressions import sent_for_cases_since, sent_to_counts, suppressed
 
 if TYPE_CHECKING:
@@ -68,13 +64,14 @@ class SenderSettings:
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
-class Outcome(enum.Enum):
-    """What happened to one outbox row in one attempt."""
+class AttemptResult(enum.Enum):
+    """What happened to one outbox row in one attempt; the value names its log event."""
 
     SENT = "sent"
     RETRY = "retry_scheduled"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+    LEASE_LOST = "lease_lost"  # the lease ran out and another sender owns the row now
 
 
 # How long a row being delivered is kept from other senders (see Sender), by default.
@@ -92,12 +89,24 @@ def lease_for(timeout_seconds: float) -> timedelta:
 
 @dataclass(frozen=True)
 class _Attempt:
-    outcome: Outcome | None  # None: the lease ran out and another sender owns the row
+    result: AttemptResult
     fields: dict[str, Any] = field(default_factory=dict)
 
     @property
     def event(self) -> str:
-        return f"outbox.{self.outcome.value}" if self.outcome else "outbox.lease_lost"
+        return f"outbox.{self.result.value}"
+
+    def log_to(self, log: FilteringBoundLogger) -> None:
+        """Log the attempt, at a level for its result (mypy checks every result has one)."""
+        match self.result:
+            case AttemptResult.SENT:
+                log.info(self.event, **self.fields)
+            case AttemptResult.FAILED:
+                log.error(self.event, **self.fields)
+            case AttemptResult.RETRY | AttemptResult.SUPPRESSED | AttemptResult.LEASE_LOST:
+                log.warning(self.event, **self.fields)
+            case _:
+                assert_never(self.result)
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,7 @@ class _Claim:
     lost_blob: RenderError | None  # the row fails without being sent
 
 
-class _Result(enum.Enum):
+class _TransportResult(enum.Enum):
     SENT = "sent"
     TEMPORARY = "temporary"
     PERMANENT = "permanent"
@@ -122,7 +131,7 @@ class _Delivered:
     """What the transport made of a claim; the next transaction records it."""
 
     claim: _Claim
-    result: _Result
+    result: _TransportResult
     error: str = ""
 
 
@@ -177,8 +186,6 @@ class _Decision:
     cc_addrs: list[str]
 
 
-# The most blobs loaded by one query (a bound on its IN list).
-BLOB_CHUNK = 500
 # A claim looks this many times further than the batch for rows that do not collide.
 CLAIM_SCAN_FACTOR = 4
 # Small on purpose: a crash re-sends the batch's delivered but unrecorded mail (same
@@ -265,26 +272,6 @@ class Sender:
             left -= step.claimed
             batch = self._deliver_batch(step.claims, now)
 
-    async def run(self, stop: asyncio.Event, poll_interval: timedelta) -> None:
-        """Call :meth:`run_once` until ``stop`` is set, sleeping ``poll_interval`` when idle.
-
-        A pass already running in its thread finishes before this returns.
-        """
-        while not stop.is_set():
-            sent = await self._guarded_pass()
-            if sent < self._settings.batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), poll_interval.total_seconds())
-
-    async def _guarded_pass(self) -> int:
-        try:
-            return await asyncio.to_thread(self.run_once, utcnow())
-        # The loop boundary: a database outage or a bug in one pass must not end the
-        # sender; a leased row is tried again once its lease has run out.
-        except Exception:  # noqa: BLE001 - the loop boundary, logged with its traceback
-            self._log.exception("sender.pass_failed")
-            return 0
-
     def _step(self, now: datetime, batch: _Batch, claimed_at: datetime, limit: int) -> _Step:
         """Record ``batch``, then claim up to ``limit`` rows leased from ``claimed_at``.
 
@@ -297,8 +284,8 @@ class Sender:
             for delivered in batch.delivered:
                 row = rows.get(delivered.claim.row.id)
                 attempt = self._record(session, row, delivered, now)
-                step.sent += attempt.outcome is Outcome.SENT
-                step.retried |= attempt.outcome is Outcome.RETRY
+                step.sent += attempt.result is AttemptResult.SENT
+                step.retried |= attempt.result is AttemptResult.RETRY
                 step.logs.append((self._bound(delivered.claim.row), attempt))
             for claim in batch.released:
                 row = rows.get(claim.row.id)
@@ -308,14 +295,7 @@ class Sender:
                 self._claim(session, now, claimed_at, limit, step)
         # Logged after the commit, so the log never claims what the database does not hold.
         for log, attempt in step.logs:
-            emit = {
-                Outcome.SENT: log.info,
-                Outcome.RETRY: log.warning,
-                Outcome.FAILED: log.error,
-                Outcome.SUPPRESSED: log.warning,
-                None: log.warning,
-            }
-            emit[attempt.outcome](attempt.event, **attempt.fields)
+            attempt.log_to(log)
         return step
 
     def _bound(self, row: Outbox) -> FilteringBoundLogger:
@@ -364,7 +344,9 @@ class Sender:
         # The suppressed rows' case events, in one statement and in the rows' order.
         add_events(session, events)
         # Held while the attachments are read: the session only keeps them weakly.
-        blobs = _load_blobs(session, [row for row, _, _ in leased])
+        blobs = preload_blobs(
+            session, {item["sha256"] for row, _, _ in leased for item in row.attachments}
+        )
         for row, due_at, lease_until in leased:
             try:
                 attachments, lost_blob = self._attachments(session, row), None
@@ -393,7 +375,7 @@ class Sender:
                     data={"outbox_id": row.id, "kind": row.kind},
                 )
             )
-        step.logs.append((self._bound(row), _Attempt(Outcome.SUPPRESSED, {"reason": held})))
+        step.logs.append((self._bound(row), _Attempt(AttemptResult.SUPPRESSED, {"reason": held})))
         step.claimed += 1
 
     def _deliver_batch(self, claims: list[_Claim], now: datetime) -> _Batch:
@@ -406,7 +388,9 @@ class Sender:
         batch = _Batch()
         deadline = time.monotonic() + self.lease.total_seconds()
         for index, claim in enumerate(claims):
-            retried = bool(batch.delivered) and batch.delivered[-1].result is _Result.TEMPORARY
+            retried = (
+                bool(batch.delivered) and batch.delivered[-1].result is _TransportResult.TEMPORARY
+            )
             if retried or (index > 0 and time.monotonic() > deadline):
                 batch.released = claims[index:]
                 break
@@ -417,7 +401,7 @@ class Sender:
         """Render and send ``claim`` with no transaction open."""
         row = claim.row
         if claim.lost_blob is not None:
-            return _Delivered(claim, _Result.PERMANENT, str(claim.lost_blob))
+            return _Delivered(claim, _TransportResult.PERMANENT, str(claim.lost_blob))
         try:
             msg = render_mail(
                 self._env,
@@ -431,15 +415,15 @@ class Sender:
                 msg, from_addr=self._settings.from_addr, to_addrs=[*row.to_addrs, *row.cc_addrs]
             )
         except TemporaryTransportError as exc:
-            return _Delivered(claim, _Result.TEMPORARY, str(exc))
+            return _Delivered(claim, _TransportResult.TEMPORARY, str(exc))
         except (PermanentTransportError, RenderError) as exc:
-            return _Delivered(claim, _Result.PERMANENT, str(exc))
+            return _Delivered(claim, _TransportResult.PERMANENT, str(exc))
         # One row's unit of work: an error no transport should raise (a bug, a value
         # smtplib refuses) must not leave this row at the head of the queue for ever;
         # it backs off like a temporary error and fails in the end.
         except Exception as exc:  # noqa: BLE001 - recorded on the row and logged
-            return _Delivered(claim, _Result.TEMPORARY, f"{type(exc).__name__}: {exc}")
-        return _Delivered(claim, _Result.SENT)
+            return _Delivered(claim, _TransportResult.TEMPORARY, f"{type(exc).__name__}: {exc}")
+        return _Delivered(claim, _TransportResult.SENT)
 
     def _record(
         self, session: Session, row: Outbox | None, delivered: _Delivered, now: datetime
@@ -451,21 +435,24 @@ class Sender:
         # already says so (that copy was a duplicate) or the breaker has since held it.
         is_sent_news = (
             row is not None
-            and delivered.result is _Result.SENT
-            and row.status not in {"sent", "suppressed"}
+            and delivered.result is _TransportResult.SENT
+            and row.status not in {OutboxStatus.SENT, OutboxStatus.SUPPRESSED}
         )
         if row is None or not (is_ours or is_sent_news):
             status = row.status if row is not None else None
-            return _Attempt(None, {"result": delivered.result.value, "status": status})
-        if delivered.result is _Result.SENT:
+            fields = {"result": delivered.result.value, "status": status}
+            return _Attempt(AttemptResult.LEASE_LOST, fields)
+        if delivered.result is _TransportResult.SENT:
             mark_sent(session, row, now)
             # A sent row keeps the due time it had, not our lease (`outbox list` shows it).
             end_lease(row, claim.due_at)
-            return _Attempt(Outcome.SENT, {"attempts": row.attempts, "message_id": row.message_id})
-        if delivered.result is _Result.TEMPORARY:
+            return _Attempt(
+                AttemptResult.SENT, {"attempts": row.attempts, "message_id": row.message_id}
+            )
+        if delivered.result is _TransportResult.TEMPORARY:
             return self._retry_or_fail(session, row, now, delivered.error)
         mark_failed(session, row, now, delivered.error)
-        return _Attempt(Outcome.FAILED, {"attempts": row.attempts, "error": delivered.error})
+        return _Attempt(AttemptResult.FAILED, {"attempts": row.attempts, "error": delivered.error})
 
     def _breaker_figures(
         self, session: Session, rows: list[Outbox], now: datetime
@@ -507,13 +494,13 @@ class Sender:
         if attempt >= self._settings.max_attempts:
             error = f"gave up after {attempt} attempts: {error}"
             mark_failed(session, row, now, error)
-            return _Attempt(Outcome.FAILED, {"attempts": row.attempts, "error": error})
+            return _Attempt(AttemptResult.FAILED, {"attempts": row.attempts, "error": error})
         backoff = Backoff(attempt, self._settings.backoff_base, self._settings.backoff_max)
         delay = backoff.delay(self._rng)
         mark_retry(session, row, now, error, delay)
         fields = {"attempts": row.attempts, "error": error, "delay_s": round(delay.total_seconds())}
         return _Attempt(
-            Outcome.RETRY, fields | {"next_attempt_at": row.next_attempt_at.isoformat()}
+            AttemptResult.RETRY, fields | {"next_attempt_at": row.next_attempt_at.isoformat()}
         )
 
     def _attachments(self, session: Session, row: Outbox) -> list[tuple[str, str, bytes]]:
@@ -546,17 +533,3 @@ class Sender:
             auto_submitted=AUTO_SUBMITTED.get(row.kind, AUTO_GENERATED),
             loop_marker=settings.loop_marker,
         )
-
-
-def _load_blobs(session: Session, rows: list[Outbox]) -> list[Blob]:
-    """The blobs ``rows`` attach, loaded in one query (none when no row has attachments).
-
-    Once loaded, ``load_blob``'s ``session.get`` finds each in the session without a
-    query of its own, for as long as the caller holds the returned objects.
-    """
-    wanted = sorted({item["sha256"] for row in rows for item in row.attachments})
-    found: list[Blob] = []
-    for start in range(0, len(wanted), BLOB_CHUNK):
-        chunk = wanted[start : start + BLOB_CHUNK]
-        found.extend(session.scalars(select(Blob).where(Blob.sha256.in_(chunk))))
-    return found

@@ -7,14 +7,20 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from storage.models import Blob
 from storage.upserts import insert_if_absent
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from sqlalchemy.orm import Session
 
 
 SHA256_HEX_LEN = 64
+# The most blobs loaded by one query (a bound on its IN list).
+BLOB_CHUNK = 500
 
 
 def blob_path(root: Path, sha256: str) -> Path:
@@ -48,6 +54,21 @@ def load_blob(session: Session, sha256: str, root: Path | None) -> bytes | None:
     if root is None:
         return None
     return blob_path(root, sha256).read_bytes()
+
+
+def preload_blobs(session: Session, sha256s: Collection[str]) -> list[Blob]:
+    """The blobs stored under ``sha256s``, in one query per :data:`BLOB_CHUNK` of them.
+
+    Once loaded, :func:`load_blob`'s ``session.get`` finds each in the session without a
+    query of its own, for as long as the caller holds the returned objects (the session
+    only keeps them weakly).
+    """
+    wanted = sorted(sha256s)
+    found: list[Blob] = []
+    for start in range(0, len(wanted), BLOB_CHUNK):
+        chunk = wanted[start : start + BLOB_CHUNK]
+        found.extend(session.scalars(select(Blob).where(Blob.sha256.in_(chunk))))
+    return found
 
 
 def _write_file(path: Path, data: bytes) -> None:

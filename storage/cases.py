@@ -228,6 +228,12 @@ def list_cases(session: Session, *, open_only: bool, limit: int = 10000) -> list
     return [(row[0], int(row[1])) for row in session.execute(stmt)]
 
 
+def status_counts(session: Session) -> dict[str, int]:
+    """How many cases are in each status (statuses with none are missing)."""
+    stmt = select(Case.status, func.count()).group_by(Case.status)
+    return {row[0]: row[1] for row in session.execute(stmt)}
+
+
 def case_detail(session: Session, ref: int) -> Case | None:
     """A case with its messages, attachments and events loaded."""
     stmt = (

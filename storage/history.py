@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
     from sqlalchemy.orm import Session
 
+    from storage.statuses import InboundStatus
+
 
 def staged_refs(session: Session, source: str, refs: Iterable[str]) -> set[str]:
     """Which of ``refs`` are already stored from ``source`` (an import staged them before)."""
@@ -23,7 +25,7 @@ def staged_refs(session: Session, source: str, refs: Iterable[str]) -> set[str]:
     return {ref for ref in session.scalars(stmt) if ref is not None}
 
 
-def held_ids(session: Session, status: str) -> list[int]:
+def held_ids(session: Session, status: InboundStatus) -> list[int]:
     """Rows in ``status`` (staged, not processed yet), in the order they were written."""
     stmt = (
         select(Inbound.id).where(Inbound.status == status).order_by(Inbound.written_at, Inbound.id)

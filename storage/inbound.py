@@ -10,6 +10,7 @@ from sqlalchemy.orm import defer
 
 from storage.engine import is_sqlite
 from storage.models import Inbound
+from storage.statuses import SETTLED, InboundStatus, SettledStatus
 from storage.upserts import table_of
 
 if TYPE_CHECKING:
@@ -17,9 +18,6 @@ if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
     from sqlalchemy.orm import Session
-
-RECEIVED = "received"
-SETTLED = ("processed", "duplicate", "suppressed", "quarantined")
 
 
 def add_inbound(
@@ -41,7 +39,7 @@ def add_inbound(
         rcpt_to=list(rcpt_to),
         raw=raw,
         size=len(raw),
-        status=RECEIVED,
+        status=InboundStatus.RECEIVED,
     )
     session.add(row)
     session.flush()
@@ -50,7 +48,12 @@ def add_inbound(
 
 def pending_ids(session: Session, limit: int) -> list[int]:
     """Ids of raw mail not yet processed, oldest first."""
-    stmt = select(Inbound.id).where(Inbound.status == RECEIVED).order_by(Inbound.id).limit(limit)
+    stmt = (
+        select(Inbound.id)
+        .where(Inbound.status == InboundStatus.RECEIVED)
+        .order_by(Inbound.id)
+        .limit(limit)
+    )
     return list(session.scalars(stmt))
 
 
@@ -72,7 +75,11 @@ _PENDING = select(Inbound.id, Inbound.source, Inbound.mail_from, Inbound.rcpt_to
 
 
 def lock_pending(
-    session: Session, inbound_id: int, *, status: str = RECEIVED, is_claimed: bool = False
+    session: Session,
+    inbound_id: int,
+    *,
+    status: InboundStatus = InboundStatus.RECEIVED,
+    is_claimed: bool = False,
 ) -> Pending | None:
     """The row if it is still pending, locked for this transaction (skipped if another has it).
 
@@ -87,7 +94,7 @@ def lock_pending(
 
 
 def lock_claimed(
-    session: Session, inbound_ids: Sequence[int], *, status: str = RECEIVED
+    session: Session, inbound_ids: Sequence[int], *, status: InboundStatus = InboundStatus.RECEIVED
 ) -> dict[int, Pending]:
     """The claimed rows still pending, by id, locked for this transaction (one query).
 
@@ -116,24 +123,55 @@ class Claim:
     counted: bool = True
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """The row is the caller's to work on now (its claim is committed with the caller's)."""
+
+    inbound_id: int
+    claim: Claim
+
+
+@dataclass(frozen=True)
+class Exhausted:
+    """The row has used up its attempts without settling: the caller quarantines it.
+
+    The row stays locked by the caller's transaction; ``reason`` is its last recorded
+    failure, None when every attempt died with the process.
+    """
+
+    inbound_id: int
+    source: str
+    attempts: int
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """The row is not the caller's: settled already, or held by another worker."""
+
+    inbound_id: int
+
+
+ClaimResult = Claimed | Exhausted | Skipped
+
+
 def claim_attempts(
     session: Session,
     inbound_ids: Sequence[int],
     *,
-    status: str = RECEIVED,
+    status: InboundStatus = InboundStatus.RECEIVED,
     max_attempts: int,
     now: datetime,
     claim_periods: Mapping[int, timedelta],
     max_bytes: int,
-) -> list[tuple[int, Claim | Inbound | None]]:
+) -> list[ClaimResult]:
     """Claim pending rows before they are worked on (the caller commits).
 
-    In order, each id with its answer: the Claim; the locked row itself when it has used
-    up ``max_attempts`` (the caller quarantines it); None when it is settled or another
-    worker holds it. On PostgreSQL a row claimed less than its ``claim_periods`` ago
-    belongs to the instance that claimed it; SQLite has one instance, so an old claim is
-    a dead process's. Two queries for the group; stops once ``max_bytes`` of raw mail is
-    claimed: ids left out of the answer were not looked at (their rows are untouched).
+    In order, one result per id looked at (see :data:`ClaimResult`). On PostgreSQL a row
+    claimed less than its ``claim_periods`` ago belongs to the instance that claimed it;
+    SQLite has one instance, so an old claim is a dead process's. Two queries for the
+    group; stops once ``max_bytes`` of raw mail is claimed: ids left out of the answer
+    were not looked at (their rows are untouched).
 
     An attempt is counted only against a message claimed alone. A crash during a group
     says nothing about which message caused it (mostly none did: the process was
@@ -141,31 +179,21 @@ def claim_attempts(
     before comes back alone, and that try counts. A real poison message is therefore
     quarantined after ``max_attempts`` tries of its own, never for its neighbours' luck.
     """
-    stmt = (
-        select(Inbound)
-        .where(Inbound.id.in_(inbound_ids), Inbound.status == status)
-        .options(defer(Inbound.raw))
-    )
     is_shared = not is_sqlite(session.get_bind())  # type: ignore[arg-type]
-    if is_shared:
-        stmt = stmt.with_for_update(skip_locked=True)
-    rows = {row.id: row for row in session.scalars(stmt)}
-    answers: list[tuple[int, Claim | Inbound | None]] = []
+    rows = _lock_for_claim(session, inbound_ids, status, is_shared=is_shared)
+    # A chosen row stands in for its Claimed until the group's raw bytes are read.
+    answers: list[ClaimResult | Inbound] = []
     chosen: list[Inbound] = []
     loaded = 0
     for inbound_id in inbound_ids:
         if loaded >= max_bytes:
             break
         row = rows.get(inbound_id)
-        if row is None or (
-            is_shared
-            and row.claimed_at is not None
-            and now - row.claimed_at < claim_periods[inbound_id]
-        ):
-            answers.append((inbound_id, None))
+        if row is None or (is_shared and _is_claimed(row, now, claim_periods[inbound_id])):
+            answers.append(Skipped(inbound_id))
             continue
         if row.attempts >= max_attempts:
-            answers.append((inbound_id, row))
+            answers.append(Exhausted(inbound_id, row.source, row.attempts, row.reason))
             continue
         is_retry = row.attempts > 0 or row.claimed_at is not None
         if is_retry and chosen:
@@ -173,22 +201,44 @@ def claim_attempts(
         row.claimed_at = now
         chosen.append(row)
         loaded += row.size or 0
-        answers.append((inbound_id, row))
+        answers.append(row)
         if is_retry:
             break
+    return _with_claims(session, answers, chosen)
+
+
+def _lock_for_claim(
+    session: Session, inbound_ids: Sequence[int], status: InboundStatus, *, is_shared: bool
+) -> dict[int, Inbound]:
+    """The rows still in ``status``, by id, without their raw bytes; locked when shared."""
+    stmt = (
+        select(Inbound)
+        .where(Inbound.id.in_(inbound_ids), Inbound.status == status)
+        .options(defer(Inbound.raw))
+    )
+    if is_shared:
+        stmt = stmt.with_for_update(skip_locked=True)
+    return {row.id: row for row in session.scalars(stmt)}
+
+
+def _is_claimed(row: Inbound, now: datetime, period: timedelta) -> bool:
+    """Whether another instance's claim on ``row`` still holds."""
+    return row.claimed_at is not None and now - row.claimed_at < period
+
+
+def _with_claims(
+    session: Session, answers: list[ClaimResult | Inbound], chosen: list[Inbound]
+) -> list[ClaimResult]:
+    """The answers, each chosen row as its Claimed: counted if alone, raw bytes read at once."""
     alone = len(chosen) == 1
     if alone:
         chosen[0].attempts += 1
     raw = _raw_of(session, [row.id for row in chosen])
-    claimed = {row.id for row in chosen}
     return [
-        (
-            i,
-            Claim(raw[i], a.source, a.mail_from, a.attempts, a.reason, counted=alone)  # type: ignore[union-attr]
-            if i in claimed
-            else a,
-        )
-        for i, a in answers
+        Claimed(a.id, Claim(raw[a.id], a.source, a.mail_from, a.attempts, a.reason, counted=alone))
+        if isinstance(a, Inbound)
+        else a
+        for a in answers
     ]
 
 
@@ -200,7 +250,12 @@ def _raw_of(session: Session, inbound_ids: list[int]) -> dict[int, bytes]:
 
 
 def record_failure(
-    session: Session, inbound_id: int, reason: str, *, status: str, count: bool = False
+    session: Session,
+    inbound_id: int,
+    reason: str,
+    *,
+    status: InboundStatus,
+    count: bool = False,
 ) -> None:
     """Note why the last attempt failed on a row that stays pending.
 
@@ -222,7 +277,7 @@ def settle(
     session: Session,
     inbound_id: int,
     *,
-    status: str,
+    status: SettledStatus,
     now: datetime,
     reason: str | None = None,
     case_id: int | None = None,
@@ -272,9 +327,14 @@ def requeue(session: Session, inbound_id: int) -> bool:
     """
     result = session.execute(
         update(Inbound)
-        .where(Inbound.id == inbound_id, Inbound.status.in_(("quarantined", "suppressed")))
+        .where(
+            Inbound.id == inbound_id,
+            Inbound.status.in_((InboundStatus.QUARANTINED, InboundStatus.SUPPRESSED)),
+        )
         .values(
-            status=case((Inbound.source == "import", "held"), else_=RECEIVED),
+            status=case(
+                (Inbound.source == "import", InboundStatus.HELD), else_=InboundStatus.RECEIVED
+            ),
             reason=None,
             attempts=0,  # a fresh start: the operator asked for it
             claimed_at=None,
@@ -287,7 +347,7 @@ def quarantined(session: Session, limit: int = 1000) -> list[Inbound]:
     """Quarantined messages, newest first."""
     stmt = (
         select(Inbound)
-        .where(Inbound.status == "quarantined")
+        .where(Inbound.status == InboundStatus.QUARANTINED)
         .order_by(Inbound.id.desc())
         .limit(limit)
     )

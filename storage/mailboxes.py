@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage.inbound import RECEIVED
 from storage.models import Inbound, MailboxState
+from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -57,7 +57,7 @@ def add_received(
             "rcpt_to": [],
             "raw": raw,
             "size": len(raw),
-            "status": RECEIVED,
+            "status": InboundStatus.RECEIVED,
         }
         for ref, mail_from, raw in chunk
     ]

@@ -22,6 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from storage.statuses import InboundStatus, OutboxStatus
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
@@ -105,9 +107,9 @@ class Inbound(Base):
     rcpt_to: Mapped[list[str]] = mapped_column(default=list)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int]
-    # received → processed | duplicate | suppressed | quarantined; "held": staged by an
-    # import, processed by the import itself (in written order, without sending anything).
-    status: Mapped[str] = mapped_column(String(20), default="received")
+    # An InboundStatus: received (or held, by an import) → processed | duplicate |
+    # suppressed | quarantined.
+    status: Mapped[str] = mapped_column(String(20), default=InboundStatus.RECEIVED)
     written_at: Mapped[datetime | None]
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -276,8 +278,8 @@ class Outbox(Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(998))
     references: Mapped[list[str]] = mapped_column(default=list)
     dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
-    # queued | sent | failed | suppressed (held back by the circuit breaker)
-    status: Mapped[str] = mapped_column(String(10), default="queued")
+    # An OutboxStatus: queued → sent | failed | suppressed (held back by the breaker)
+    status: Mapped[str] = mapped_column(String(10), default=OutboxStatus.QUEUED)
     # The first recipient, lower-cased, once sent: per-recipient rate limits read it.
     rcpt_key: Mapped[str | None] = mapped_column(String(320))
     attempts: Mapped[int] = mapped_column(default=0)

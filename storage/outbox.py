@@ -11,7 +11,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from storage.models import Outbox
+from storage.models import Case, Outbox
+from storage.statuses import OutboxStatus
 from storage.upserts import table_of
 
 if TYPE_CHECKING:
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
     from sqlalchemy.sql.dml import Insert
 
-STATUSES = ("queued", "sent", "failed")
+# The statuses `counts` always reports, zero or not (the metrics' and `status`' columns).
+COUNTED = (OutboxStatus.QUEUED, OutboxStatus.SENT, OutboxStatus.FAILED)
 MAX_ERROR_CHARS = 2000  # last_error is for a human reading `outbox list`, not a log
 # A Message-ID is <id-left@id-right>, both RFC 5322 dot-atoms: atoms joined by single dots.
 # The left part keeps a plain subset of atext that no client or archive mangles.
@@ -64,7 +66,7 @@ def enqueue(
         "in_reply_to": in_reply_to,
         "references": list(references),
         "dedupe_key": dedupe_key,
-        "status": "queued",
+        "status": OutboxStatus.QUEUED,
         "attempts": 0,
         "created_at": now,
         "next_attempt_at": now,
@@ -105,7 +107,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[Outbox]:
     """
     stmt = (
         select(Outbox)
-        .where(Outbox.status == "queued", Outbox.next_attempt_at <= now)
+        .where(Outbox.status == OutboxStatus.QUEUED, Outbox.next_attempt_at <= now)
         .order_by(Outbox.next_attempt_at, Outbox.id)
         .limit(limit)
     )
@@ -117,7 +119,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[Outbox]:
 def mark_sent(session: Session, row: Outbox, now: datetime) -> None:
     """Record that the transport accepted ``row``."""
     del session  # the row is attached to it; the signature matches its siblings
-    row.status = "sent"
+    row.status = OutboxStatus.SENT
     row.attempts += 1
     row.sent_at = now
     row.last_error = None
@@ -126,7 +128,7 @@ def mark_sent(session: Session, row: Outbox, now: datetime) -> None:
 
 def mark_suppressed(row: Outbox, now: datetime, reason: str) -> None:
     """Hold ``row`` back for good: the circuit breaker said no (kept, with the reason)."""
-    row.status = "suppressed"
+    row.status = OutboxStatus.SUPPRESSED
     row.last_error = reason[:MAX_ERROR_CHARS]
     row.next_attempt_at = now
 
@@ -142,7 +144,7 @@ def mark_retry(session: Session, row: Outbox, now: datetime, error: str, delay: 
 def mark_failed(session: Session, row: Outbox, now: datetime, error: str) -> None:
     """Give up on ``row``: it stays visible as failed until an operator retries it."""
     del session
-    row.status = "failed"
+    row.status = OutboxStatus.FAILED
     row.attempts += 1
     row.last_error = error[:MAX_ERROR_CHARS]
     row.next_attempt_at = now
@@ -151,9 +153,9 @@ def mark_failed(session: Session, row: Outbox, now: datetime, error: str) -> Non
 def retry_now(session: Session, outbox_id: int, now: datetime) -> bool:
     """Requeue a failed row with a fresh budget of attempts; False if it is not failed."""
     row = session.get(Outbox, outbox_id, with_for_update=True)
-    if row is None or row.status != "failed":
+    if row is None or row.status != OutboxStatus.FAILED:
         return False
-    row.status = "queued"
+    row.status = OutboxStatus.QUEUED
     row.attempts = 0
     row.next_attempt_at = now
     return True
@@ -174,7 +176,9 @@ def first_notification_id(session: Session, case_id: int) -> str | None:
     return session.scalars(stmt).first()
 
 
-def list_rows(session: Session, *, limit: int = 100, status: str | None = None) -> list[Outbox]:
+def list_rows(
+    session: Session, *, limit: int = 100, status: OutboxStatus | None = None
+) -> list[Outbox]:
     """The newest rows first (optionally only those with ``status``)."""
     stmt = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
     if status is not None:
@@ -182,11 +186,17 @@ def list_rows(session: Session, *, limit: int = 100, status: str | None = None) 
     return list(session.scalars(stmt))
 
 
+def rows_with_case_refs(session: Session) -> list[tuple[Outbox, int | None]]:
+    """Every row, oldest first, with its case's reference (None: mail about no case)."""
+    stmt = select(Outbox, Case.ref).outerjoin(Case, Case.id == Outbox.case_id).order_by(Outbox.id)
+    return [(row[0], row[1]) for row in session.execute(stmt)]
+
+
 def counts(session: Session) -> dict[str, int]:
-    """Rows per status; every status in :data:`STATUSES` is present, zero if none."""
+    """Rows per status; every status in :data:`COUNTED` is present, zero if none."""
     stmt = select(Outbox.status, func.count()).group_by(Outbox.status)
     found = {status: int(n) for status, n in session.execute(stmt)}
-    return {status: found.get(status, 0) for status in STATUSES} | found
+    return {str(status): found.get(status, 0) for status in COUNTED} | found
 
 
 def new_message_id(prefix: str, domain: str) -> str:

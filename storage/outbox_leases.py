@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select
 
 from storage.models import Outbox
+from storage.statuses import OutboxStatus
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -40,7 +41,11 @@ def holds_lease(row: Outbox, attempts: int, until: datetime) -> bool:
     to its own lease (a later one), and recording any outcome changes the status or
     the attempts.
     """
-    return row.status == "queued" and row.attempts == attempts and row.next_attempt_at == until
+    return (
+        row.status == OutboxStatus.QUEUED
+        and row.attempts == attempts
+        and row.next_attempt_at == until
+    )
 
 
 def load_for_outcomes(session: Session, outbox_ids: Collection[int]) -> dict[int, Outbox]:

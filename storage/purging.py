@@ -9,6 +9,7 @@ from sqlalchemy import or_, select, update
 
 from storage.blobs import blob_path
 from storage.models import Attachment, Blob, Case, CaseEvent, Inbound, Message, Outbox
+from storage.statuses import OutboxStatus
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -127,7 +128,7 @@ def _is_purgeable(session: Session, blob: Blob, closed_before: datetime) -> bool
     )
     if session.scalar(keeping) is not None:
         return False
-    queued = session.scalars(select(Outbox.attachments).where(Outbox.status == "queued"))
+    queued = session.scalars(select(Outbox.attachments).where(Outbox.status == OutboxStatus.QUEUED))
     return not any(item.get("sha256") == blob.sha256 for items in queued for item in items)
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from storage import inbound, outbox
 from storage.models import Case, Inbound, MailboxState, SlaClock
+from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -56,6 +57,6 @@ def _overdue(session: Session, now: datetime) -> int:
 
 
 def _oldest_pending_age(session: Session, now: datetime) -> float:
-    stmt = select(func.min(Inbound.received_at)).where(Inbound.status == inbound.RECEIVED)
+    stmt = select(func.min(Inbound.received_at)).where(Inbound.status == InboundStatus.RECEIVED)
     oldest = session.scalar(stmt)
     return 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)

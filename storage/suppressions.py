@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, TypeVar
 from sqlalchemy import func, select
 
 from storage.models import Outbox, Suppression
+from storage.statuses import OutboxStatus
 from storage.upserts import insert_if_absent
 
 if TYPE_CHECKING:
@@ -96,7 +97,11 @@ def sent_for_cases_since(
     for chunk in _chunks(set(case_ids)):
         stmt = (
             select(Outbox.case_id, func.count())
-            .where(Outbox.case_id.in_(chunk), Outbox.status == "sent", Outbox.sent_at >= since)
+            .where(
+                Outbox.case_id.in_(chunk),
+                Outbox.status == OutboxStatus.SENT,
+                Outbox.sent_at >= since,
+            )
             .group_by(Outbox.case_id)
         )
         counts.update(

@@ -10,6 +10,7 @@ from ingest.case_step import CaseStep
 from ingest.outcome import Outcome, processed
 from ingest.triage.classify import Kind
 from storage import cases
+from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from storage.models import Case
@@ -26,12 +27,14 @@ class ArchiveStep(CaseStep):
     def run(self) -> Outcome:
         """Thread the message onto its case, or open a closed one for it."""
         if self.verdict.kind is Kind.LOOP:
-            return Outcome("suppressed", reason=f"loop: {self.verdict.reason}")
+            return Outcome(InboundStatus.SUPPRESSED, reason=f"loop: {self.verdict.reason}")
         case = self.existing_case() or self._case_by_ticket()
         if self.verdict.kind is Kind.AGENT:
             return self._agent_history(case)
         if case is None and self.verdict.is_automatic:
-            return Outcome("suppressed", reason=f"{self.verdict.kind}: {self.verdict.reason}")
+            return Outcome(
+                InboundStatus.SUPPRESSED, reason=f"{self.verdict.kind}: {self.verdict.reason}"
+            )
         opened = case is None
         if case is None:
             case = self._open_archived(self.sender)
@@ -44,7 +47,9 @@ class ArchiveStep(CaseStep):
         if case is None:
             customer = self._first_customer_recipient()
             if customer is None:
-                return Outcome("suppressed", reason="agent mail to nobody outside the team")
+                return Outcome(
+                    InboundStatus.SUPPRESSED, reason="agent mail to nobody outside the team"
+                )
             case = self._open_archived(customer)
         shape = StoredAs(
             direction="out", kind="agent", message_id=self.mail.message_id, text=self.mail.text

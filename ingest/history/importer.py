@@ -10,6 +10,7 @@ from ingest.history.written_at import written_at
 from sla.clocks import Status
 from storage import cases, history, inbound, sla_clocks
 from storage.models import Case
+from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from sla.tracking import SlaContext
 
 SOURCE = "import"
-HELD = "held"
 STAGE_BATCH = 200
 # Held rows handed to the processor at a time: its progress is reported per chunk.
 _CHUNK = 64
@@ -92,13 +92,13 @@ def _stage_batch(
             row = inbound.add_inbound(
                 s, raw=message.raw, source=SOURCE, now=now, source_ref=message.ref
             )
-            row.status = HELD
+            row.status = InboundStatus.HELD
             row.written_at = written_at(message.raw, message.file_time, latest=now)
 
 
 def held_ids(session: Session) -> list[int]:
     """Staged rows not processed yet, in the order they were written."""
-    return history.held_ids(session, HELD)
+    return history.held_ids(session, InboundStatus.HELD)
 
 
 def process_held(
@@ -136,14 +136,14 @@ def process_held(
 
 def _count(summary: ImportSummary, outcome: Outcome, inbound_id: int) -> None:
     status = outcome.status
-    if status == "processed":
+    if status == InboundStatus.PROCESSED:
         summary.imported += 1
         summary.cases_opened += int(outcome.opened)
-    elif status == "duplicate":
+    elif status == InboundStatus.DUPLICATE:
         summary.duplicates += 1
-    elif status == "suppressed":
+    elif status == InboundStatus.SUPPRESSED:
         summary.suppressed += 1
-    elif status == "quarantined":
+    elif status == InboundStatus.QUARANTINED:
         summary.quarantined += 1
         summary.quarantined_ids.append(inbound_id)
 

@@ -7,14 +7,14 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from mail2case import app
 from mail2case.cli import views
 from storage import cases, inbound, outbox
-from storage.models import Case, Outbox
+from storage.statuses import InboundStatus, OutboxStatus
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from mail2case.config.settings import Config
 
 CASE_COLUMNS = ("ref", "priority", "plan", "status", "customer", "first_response_due", "subject")
@@ -158,11 +158,7 @@ def outbox_list(args: argparse.Namespace, config: Config) -> int:
     """``outbox list [--json]``."""
     engine, sessions = app.open_database(config)
     with sessions() as s:
-        refs = {row.id: row.ref for row in s.execute(select(Case.id, Case.ref))}
-        rows = [
-            views.outbox_view(r, refs.get(r.case_id))
-            for r in s.scalars(select(Outbox).order_by(Outbox.id))
-        ]
+        rows = [views.outbox_view(r, ref) for r, ref in outbox.rows_with_case_refs(s)]
     engine.dispose()
     _emit(args, rows, ("id", "kind", "status", "attempts", "case_ref", "to", "subject"))
     return 0
@@ -192,26 +188,24 @@ def status(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _status_counts(s: Any) -> dict[str, dict[str, int]]:
+def _status_counts(s: Session) -> dict[str, dict[str, int]]:
     raw = inbound.status_counts(s)
-    settled = sum(v for k, v in raw.items() if k != "received")
+    settled = sum(v for k, v in raw.items() if k != InboundStatus.RECEIVED)
     box = outbox.counts(s)
-    by_status = {
-        row[0]: row[1] for row in s.execute(select(Case.status, func.count()).group_by(Case.status))
-    }
+    by_status = cases.status_counts(s)
     return {
         "inbound": {
             "received": sum(raw.values()),
             "processed": settled,
-            "pending": raw.get("received", 0),
-            "quarantined": raw.get("quarantined", 0),
-            "duplicate": raw.get("duplicate", 0),
-            "suppressed": raw.get("suppressed", 0),
+            "pending": raw.get(InboundStatus.RECEIVED, 0),
+            "quarantined": raw.get(InboundStatus.QUARANTINED, 0),
+            "duplicate": raw.get(InboundStatus.DUPLICATE, 0),
+            "suppressed": raw.get(InboundStatus.SUPPRESSED, 0),
         },
         "outbox": {
-            "queued": box.get("queued", 0),
-            "sent": box.get("sent", 0),
-            "failed": box.get("failed", 0),
+            "queued": box.get(OutboxStatus.QUEUED, 0),
+            "sent": box.get(OutboxStatus.SENT, 0),
+            "failed": box.get(OutboxStatus.FAILED, 0),
         },
         "cases": {
             "open": by_status.get("open", 0),

@@ -18,6 +18,7 @@ from ingest.process import Processor
 from ingest.sources.imap import OAuth2TokenSource
 from ingest.sources.mailbox import ImapClientMailbox
 from mail2case import app
+from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     import argparse
@@ -80,7 +81,7 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
         settings,
         analyser=app.bounded_analyser(config, settings),
         step=ArchiveStep,
-        status=importer.HELD,
+        status=InboundStatus.HELD,
     )
     code = 0
     try:

@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     del args
-    from mail2case.service.daemon import build_daemon  # noqa: PLC0415 - only `run` needs the daemon's imports
+    from mail2case.service.build import build_daemon  # noqa: PLC0415 - only `run` needs the daemon's imports
 
     daemon = build_daemon(config)
     return asyncio.run(daemon.serve())

@@ -1,127 +1,254 @@
-"""Builds the daemon's stages from the configuration."""
+"""The daemon: runs the sources and stages in one asyncio loop until told to stop.
+
+``Stage`` is the loop around one stage's ``run_once``; ``Daemon`` starts the stages, the
+SMTP listener and the other services, and stops them in order. ``mail2case.service.build``
+assembles one from the configuration.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import contextlib
+import signal
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mail2case import app
-from mail2case.service.hooks import ServiceHooks, SourceStates
-from mail2case.service.imap import build_imap_services
-from mail2case.service.metrics import (
-    DatabaseCollector,
-    Metrics,
-    install_event_tap,
-    observed_process_pass,
-)
-from mail2case.service.process_child import ProcessChild, child_process_pass
-from mail2case.service.purge import purge_pass
-from mail2case.service.reload import Reloader
-from mail2case.service.sd_notify import Notifier
-from mail2case.service.supervisor import Daemon, Lifecycle, Stage
-from storage.write_queue import checkpoint
+import structlog
+
+from ingest.sources.group_commit import Delivery, GroupCommit
+from ingest.sources.smtp import SupportHandler, start_server
+from storage import inbound
+from storage.write_queue import urgent
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-    from datetime import datetime
+    from collections.abc import Sequence
 
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
-    from ingest.process import Processor
     from mail2case.config.settings import Config
 
-PURGE_INTERVAL_SECONDS = 24 * 3600.0
-CHECKPOINT_SECONDS = 1.0
+log = structlog.get_logger("mail2case.service.daemon")
+Service = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+# Waits until ``stop`` or ``wake`` is set, or the seconds have passed.
+Wait = Callable[[asyncio.Event, asyncio.Event, float], Awaitable[None]]
+# The longest a stage waits after failing passes (it doubles from the stage's interval).
+MAX_BACKOFF_SECONDS = 60.0
 
 
-def build_daemon(config: Config) -> Daemon:
-    """Open the database (migrating SQLite) and assemble the stages."""
-    engine, sessions = app.open_database(config, checkpoint_in_background=True)
-    child = ProcessChild(config) if config.processing.separate_process else None
-    # With a child, this processor never runs: it holds the settings SIGHUP replaces.
-    processor = app.build_processor(config, sessions, is_bounded=child is None)
-    sender = app.build_sender(config, sessions)
-    send = Stage("send", sender.run_once, config.outgoing.poll_interval.total_seconds())
-    scheduler = app.build_scheduler(config, sessions)
-    schedule = Stage(
-        "schedule", scheduler.run_once, config.sla.poll_interval.total_seconds(), then=[send.wake]
-    )
-    # A processed message may start or move a clock that is already due (a late import).
-    metrics = Metrics()
-    process = Stage(
-        "process",
-        observed_process_pass(processor, sessions, metrics)
-        if child is None
-        else child_process_pass(child, processor, metrics),
-        config.processing.poll_interval.total_seconds(),
-        then=[send.wake, schedule.wake],
-    )
-    # SQLite: the WAL is copied into the database here, off every commit's path.
-    checkpoints = Stage("checkpoint", lambda _now: _checkpoint(engine), CHECKPOINT_SECONDS)
-    stages = [process, send, schedule, checkpoints]
-    if config.retention.raw_days > 0:
-        stages.append(Stage("purge", _purge_run(config, sessions), PURGE_INTERVAL_SECONDS))
-    services = build_imap_services(config, sessions, process.wake.set)
-    daemon = Daemon(
-        config=config, engine=engine, sessions=sessions, stages=stages, services=services
-    )
-    daemon.shutdown_timeout = config.service.shutdown_grace.total_seconds()
-    hooks = _service_hooks(config, sessions, processor, stages, metrics)
-    daemon.lifecycle = hooks if child is None else _ChildClosingHooks(hooks, child)
-    return daemon
+async def wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    """Return once ``stop`` or ``wake`` is set, or after ``seconds``."""
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
 
 
-class _ChildClosingHooks:
-    """The service hooks; once the stages have drained, the process child is ended too."""
+@dataclass
+class Stage:
+    """A loop around ``run_once(now) -> int``; sleeps ``interval`` when idle or until woken."""
 
-    def __init__(self, hooks: Lifecycle, child: ProcessChild) -> None:
-        self.hooks = hooks
-        self.child = child
+    name: str
+    run_once: Callable[[datetime], int]
+    interval: float
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    then: list[asyncio.Event] = field(default_factory=list)
+    handled: int = 0
+    errors: int = 0
+    last_pass: float = 0.0
+    # Monotonic start of the pass running now; None while idle (the watchdog reads it).
+    busy_since: float | None = None
+    wait: Wait = wait_any  # between passes (tests pass one that does not sleep)
+
+    def is_stuck(self, now: float, limit: float) -> bool:
+        """Whether the pass in progress has run longer than ``limit`` seconds."""
+        return self.busy_since is not None and now - self.busy_since > limit
+
+    async def pass_once(self) -> int:
+        """One ``run_once`` in a worker thread, marked busy while it runs."""
+        self.busy_since = time.monotonic()
+        try:
+            return await asyncio.to_thread(self.run_once, datetime.now(UTC))
+        finally:
+            self.busy_since = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until ``stop`` is set; one failing pass is logged and retried, never fatal.
+
+        After a pass that handled something the next one starts at once; after an idle
+        pass the stage waits ``interval`` (or until woken). After a failing pass it waits
+        twice as long as after the failure before, starting from twice ``interval``, up
+        to :data:`MAX_BACKOFF_SECONDS`; a pass that succeeds starts the doubling afresh.
+        """
+        backoff = self.interval
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                n = await self.pass_once()
+            except Exception:
+                self.errors += 1
+                log.exception("stage.pass_failed", stage=self.name)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                await self.wait(stop, self.wake, backoff)
+                continue
+            backoff = self.interval
+            self.handled += n
+            self.last_pass = time.monotonic()
+            for event in self.then:
+                if n:
+                    event.set()
+            if n == 0:
+                await self.wait(stop, self.wake, self.interval)
+
+
+class Lifecycle(Protocol):
+    """What a service manager integration hooks into (mail2case.service.hooks)."""
 
     async def started(self, daemon: Daemon) -> None:
-        """As the hooks do."""
-        await self.hooks.started(daemon)
+        """Listeners are up and stages running: start extras, report ready."""
 
     def stopping(self) -> None:
-        """As the hooks do."""
-        self.hooks.stopping()
+        """A stop was requested."""
 
     async def reload(self) -> None:
-        """As the hooks do (the new settings reach the child with its next pass)."""
-        await self.hooks.reload()
+        """SIGHUP: reload what can change at runtime."""
 
     async def stopped(self) -> None:
-        """End the child (after its pass in progress, within a bound), then the hooks."""
-        await asyncio.to_thread(self.child.close)
-        await self.hooks.stopped()
+        """Stages have drained: close extras."""
 
 
-def _checkpoint(engine: Engine) -> int:
-    checkpoint(engine)
-    return 0  # nothing for the stage to count: it waits its interval either way
+@dataclass
+class Daemon:
+    """Everything ``mail2case run`` starts, and the order it stops them in."""
 
+    config: Config
+    engine: Engine
+    sessions: sessionmaker[Session]
+    stages: list[Stage]
+    # Long-running services that are not run_once loops (IMAP IDLE): started with the
+    # stop event, awaited on shutdown like the stages.
+    services: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = field(
+        default_factory=list
+    )
+    shutdown_timeout: float = 30.0
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    received: int = 0
+    lifecycle: Lifecycle | None = None
+    # Stages run again after the loops stop, until idle or out of grace: acks go out.
+    flush_on_stop: tuple[str, ...] = ("process", "send")
+    smtp_server: asyncio.Server | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _reloads: set[asyncio.Task[None]] = field(default_factory=set)
 
-def _purge_run(config: Config, sessions: sessionmaker[Session]) -> Callable[[datetime], int]:
-    """The retention stage: raw mail of cases closed ``raw_days`` ago is purged daily."""
-    return purge_pass(sessions, config.retention.raw_days, config.processing.attachments_dir)
+    def commit_raw(self, raw: bytes, mail_from: str, rcpt_to: list[str]) -> int:
+        """Commit one SMTP delivery (runs in a worker thread); returns the inbound id."""
+        return self.commit_many([Delivery(raw, mail_from, rcpt_to)])[0]
 
+    def commit_many(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """Commit SMTP deliveries in one transaction (one fsync); returns their inbound ids."""
+        now = datetime.now(UTC)
+        # Ahead of the stages' transactions in this process's write queue: a 250 waits.
+        with urgent(), self.sessions.begin() as s:
+            rows = [
+                inbound.add_inbound(
+                    s, raw=d.raw, source="smtp", now=now, mail_from=d.mail_from, rcpt_to=d.rcpt_to
+                )
+                for d in deliveries
+            ]
+            ids = [row.id for row in rows]
+        self.received += len(ids)
+        return ids
 
-def _service_hooks(
-    config: Config,
-    sessions: sessionmaker[Session],
-    processor: Processor,
-    stages: list[Stage],
-    metrics: Metrics,
-) -> ServiceHooks:
-    """The service side: sd_notify, watchdog, SIGHUP reload, HTTP probes (fed by log events)."""
-    metrics.registry.register(DatabaseCollector(sessions, metrics))
-    sources = SourceStates(box.name for box in config.imap)
+    def wake(self, name: str) -> Callable[[], None]:
+        """A callback that wakes stage ``name`` (the processor after a receive)."""
+        stage = next(s for s in self.stages if s.name == name)
+        return stage.wake.set
 
-    def tap(event: str, fields: dict[str, Any]) -> None:
-        metrics.observe_event(event, fields)
-        sources.observe(event, fields)
+    async def serve(self) -> int:
+        """Run until SIGTERM/SIGINT; drain in order; return the exit code."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        if self.lifecycle is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        server = self.smtp_server = await self._start_smtp()
+        tasks = [asyncio.create_task(s.run(self.stop), name=s.name) for s in self.stages]
+        tasks += [asyncio.create_task(service(self.stop)) for service in self.services]
+        self.tasks = tasks
+        log.info(
+            "daemon.started",
+            stages=[s.name for s in self.stages],
+            database=self.engine.dialect.name,
+        )
+        if self.lifecycle is not None:
+            await self.lifecycle.started(self)
+        await self.stop.wait()
+        await self._shutdown(server, tasks)
+        return 0
 
-    install_event_tap(tap)
-    reloader = Reloader(config, sessions, processor, {s.name: s for s in stages})
-    return ServiceHooks(config, metrics, reloader, Notifier.from_environment(), sources)
+    def _request_stop(self, sig: signal.Signals) -> None:
+        log.info("daemon.stopping", signal=sig.name)
+        self.stop.set()
+        if self.lifecycle is not None:
+            self.lifecycle.stopping()
+
+    def _request_reload(self) -> None:
+        if self.lifecycle is not None and not self.stop.is_set():
+            task = asyncio.get_running_loop().create_task(self.lifecycle.reload())
+            self._reloads.add(task)  # a reference, so the task is not collected mid-way
+            task.add_done_callback(self._reloads.discard)
+
+    async def _start_smtp(self) -> asyncio.Server | None:
+        smtp = self.config.smtp
+        if not smtp.enabled:
+            return None
+        handler = SupportHandler(
+            self.config.support.addresses,
+            GroupCommit(self.commit_many).commit,
+            self.wake("process"),
+            smtp.max_recipients,
+        )
+        return await start_server(smtp, handler)
+
+    async def _shutdown(
+        self, server: asyncio.Server | None, tasks: list[asyncio.Task[None]]
+    ) -> None:
+        # Order: stop accepting, let in-flight work finish within the grace period, then cancel.
+        deadline = time.monotonic() + self.shutdown_timeout
+        if server is not None:
+            server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), timeout=self.shutdown_timeout / 2)
+        done, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+        for task in pending:
+            task.cancel()
+        del done
+        if not pending:
+            await self._flush(deadline)
+        if self.lifecycle is not None:
+            await self.lifecycle.stopped()
+        self.engine.dispose()
+        log.info(
+            "daemon.stopped",
+            received=self.received,
+            **{f"{s.name}_handled": s.handled for s in self.stages},
+            cancelled=len(pending),
+        )
+
+    async def _flush(self, deadline: float) -> None:
+        """Run the flush stages until idle or the grace period is spent; failures end it."""
+        for stage in (s for s in self.stages if s.name in self.flush_on_stop):
+            while time.monotonic() < deadline:
+                try:
+                    n = await asyncio.wait_for(stage.pass_once(), deadline - time.monotonic())
+                except Exception:  # shutting down: logged, the work waits for the next start
+                    log.warning("daemon.flush_failed", stage=stage.name, exc_info=True)
+                    return
+                stage.handled += n
+                if n == 0:
+                    break

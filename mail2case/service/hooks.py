@@ -12,15 +12,16 @@ from sqlalchemy import text
 
 from mail2case.service.http import StatusServer
 from storage import outbox
+from storage.statuses import OutboxStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from mail2case.config.settings import Config
+    from mail2case.service.daemon import Daemon
     from mail2case.service.metrics import Metrics
     from mail2case.service.reload import Reloader
     from mail2case.service.sd_notify import Notifier
-    from mail2case.service.supervisor import Daemon
 
 log = structlog.get_logger("mail2case.service")
 
@@ -58,7 +59,7 @@ class SourceStates:
 
 
 class ServiceHooks:
-    """Implements the supervisor's Lifecycle for systemd and the HTTP probes."""
+    """Implements the daemon's Lifecycle for systemd and the HTTP probes."""
 
     def __init__(
         self,
@@ -196,7 +197,7 @@ class ServiceHooks:
     async def _queued(self) -> str:
         def count() -> int:
             with self.daemon.sessions() as s:
-                return outbox.counts(s).get("queued", 0)
+                return outbox.counts(s).get(OutboxStatus.QUEUED, 0)
 
         if self._daemon is None:
             return "?"

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ingest.agents.mail import Action
 from ingest.triage.classify import Kind
 from storage import inbound, stats
+from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, MutableMapping
@@ -86,9 +87,9 @@ class Metrics:
         """Count one processed message; ``opened`` is the new case's (plan, priority)."""
         self.processed.labels(outcome=outcome.status).inc()
         self.processing_seconds.observe(seconds)
-        if outcome.status == "suppressed":
+        if outcome.status == InboundStatus.SUPPRESSED:
             self.suppressed.labels(reason=suppression_kind(outcome.reason)).inc()
-        elif outcome.status == "quarantined":
+        elif outcome.status == InboundStatus.QUARANTINED:
             self.quarantined.inc()
         if opened is not None:
             self.cases_opened.labels(plan=opened[0], priority=opened[1]).inc()

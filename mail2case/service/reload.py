@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from ingest.process import Processor
-    from mail2case.service.supervisor import Stage
+    from mail2case.service.daemon import Stage
 
 log = structlog.get_logger("mail2case.service.reload")
 

@@ -70,6 +70,10 @@ class Notifier:
         payload = "\n".join(f"{k}={' '.join(v.splitlines())}" for k, v in fields.items())
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                # This runs on the event loop: a manager whose queue is full (it is not
+                # reading; Linux queues net.unix.max_dgram_qlen datagrams, often 10) gets
+                # this one dropped, instead of the daemon stopping until it reads.
+                sock.settimeout(0)  # non-blocking
                 sock.connect(self.address)
                 sock.sendall(payload.encode())
         except OSError as exc:

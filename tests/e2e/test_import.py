@@ -158,6 +158,7 @@ def _import_half(site: Site, maildir: Path) -> None:
     from ingest.process import Processor  # noqa: PLC0415
     from mail2case import app  # noqa: PLC0415
     from mail2case.config.settings import load_config  # noqa: PLC0415
+    from storage.statuses import InboundStatus  # noqa: PLC0415
 
     config = load_config(site.config)
     engine, sessions = app.open_database(config)
@@ -167,7 +168,7 @@ def _import_half(site: Site, maildir: Path) -> None:
         sessions,
         app.process_settings(config, app.team_calendar(config)),
         step=ArchiveStep,
-        status=importer.HELD,
+        status=InboundStatus.HELD,
     )
     with sessions() as s:
         ids = importer.held_ids(s)

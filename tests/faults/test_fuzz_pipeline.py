@@ -21,6 +21,7 @@ from mail2case import app
 from mail2case.config.settings import config_from_mapping
 from storage import inbound
 from storage.models import Inbound
+from storage.statuses import SETTLED
 
 # Long generated headers make Hypothesis warn about the size of an example's repr.
 pytestmark = pytest.mark.filterwarnings("ignore:Generating overly large repr")
@@ -268,7 +269,7 @@ def test_stage_settles_every_generated_message_and_keeps_it_raw(raws: list[bytes
             stored = [(r.status, r.raw) for r in s.scalars(select(Inbound).order_by(Inbound.id))]
         engine.dispose()
     assert [raw for _, raw in stored] == raws
-    assert all(status in inbound.SETTLED for status, _ in stored)
+    assert all(status in SETTLED for status, _ in stored)
 
 
 @pytest.mark.parametrize("cte", [b"8bit", b"base64", b"quoted-printable"])

@@ -14,6 +14,7 @@ from mail2case import app
 from mail2case.config.settings import config_from_mapping
 from storage import inbound
 from storage.models import Inbound
+from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,7 +61,7 @@ def test_a_group_of_messages_costs_two_commits_not_two_each(tmp_path: Path) -> N
     event.listen(engine, "commit", lambda _conn: commits.append(1))
     done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
     assert [i for i, _ in done] == ids
-    assert all(o is not None and o.status == "processed" for _, o in done)
+    assert all(o is not None and o.status == InboundStatus.PROCESSED for _, o in done)
     # One for the claims, and the case work in transactions of up to 30 ms each: far
     # fewer than the 32 that one message at a time took.
     assert len(commits) <= 8
@@ -75,7 +76,7 @@ def test_the_byte_budget_splits_a_group_and_leaves_nothing_behind(
     config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(5)])
     done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
     assert [i for i, _ in done] == ids
-    assert [o.status if o else None for _, o in done] == ["processed"] * 5
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 5
     engine.dispose()
 
 
@@ -96,9 +97,9 @@ def test_a_failing_message_is_quarantined_and_the_rest_of_its_group_commits(
     processor.step = _BrokenOnBoom
     done = dict(processor.handle_many([(i, NOW) for i in ids]))
     assert [o.status if o else None for o in done.values()] == [
-        "processed",
-        "quarantined",
-        "processed",
+        InboundStatus.PROCESSED,
+        InboundStatus.QUARANTINED,
+        InboundStatus.PROCESSED,
     ]
     broken = done[ids[1]]
     assert broken is not None
@@ -123,7 +124,8 @@ def test_a_message_tried_before_is_claimed_alone(tmp_path: Path) -> None:
             answers = inbound.claim_attempts(
                 s, todo, max_attempts=3, now=NOW, claim_periods=periods, max_bytes=10**9
             )
-        return [i for i, _ in answers]
+        assert all(isinstance(a, inbound.Claimed) for a in answers)
+        return [a.inbound_id for a in answers]
 
     assert claim(ids) == ids[:2]  # the group ends before the row tried before
     assert claim(ids[2:]) == [ids[2]]  # which comes alone, counted against it only
@@ -145,11 +147,32 @@ def test_a_crash_during_a_group_counts_against_none_of_it(tmp_path: Path) -> Non
         answers = inbound.claim_attempts(
             s, ids, max_attempts=3, now=NOW, claim_periods=periods, max_bytes=10**9
         )
-    assert [i for i, _ in answers] == ids
+    assert [a.inbound_id for a in answers if isinstance(a, inbound.Claimed)] == ids
     with sessions() as s:
         assert [s.get_one(Inbound, i).attempts for i in ids] == [0, 0, 0, 0]
     done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
-    assert [o.status if o else None for _, o in done] == ["processed"] * 4
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 4
     with sessions() as s:
         assert [s.get_one(Inbound, i).attempts for i in ids] == [1, 1, 1, 1]
+    engine.dispose()
+
+
+def test_claim_answers_each_row_with_what_the_caller_must_do(tmp_path: Path) -> None:
+    """Claimed: work on it; Exhausted: quarantine it; Skipped: settled, not the caller's."""
+    _config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(3)])
+    with sessions.begin() as s:
+        used_up = s.get_one(Inbound, ids[1])
+        used_up.attempts, used_up.reason = 3, "timeout: analysis took over 20 s"
+        inbound.settle(s, ids[2], status=InboundStatus.PROCESSED, now=NOW)
+    periods = dict.fromkeys(ids, timedelta(0))
+    with sessions.begin() as s:
+        answers = inbound.claim_attempts(
+            s, ids, max_attempts=3, now=NOW, claim_periods=periods, max_bytes=10**9
+        )
+    claimed, exhausted, skipped = answers
+    assert isinstance(claimed, inbound.Claimed)
+    assert (claimed.inbound_id, claimed.claim.attempts) == (ids[0], 1)
+    assert claimed.claim.raw == _mail(0)
+    assert exhausted == inbound.Exhausted(ids[1], "smtp", 3, "timeout: analysis took over 20 s")
+    assert skipped == inbound.Skipped(ids[2])
     engine.dispose()

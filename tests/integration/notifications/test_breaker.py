@@ -17,6 +17,7 @@ from storage import outbox, suppressions
 from storage.engine import make_engine, session_factory
 from storage.models import Case, CaseEvent, Outbox
 from storage.schema import upgrade
+from storage.statuses import InboundStatus
 from tests.integration.notifications.test_sender import ACK_CONTEXT, SETTINGS
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ def test_permanent_bounce_suppresses_its_recipient(tmp_path: Path) -> None:
         row_id = row.id
     outcome = app.build_processor(config, factory).handle(row_id, NOW)
     assert outcome is not None
-    assert outcome.status == "suppressed"
+    assert outcome.status == InboundStatus.SUPPRESSED
     with factory() as s:
         found = suppressions.suppressed(s, ["GONE@customer.example"], NOW)
         later = suppressions.suppressed(s, ["gone@customer.example"], NOW + timedelta(days=8))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,8 +15,8 @@ from notifications.render import build_environment
 from notifications.sender import Sender, SenderSettings
 from notifications.transports import MaildirTransport, SmtpTransport
 from storage import outbox
-from storage.engine import make_engine, session_factory
 from storage.models import Outbox
+from storage.statuses import OutboxStatus
 from tests.support.smtp_sink import SmtpSink
 
 if TYPE_CHECKING:
@@ -191,7 +190,7 @@ def test_temporary_failure_schedules_a_retry_that_later_succeeds(
     assert NOW < row.next_attempt_at <= NOW + SETTINGS.backoff_base
     assert row.last_error is not None
     assert "451" in row.last_error
-    assert [e["event"] for e in logs] == ["outbox.retry_scheduled"]
+    assert [(e["event"], e["log_level"]) for e in logs] == [("outbox.retry_scheduled", "warning")]
     assert sender.run_once(NOW) == 0  # not due again yet
     sink.handler.data_reply = "250 OK"
     assert sender.run_once(NOW + SETTINGS.backoff_max) == 1
@@ -224,7 +223,7 @@ def test_permanent_failure_fails_the_row(sessions: sessionmaker[Session], sink: 
     row = only_row(sessions)
     assert (row.status, row.attempts) == ("failed", 1)
     (event,) = logs
-    assert event["event"] == "outbox.failed"
+    assert (event["event"], event["log_level"]) == ("outbox.failed", "error")
     assert (event["outbox_id"], event["kind"], event["case_id"]) == (row.id, "ack", None)
     assert "554" in event["error"]
 
@@ -304,27 +303,7 @@ def test_retry_now_requeues_a_failed_row(sessions: sessionmaker[Session], sink: 
     assert sender.run_once(later) == 1
     with sessions() as s:
         assert outbox.counts(s) == {"queued": 0, "sent": 1, "failed": 0}
-        assert [r.id for r in outbox.list_rows(s, status="sent")] == [row_id]
-
-
-def test_run_returns_when_stop_is_set(sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    """run() sends due mail from its thread and returns promptly once stop is set."""
-    enqueue(sessions, now=datetime(2000, 1, 1, tzinfo=UTC))  # run() uses the real clock
-
-    async def scenario() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-
-        class StoppingTransport(MaildirTransport):
-            def send(self, msg: EmailMessage, *, from_addr: str, to_addrs: Any) -> None:
-                super().send(msg, from_addr=from_addr, to_addrs=to_addrs)
-                loop.call_soon_threadsafe(stop.set)
-
-        sender = make_sender(sessions, StoppingTransport(tmp_path / "md"))
-        await asyncio.wait_for(sender.run(stop, timedelta(seconds=30)), timeout=10)
-
-    asyncio.run(scenario())
-    assert only_row(sessions).status == "sent"
+        assert [r.id for r in outbox.list_rows(s, status=OutboxStatus.SENT)] == [row_id]
 
 
 def test_savepoint_fallback_is_idempotent_too(sessions: sessionmaker[Session]) -> None:
@@ -365,24 +344,6 @@ def test_unexpected_transport_error_backs_off_instead_of_blocking(
     assert (row.status, row.attempts) == ("queued", 1)
     assert row.next_attempt_at > NOW
     assert row.last_error == "RuntimeError: bug in transport"
-
-
-def test_run_survives_a_failing_pass(tmp_path: Path) -> None:
-    """A pass that raises (no schema here) is logged and the loop goes on until stopped."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
-    sender = make_sender(session_factory(engine), MaildirTransport(tmp_path / "md"))
-
-    async def scenario() -> None:
-        stop = asyncio.Event()
-        asyncio.get_running_loop().call_later(0.3, stop.set)
-        await asyncio.wait_for(sender.run(stop, timedelta(seconds=0.05)), timeout=10)
-
-    with capture_logs() as logs:
-        asyncio.run(scenario())
-    engine.dispose()
-    failures = [e for e in logs if e["event"] == "sender.pass_failed"]
-    assert len(failures) >= 2
-    assert all(e["log_level"] == "error" for e in failures)
 
 
 def test_a_non_ascii_message_id_of_the_customer_does_not_stop_the_ack(

@@ -136,7 +136,10 @@ def test_row_in_flight_is_leased_then_taken_again(
         1,
         NOW + LEASE + timedelta(seconds=1),
     )
-    assert [e["event"] for e in logs] == ["outbox.sent", "outbox.lease_lost"]
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("outbox.sent", "info"),
+        ("outbox.lease_lost", "warning"),
+    ]
     assert (logs[1]["result"], logs[1]["status"]) == ("sent", "sent")
 
 

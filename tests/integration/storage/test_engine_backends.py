@@ -21,6 +21,7 @@ from storage import cases, inbound, outbox
 from storage.engine import make_engine, session_factory
 from storage.models import Base, Contact, Customer, Inbound, Outbox
 from storage.schema import alembic_config, current_revision, head_revision
+from storage.statuses import InboundStatus
 from tests.support.services import REPO
 
 if TYPE_CHECKING:
@@ -240,7 +241,7 @@ def test_lock_pending_gives_a_row_to_one_session_only(sessions: sessionmaker[Ses
             return taken, nxt.id if nxt else None
 
     def settle_and_commit() -> None:
-        inbound.settle(holder, held.id, status="processed", now=NOW)
+        inbound.settle(holder, held.id, status=InboundStatus.PROCESSED, now=NOW)
         holder.commit()
         holder.close()
 
@@ -311,7 +312,7 @@ def test_requeue_puts_a_quarantined_message_back_once(sessions: sessionmaker[Ses
     """A quarantined message can be requeued, and requeuing it again reports nothing done."""
     (row_id,) = add_raw(sessions, 1)
     with sessions.begin() as s:
-        inbound.settle(s, row_id, status="quarantined", now=NOW, reason="bad")
+        inbound.settle(s, row_id, status=InboundStatus.QUARANTINED, now=NOW, reason="bad")
     with sessions.begin() as s:
         assert inbound.requeue(s, row_id) is True
         assert inbound.requeue(s, row_id) is False

@@ -8,19 +8,19 @@ from typing import TYPE_CHECKING
 from storage import history
 from storage.inbound import add_inbound
 from storage.models import Case, Inbound, Message
+from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 SOURCE = "import"
-HELD = "held"
 
 
 def stage(s: Session, ref: str, *, source: str = SOURCE, written: datetime | None = None) -> int:
     """A held row from ``source``; its id."""
     row = add_inbound(s, raw=b"x", source=source, now=NOW, source_ref=ref)
-    row.status = HELD
+    row.status = InboundStatus.HELD
     row.written_at = written
     return row.id
 
@@ -70,7 +70,7 @@ def test_held_rows_come_in_written_order(sessions: sessionmaker[Session]) -> Non
         done = stage(s, "done", written=NOW - timedelta(days=9))
         s.get_one(Inbound, done).status = "processed"
     with sessions() as s:
-        assert history.held_ids(s, HELD) == [early, late, tie]
+        assert history.held_ids(s, InboundStatus.HELD) == [early, late, tie]
         assert history.written_times(s, [early, late]) == {
             early: NOW - timedelta(days=3),
             late: NOW,

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
 
 from mail2case.config.settings import Config
+from mail2case.service.daemon import Stage
 from mail2case.service.hooks import ServiceHooks, SourceStates
 from mail2case.service.metrics import Metrics
 from mail2case.service.sd_notify import Notifier
-from mail2case.service.supervisor import Stage
 
 if TYPE_CHECKING:
     from pathlib import Path

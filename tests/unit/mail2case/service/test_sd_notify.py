@@ -62,6 +62,22 @@ def test_newline_in_status_cannot_inject_a_field(listener: tuple[socket.socket, 
     assert received(sock) == {"STATUS": "bad READY=1"}
 
 
+def test_a_manager_that_does_not_read_never_blocks_the_sender(
+    listener: tuple[socket.socket, str],
+) -> None:
+    """Once the listener's queue is full, a datagram is dropped (False) instead of waiting."""
+    sock, name = listener
+    notifier = Notifier.from_environment({"NOTIFY_SOCKET": name})
+    # Linux queues net.unix.max_dgram_qlen datagrams (10 to 512): a blocking send would
+    # hang the test here (pytest-timeout) once they are queued.
+    results = [notifier.watchdog()]
+    while results[-1] and len(results) < 5000:
+        results.append(notifier.watchdog())
+    assert results[0] is True
+    assert results[-1] is False
+    assert received(sock) == {"WATCHDOG": "1"}  # the queued ones still arrive
+
+
 def test_abstract_socket_name() -> None:
     """A NOTIFY_SOCKET starting with '@' reaches a Linux abstract socket."""
     name = f"@mail2case-test-{uuid.uuid4().hex}"

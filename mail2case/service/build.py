@@ -1,0 +1,127 @@
+"""Builds the daemon from the configuration: its stages, services and service hooks."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from mail2case import app
+from mail2case.service.daemon import Daemon, Lifecycle, Stage
+from mail2case.service.hooks import ServiceHooks, SourceStates
+from mail2case.service.imap import build_imap_services
+from mail2case.service.metrics import (
+    DatabaseCollector,
+    Metrics,
+    install_event_tap,
+    observed_process_pass,
+)
+from mail2case.service.process_child import ProcessChild, child_process_pass
+from mail2case.service.purge import purge_pass
+from mail2case.service.reload import Reloader
+from mail2case.service.sd_notify import Notifier
+from storage.write_queue import checkpoint
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ingest.process import Processor
+    from mail2case.config.settings import Config
+
+PURGE_INTERVAL_SECONDS = 24 * 3600.0
+CHECKPOINT_SECONDS = 1.0
+
+
+def build_daemon(config: Config) -> Daemon:
+    """Open the database (migrating SQLite) and assemble the stages."""
+    engine, sessions = app.open_database(config, checkpoint_in_background=True)
+    child = ProcessChild(config) if config.processing.separate_process else None
+    # With a child, this processor never runs: it holds the settings SIGHUP replaces.
+    processor = app.build_processor(config, sessions, is_bounded=child is None)
+    sender = app.build_sender(config, sessions)
+    send = Stage("send", sender.run_once, config.outgoing.poll_interval.total_seconds())
+    scheduler = app.build_scheduler(config, sessions)
+    schedule = Stage(
+        "schedule", scheduler.run_once, config.sla.poll_interval.total_seconds(), then=[send.wake]
+    )
+    # A processed message may start or move a clock that is already due (a late import).
+    metrics = Metrics()
+    process = Stage(
+        "process",
+        observed_process_pass(processor, sessions, metrics)
+        if child is None
+        else child_process_pass(child, processor, metrics),
+        config.processing.poll_interval.total_seconds(),
+        then=[send.wake, schedule.wake],
+    )
+    # SQLite: the WAL is copied into the database here, off every commit's path.
+    checkpoints = Stage("checkpoint", lambda _now: _checkpoint(engine), CHECKPOINT_SECONDS)
+    stages = [process, send, schedule, checkpoints]
+    if config.retention.raw_days > 0:
+        stages.append(Stage("purge", _purge_run(config, sessions), PURGE_INTERVAL_SECONDS))
+    services = build_imap_services(config, sessions, process.wake.set)
+    daemon = Daemon(
+        config=config, engine=engine, sessions=sessions, stages=stages, services=services
+    )
+    daemon.shutdown_timeout = config.service.shutdown_grace.total_seconds()
+    hooks = _service_hooks(config, sessions, processor, stages, metrics)
+    daemon.lifecycle = hooks if child is None else _ChildClosingHooks(hooks, child)
+    return daemon
+
+
+class _ChildClosingHooks:
+    """The service hooks; once the stages have drained, the process child is ended too."""
+
+    def __init__(self, hooks: Lifecycle, child: ProcessChild) -> None:
+        self.hooks = hooks
+        self.child = child
+
+    async def started(self, daemon: Daemon) -> None:
+        """As the hooks do."""
+        await self.hooks.started(daemon)
+
+    def stopping(self) -> None:
+        """As the hooks do."""
+        self.hooks.stopping()
+
+    async def reload(self) -> None:
+        """As the hooks do (the new settings reach the child with its next pass)."""
+        await self.hooks.reload()
+
+    async def stopped(self) -> None:
+        """End the child (after its pass in progress, within a bound), then the hooks."""
+        await asyncio.to_thread(self.child.close)
+        await self.hooks.stopped()
+
+
+def _checkpoint(engine: Engine) -> int:
+    checkpoint(engine)
+    return 0  # nothing for the stage to count: it waits its interval either way
+
+
+def _purge_run(config: Config, sessions: sessionmaker[Session]) -> Callable[[datetime], int]:
+    """The retention stage: raw mail of cases closed ``raw_days`` ago is purged daily."""
+    return purge_pass(sessions, config.retention.raw_days, config.processing.attachments_dir)
+
+
+def _service_hooks(
+    config: Config,
+    sessions: sessionmaker[Session],
+    processor: Processor,
+    stages: list[Stage],
+    metrics: Metrics,
+) -> ServiceHooks:
+    """The service side: sd_notify, watchdog, SIGHUP reload, HTTP probes (fed by log events)."""
+    metrics.registry.register(DatabaseCollector(sessions, metrics))
+    sources = SourceStates(box.name for box in config.imap)
+
+    def tap(event: str, fields: dict[str, Any]) -> None:
+        metrics.observe_event(event, fields)
+        sources.observe(event, fields)
+
+    install_event_tap(tap)
+    reloader = Reloader(config, sessions, processor, {s.name: s for s in stages})
+    return ServiceHooks(config, metrics, reloader, Notifier.from_environment(), sources)
