@@ -151,6 +151,7 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
         max_attempts=out.max_attempts,
         attachments_dir=config.processing.attachments_dir,
         breaker=config.breaker,
+        team_address=config.agents.team_address,
     )
     env = build_environment(Path(config.templates_dir) if config.templates_dir else None)
     log = structlog.get_logger("mail2case.sender")

@@ -10,6 +10,9 @@ from storage.suppressions import is_system_address
 
 # Mail that answers a customer automatically; the per-recipient limit applies to these.
 CUSTOMER_FACING = frozenset({"ack"})
+# Mail a person wrote (an agent's relayed reply), and the team's notice of a held row:
+# the per-case limit brakes robots, so a flood of mail on a case never silences them.
+EXEMPT_FROM_CASE_LIMIT = frozenset({"relay", "held_notice"})
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,10 @@ def verdict(
 ) -> str | None:
     """Why the row must not be sent, or None when it may go (to the recipients left).
 
-    A row whose every recipient is a machine or a bounced address is held; so is one
-    past the per-case limit (a loop between two robots runs through one case), and an
-    acknowledgement past the per-recipient limit (a robot writing to us repeatedly).
+    A row whose every recipient is a machine or a bounced address is held; so is
+    automatic mail past the per-case limit (a loop between two robots runs through one
+    case; a person's relayed reply is never braked by it), and an acknowledgement past
+    the per-recipient limit (a robot writing to us repeatedly).
     """
     usable = [
         r for r in recipients if not is_system_address(r) and r.lower() not in counts.suppressed
@@ -48,7 +52,7 @@ def verdict(
         return "no usable recipient: " + "; ".join(
             f"{r}: {why}" for r, why in zip(recipients, reasons, strict=True)
         )
-    if counts.sent_for_case >= settings.per_case:
+    if kind not in EXEMPT_FROM_CASE_LIMIT and counts.sent_for_case >= settings.per_case:
         return f"per-case limit: {counts.sent_for_case} mails in {_words(settings.window)}"
     if kind in CUSTOMER_FACING and counts.sent_to_first_recipient >= settings.per_recipient:
         sent = counts.sent_to_first_recipient

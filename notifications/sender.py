@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, assert_never
 from notifications.backoff import Backoff
 from notifications.breaker import (
     CUSTOMER_FACING,
+    EXEMPT_FROM_CASE_LIMIT,
     BreakerSettings,
     Counts,
     usable_recipients,
@@ -21,7 +22,15 @@ from notifications.errors import PermanentTransportError, RenderError, Temporary
 from notifications.render import Envelope, render_mail
 from storage.blobs import load_blob, preload_blobs
 from storage.cases import add_events, event_row
-from storage.outbox import claim_due, mark_failed, mark_retry, mark_sent, mark_suppressed
+from storage.outbox import (
+    claim_due,
+    enqueue,
+    mark_failed,
+    mark_retry,
+    mark_sent,
+    mark_suppressed,
+    new_message_id,
+)
 from storage.outbox_leases import (
     end_lease,
     holds_lease,
@@ -62,6 +71,8 @@ class SenderSettings:
     batch_size: int = 50
     attachments_dir: Path | None = None  # where blobs live when not in the database
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    # Who hears of every row the breaker holds back ("" for nobody).
+    team_address: str = ""
 
 
 class AttemptResult(enum.Enum):
@@ -152,6 +163,7 @@ class _Step:
     claimed: int = 0  # rows taken, to deliver or suppressed
     claims: list[_Claim] = field(default_factory=list)  # to deliver, outside any transaction
     logs: list[tuple[FilteringBoundLogger, _Attempt]] = field(default_factory=list)
+    held: list[tuple[Outbox, str]] = field(default_factory=list)  # suppressed, with why
 
 
 @dataclass
@@ -343,6 +355,7 @@ class Sender:
             step.claimed += 1
         # The suppressed rows' case events, in one statement and in the rows' order.
         add_events(session, events)
+        self._report_held(session, step.held, now)
         # Held while the attachments are read: the session only keeps them weakly.
         blobs = preload_blobs(
             session, {item["sha256"] for row, _, _ in leased for item in row.attachments}
@@ -376,7 +389,44 @@ class Sender:
                 )
             )
         step.logs.append((self._bound(row), _Attempt(AttemptResult.SUPPRESSED, {"reason": held})))
+        step.held.append((row, held))
         step.claimed += 1
+
+    def _report_held(self, session: Session, held: list[tuple[Outbox, str]], now: datetime) -> None:
+        """Tell the team of rows held back: nothing the breaker stops goes unnoticed.
+
+        A person's held reply is reported row by row; automatic mail once per case and
+        breaker window, so a robot's flood does not become a flood to the team.
+        """
+        team = self._settings.team_address
+        window = self._settings.breaker.window.total_seconds()
+        for row, reason in held:
+            if not team or row.kind == "held_notice":
+                continue
+            if row.kind in EXEMPT_FROM_CASE_LIMIT:
+                key = f"held:row:{row.id}"
+            else:
+                key = f"held:case:{row.case_id}:{int(now.timestamp() // window)}"
+            enqueue(
+                session,
+                kind="held_notice",
+                case_id=row.case_id,
+                to_addrs=[team],
+                subject=f"Held back: {row.subject}"[:500],
+                template="held",
+                context={
+                    "outbox_id": row.id,
+                    "kind": row.kind,
+                    "to": list(row.to_addrs),
+                    "reason": reason,
+                    "subject": row.subject,
+                },
+                message_id=new_message_id("held", self._settings.from_addr.rpartition("@")[2]),
+                in_reply_to=None,
+                references=[],
+                dedupe_key=key,
+                now=now,
+            )
 
     def _deliver_batch(self, claims: list[_Claim], now: datetime) -> _Batch:
         """Deliver ``claims`` in order, with no transaction open, until one must wait.

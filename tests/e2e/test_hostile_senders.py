@@ -232,3 +232,31 @@ def test_a_notification_always_shows_the_real_sender(tmp_path: Path) -> None:
         assert d.stop() == 0
     assert "From:      Carol Customer <dave@customer.example> (not the case's customer)" in latest
     assert "Customer:  <carol@customer.example>" in latest  # no borrowed name beside it
+
+
+# --- 5. A flood on a case does not silence the agents ---------------------------------------
+
+
+def test_a_flood_on_a_case_does_not_hold_the_agents_reply(tmp_path: Path) -> None:
+    """Past the per-case brake, robots' mail is held and reported; the agent's reply goes."""
+    site = agent_site(tmp_path, "\n[circuit_breaker]\nper_case = 4\n")
+    d = Daemon(site).start()
+    try:
+        ref = agents_e2e.open_case(site)
+        for n in range(6):
+            agents_e2e.send(site, agents_e2e.mail(CUSTOMER, SUPPORT, f"Re: Export [#{ref}]",
+                                                  f"Flood {n}."))  # fmt: skip
+        agents_e2e.settled(site, 7)
+        notices = agents_e2e.sent_to(site, agents_e2e.TEAM)
+        notify = next(m for m in notices if str(m["Subject"]).startswith("New case"))
+        agents_e2e.send(site, agents_e2e.reply_to(notify, "We are on it, Carol."))
+        agents_e2e.settled(site, 8)
+        relayed = [m for m in agents_e2e.sent_to(site, CUSTOMER)
+                   if "We are on it" in agents_e2e.body(m)]  # fmt: skip
+        assert len(relayed) == 1
+        held = [m for m in agents_e2e.sent_to(site, agents_e2e.TEAM)
+                if str(m["Subject"]).startswith("Held back:")]  # fmt: skip
+        assert len(held) == 1  # automatic mail: one report per case and window
+        assert "per-case limit" in agents_e2e.body(held[0])
+    finally:
+        assert d.stop() == 0

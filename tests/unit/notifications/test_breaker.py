@@ -45,8 +45,16 @@ def test_one_usable_recipient_is_enough() -> None:
 
 
 def test_limits() -> None:
-    """The per-case limit applies to every kind, the per-recipient one to acknowledgements."""
+    """The per-case limit applies to automatic mail, the per-recipient one to acks."""
     settings = BreakerSettings(per_recipient=2, per_case=3)
     assert verdict("notify", ["t@x.example"], counts(to=9), settings) is None
     assert verdict("ack", ["a@x.example"], counts(to=2), settings) is not None
     assert verdict("notify", ["t@x.example"], counts(case=3), settings) is not None
+
+
+@pytest.mark.parametrize("kind", ["relay", "held_notice"])
+def test_a_person_s_reply_is_never_braked_by_the_case_limit(kind: str) -> None:
+    """A flood on a case stops robots' mail, not an agent's reply or the team's notice."""
+    settings = BreakerSettings(per_case=3)
+    assert verdict(kind, ["ann@x.example"], counts(case=300), settings) is None
+    assert verdict(kind, ["postmaster@x.example"], counts(case=300), settings) is not None
