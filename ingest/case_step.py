@@ -282,8 +282,11 @@ class CaseStep:
                 detail=f"suppressed: {self.verdict.kind}: {self.verdict.reason}",
             )
             return False
-        to = _reply_address(self.mail, self.sender)
-        if to.lower() in self.cfg.own_addresses or is_system_address(to):
+        to = _ack_address(self.mail, self.sender)
+        if _base_address(to) in self.cfg.own_addresses or to.lower() in self.cfg.own_addresses:
+            self._event(case, "ack_suppressed", detail=f"suppressed: our own address {to}")
+            return False
+        if is_system_address(to):
             self._event(case, "ack_suppressed", detail=f"suppressed: system address {to}")
             return False
         return self._enqueue_ack(case, to)
@@ -371,9 +374,27 @@ class CaseStep:
         self._events.clear()
 
 
-def _reply_address(mail: ParsedMail, sender: str) -> str:
-    # RFC 5322 3.6.2: replies go to Reply-To when present.
-    return mail.reply_to[0].addr if mail.reply_to else sender
+def _ack_address(mail: ParsedMail, sender: str) -> str:
+    """Where the acknowledgement goes: the sender, or their Reply-To in their own domain.
+
+    RFC 5322 3.6.2 sends replies to Reply-To, but an acknowledgement is automatic and
+    quotes the subject: to any Reply-To it would carry a stranger's text, in our name,
+    to a third party of their choosing. So a Reply-To counts only within the sender's
+    own domain (a shared team mailbox, a ticket alias); otherwise the sender is answered.
+    """
+    if not mail.reply_to:
+        return sender
+    reply_to = mail.reply_to[0].addr
+    sender_domain = sender.rpartition("@")[2].lower()
+    domain = reply_to.rpartition("@")[2].lower()
+    same = bool(sender_domain) and (domain == sender_domain or domain.endswith("." + sender_domain))
+    return reply_to if same else sender
+
+
+def _base_address(address: str) -> str:
+    """``support+x@d`` as ``support@d``: our plus-addresses are ours too."""
+    local, _, domain = address.lower().rpartition("@")
+    return f"{local.partition('+')[0]}@{domain}"
 
 
 def _greeting_name(display_name: str) -> str:

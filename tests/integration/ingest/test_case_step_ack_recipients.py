@@ -63,3 +63,64 @@ def test_a_new_case_is_acknowledged_to_people_only(
         assert outcome.extra.get("ack") is False, outcome
         assert acks == []
         assert "ack_suppressed" in kinds
+
+
+@pytest.mark.parametrize(
+    ("headers", "acked_to"),
+    [
+        ("", "ann@client.example"),
+        ("Reply-To: helpdesk@client.example\r\n", "helpdesk@client.example"),  # own domain
+        ("Reply-To: it@eu.client.example\r\n", "it@eu.client.example"),  # own subdomain
+        ("Reply-To: victim@elsewhere.example\r\n", "ann@client.example"),  # a third party
+        ("Reply-To: support+1042@example.com\r\n", "ann@client.example"),  # not ann's domain
+    ],
+)
+def test_the_ack_goes_to_the_sender_or_a_reply_to_of_their_own_domain(
+    tmp_path: Path, headers: str, acked_to: str | None
+) -> None:
+    """No acknowledgement carries a stranger's subject to a third party, or to ourselves."""
+    config = config_from_mapping(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'acks.db'}"},
+            "support": {"address": "support@example.com"},
+        }
+    )
+    engine, sessions = app.open_database(config)
+    raw = (
+        f"From: Ann <ann@client.example>\r\n{headers}To: support@example.com\r\n"
+        "Subject: Buy cheap pills at evil.example\r\nMessage-ID: <m2@client.example>\r\n\r\n"
+        "Hello.\r\n"
+    ).encode()
+    with sessions.begin() as s:
+        row_id = inbound.add_inbound(s, raw=raw, source="smtp", now=NOW, mail_from="a@b.c").id
+    assert app.build_processor(config, sessions).handle(row_id, NOW) is not None
+    with sessions() as s:
+        acks = [list(t) for t in s.scalars(select(Outbox.to_addrs).where(Outbox.kind == "ack"))]
+    engine.dispose()
+    assert acks == ([[acked_to]] if acked_to else [])
+
+
+def test_no_ack_goes_to_our_own_plus_address(tmp_path: Path) -> None:
+    """Mail from support+anything@ (ours) is never acknowledged, with the reason recorded."""
+    config = config_from_mapping(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'acks.db'}"},
+            "support": {"address": "support@example.com"},
+        }
+    )
+    engine, sessions = app.open_database(config)
+    raw = (
+        b"From: Someone <support+1042-x@example.com>\r\nTo: support@example.com\r\n"
+        b"Subject: Hello\r\nMessage-ID: <m3@client.example>\r\n\r\nHello.\r\n"
+    )
+    with sessions.begin() as s:
+        row_id = inbound.add_inbound(s, raw=raw, source="smtp", now=NOW, mail_from="a@b.c").id
+    outcome = app.build_processor(config, sessions).handle(row_id, NOW)
+    assert outcome is not None
+    with sessions() as s:
+        acks = s.scalars(select(Outbox.id).where(Outbox.kind == "ack")).all()
+        details = s.scalars(select(CaseEvent.detail).where(CaseEvent.kind == "ack_suppressed"))
+        reasons = list(details)
+    engine.dispose()
+    assert acks == []
+    assert reasons == ["suppressed: our own address support+1042-x@example.com"]
