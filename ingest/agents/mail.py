@@ -158,15 +158,20 @@ def act(turn: Turn, role: Role, case: Case | None, message_id: int | None) -> di
 
 
 def _signed_ref(addresses: Iterable[str], desk: Desk) -> int | None:
-    secret = desk.agents.reply_secret
-    return next(
-        (
-            r
-            for a in addresses
-            if (r := parse_reply_address(a, desk.own_addresses, secret)) is not None
-        ),
-        None,
-    )
+    """The case a validly signed reply address names: the current secret, or a previous one.
+
+    Reply addresses do not expire: alone they grant nothing (the agent's From, and DKIM
+    where required, must come with them), and an old notification must still work on an
+    open case. A secret is rotated by moving it to ``previous_reply_secrets``: new mail
+    is signed with the new one, addresses already sent keep working until it is dropped.
+    """
+    secrets = [s for s in (desk.agents.reply_secret, *desk.agents.previous_reply_secrets) if s]
+    for address in addresses:
+        for secret in secrets:
+            ref = parse_reply_address(address, desk.own_addresses, secret)
+            if ref is not None:
+                return ref
+    return None
 
 
 def _signed_role(turn: Turn, ref: int, sender: str) -> Role:

@@ -41,6 +41,8 @@ class AgentMailSettings:
 
     team_address: str = ""
     reply_secret: str = field(default="", repr=False)
+    # Secrets rotated out: still accepted on reply addresses, never used to sign.
+    previous_reply_secrets: tuple[str, ...] = field(default=(), repr=False)
     require_authentication: bool = False
     trusted_authserv_ids: frozenset[str] = frozenset()
     max_relays_per_hour: int = 20

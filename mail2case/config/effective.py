@@ -58,6 +58,7 @@ def masked_settings(config: Config) -> dict[str, Any]:
     out["database"]["url"] = masked_url(config.database.url)
     out["outgoing"]["password"] = MASK if config.outgoing.password else ""
     out["agents"]["reply_secret"] = MASK if config.agents.reply_secret else ""
+    out["agents"]["previous_reply_secrets"] = [MASK for _ in config.agents.previous_reply_secrets]
     for box in out["imap"]:
         box["password"] = MASK if box["password"] else ""
     return out
@@ -160,6 +161,7 @@ def _agents(
         "addresses": plain(addresses),
         "domains": plain(domains),
         "reply_secret": agents.reply_secret,
+        "previous_reply_secrets": list(agents.previous_reply_secrets),
         "require_authentication": agents.require_authentication,
         "trusted_authserv_ids": plain(agents.trusted_authserv_ids),
         "max_relays_per_hour": agents.max_relays_per_hour,

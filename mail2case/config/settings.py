@@ -355,6 +355,7 @@ def _agents(s: Section) -> tuple[AgentMailSettings, frozenset[str], frozenset[st
     mail = AgentMailSettings(
         team_address=team_address,
         reply_secret=s.secret("reply_secret"),
+        previous_reply_secrets=tuple(s.str_list("previous_reply_secrets")),
         require_authentication=require,
         trusted_authserv_ids=trusted,
         max_relays_per_hour=s.int("max_relays_per_hour", d.max_relays_per_hour, 1, 10000),

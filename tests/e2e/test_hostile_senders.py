@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from ingest.agents.reply_address import reply_address
 from tests.e2e import test_agents_e2e as agents_e2e
 from tests.e2e.test_spine import cases_of, customer_mail, send
 from tests.support.daemon import Daemon, Site, wait_for
@@ -260,3 +261,22 @@ def test_a_flood_on_a_case_does_not_hold_the_agents_reply(tmp_path: Path) -> Non
         assert "per-case limit" in agents_e2e.body(held[0])
     finally:
         assert d.stop() == 0
+
+
+# --- Signed reply addresses: no expiry, rotation keeps old cases working --------------------
+
+
+def test_a_rotated_secret_still_opens_addresses_already_sent(tmp_path: Path) -> None:
+    """Signed with the previous secret: accepted; with a secret never ours: suspicious."""
+    old = agents_e2e.SECRET
+    rotated = AGENTS.replace(f'reply_secret = "{old}"', 'reply_secret = "a-new-secret-0123456789"')
+    site = Site(tmp_path, extra=rotated + f'previous_reply_secrets = ["{old}"]\n')
+    site.write()
+    site.cli("ingest", stdin=agents_e2e.mail(CUSTOMER, SUPPORT, "Export", "Broken.").as_bytes())
+    for secret, text in ((old, "Answer one."), ("never-ours-0123456789", "Answer two.")):
+        to = reply_address(SUPPORT, 1000, secret)
+        answer = agents_e2e.mail(f"Alice <{ALICE}>", to, "Re: Export [#1000]", text)
+        site.cli("ingest", stdin=answer.as_bytes())
+    relays = [r for r in site.cli_json("outbox", "list") if r["kind"] == "relay"]
+    assert len(relays) == 1
+    assert agents_e2e.event_kinds(site, 1000).count("suspicious") == 1

@@ -20,7 +20,7 @@ from tests.support.services import REPO
 
 DATA = Path(__file__).parent / "data"
 EVERY_KEY = DATA / "every_key.toml"
-SECRETS = ("relay-secret", "reply-secret", "imap-secret", "db-secret")
+SECRETS = ("relay-secret", "reply-secret", "imap-secret", "db-secret", "old-reply-secret")
 
 
 def golden(name: str) -> dict[str, Any]:
