@@ -24,6 +24,7 @@ import os
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -265,11 +266,16 @@ def _give_back(info: dict[str, Any], queue: WriteQueue) -> None:
         queue.release()
 
 
-def checkpoint(engine: Engine) -> int:
+def checkpoint(engine: Engine, *, truncate: bool = False) -> int:
     """Copy what the WAL holds into the database file (PASSIVE: waits for nobody).
 
     Runs outside any transaction and outside the queue: writers go on appending to the
     WAL meanwhile. Returns the number of WAL frames left uncopied (0: all of it).
+
+    ``truncate``: when everything was copied, also cut the WAL file back to zero bytes
+    (TRUNCATE). SQLite reuses the WAL from its start but never shrinks it, so a burst of
+    large mails would leave a file of that size for good. The caller asks only when the
+    database is idle, since TRUNCATE waits for readers and holds writers meanwhile.
     """
     if engine.dialect.name != "sqlite":
         return 0
@@ -277,7 +283,33 @@ def checkpoint(engine: Engine) -> int:
     try:
         cur = conn.cursor()
         row = cur.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        left = max(int(row[1]) - int(row[2]), 0) if row else 0
+        if truncate and left == 0 and row is not None and int(row[1]) > 0:
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         cur.close()
     finally:
         conn.close()
-    return max(int(row[1]) - int(row[2]), 0) if row else 0
+    return left
+
+
+def wal_state(engine: Engine) -> tuple[int, int] | None:
+    """The WAL file's size and modification time in ns (None: not SQLite or in memory)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        return None
+    try:
+        found = Path(f"{database}-wal").stat()
+    except OSError:
+        return (0, 0)
+    return (found.st_size, found.st_mtime_ns)
+
+
+def wal_bytes(engine: Engine) -> int | None:
+    """The size of the SQLite write-ahead log on disk (None: not SQLite, or in memory)."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        return None
+    try:
+        return Path(f"{database}-wal").stat().st_size
+    except OSError:
+        return 0

@@ -11,6 +11,7 @@ from mail2case import app
 from mail2case.cli import views
 from storage import cases, inbound, outbox
 from storage.statuses import InboundStatus, OutboxStatus
+from storage.write_queue import wal_bytes
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -179,6 +180,9 @@ def status(args: argparse.Namespace, config: Config) -> int:
     engine, sessions = app.open_database(config)
     with sessions() as s:
         data = _status_counts(s)
+    wal = wal_bytes(engine)
+    if wal is not None:  # SQLite: how much the write-ahead log holds on disk
+        data["database"] = {"wal_bytes": wal}
     engine.dispose()
     if args.json:
         print(json.dumps(data, indent=2))

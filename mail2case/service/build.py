@@ -19,7 +19,7 @@ from mail2case.service.process_child import ProcessChild, child_process_pass
 from mail2case.service.purge import purge_pass
 from mail2case.service.reload import Reloader
 from mail2case.service.sd_notify import Notifier
-from storage.write_queue import checkpoint
+from storage.write_queue import checkpoint, wal_state
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -58,7 +58,7 @@ def build_daemon(config: Config) -> Daemon:
         then=[send.wake, schedule.wake],
     )
     # SQLite: the WAL is copied into the database here, off every commit's path.
-    checkpoints = Stage("checkpoint", lambda _now: _checkpoint(engine), CHECKPOINT_SECONDS)
+    checkpoints = Stage("checkpoint", _Checkpoints(engine), CHECKPOINT_SECONDS)
     stages = [process, send, schedule, checkpoints]
     if config.retention.raw_days > 0:
         stages.append(Stage("purge", _purge_run(config, sessions), PURGE_INTERVAL_SECONDS))
@@ -97,9 +97,24 @@ class _ChildClosingHooks:
         await self.hooks.stopped()
 
 
-def _checkpoint(engine: Engine) -> int:
-    checkpoint(engine)
-    return 0  # nothing for the stage to count: it waits its interval either way
+class _Checkpoints:
+    """The checkpoint stage: PASSIVE every pass; TRUNCATE once the database is idle.
+
+    Idle means nothing was written to the WAL since the previous pass (a second ago):
+    its size and modification time are as they were, so no writer is held up while the
+    file is cut back to zero.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.last_seen: tuple[int, int] | None = None
+
+    def __call__(self, _now: datetime) -> int:
+        seen = wal_state(self.engine)
+        idle = seen is not None and seen[0] > 0 and seen == self.last_seen
+        checkpoint(self.engine, truncate=idle)
+        self.last_seen = wal_state(self.engine)
+        return 0  # nothing for the stage to count: it waits its interval either way
 
 
 def _purge_run(config: Config, sessions: sessionmaker[Session]) -> Callable[[datetime], int]:

@@ -22,6 +22,7 @@ from ingest.agents.mail import Action
 from ingest.triage.classify import Kind
 from storage import inbound, stats
 from storage.statuses import InboundStatus
+from storage.write_queue import wal_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, MutableMapping
@@ -146,10 +147,15 @@ class DatabaseCollector:
         try:
             with self.sessions() as s:
                 snap = stats.snapshot(s, datetime.now(UTC))
+                wal = wal_bytes(s.get_bind())  # type: ignore[arg-type]
         except SQLAlchemyError:
             self.metrics.db_errors.labels(event="metrics.scrape").inc()
             return
         yield from _gauges(snap)
+        if wal is not None:
+            yield GaugeMetricFamily(
+                "mail2case_sqlite_wal_bytes", "Size of the SQLite write-ahead log", value=wal
+            )
 
 
 _LABELLED_GAUGES = (

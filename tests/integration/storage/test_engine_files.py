@@ -1,20 +1,25 @@
-"""The SQLite files are private to the service whatever the umask; SQL parameters never logged."""
+"""SQLite files: private whatever the umask; a WAL that never stays large; no SQL logged."""
 
 from __future__ import annotations
 
 import logging
 import os
 import stat
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import text
 
+from mail2case.service.build import _Checkpoints
 from storage.engine import make_engine
+from storage.write_queue import wal_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -75,4 +80,38 @@ def test_sql_parameters_are_not_logged_even_at_debug(
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "INSERT INTO t" in logged  # the statement is logged: the check below can fail
     assert secret not in logged
+    engine.dispose()
+
+
+def test_an_idle_checkpoint_cuts_the_wal_back_to_nothing(tmp_path: Path) -> None:
+    """After a burst, the WAL is copied and, once idle, truncated: it never stays large."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}", checkpoint_in_background=True)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x BLOB)"))
+        for _ in range(20):
+            conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": b"\0" * 200_000})
+    grown = wal_bytes(engine)
+    assert grown is not None
+    assert grown > 3_000_000
+    stage = _Checkpoints(engine)
+    stage(NOW)  # copies; the WAL keeps its size
+    assert wal_bytes(engine) == grown
+    stage(NOW)  # nothing written since: idle, so truncated
+    assert wal_bytes(engine) == 0
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 20
+    engine.dispose()
+
+
+def test_a_busy_database_is_not_truncated(tmp_path: Path) -> None:
+    """A write between passes means not idle: the WAL is only copied (writers never wait)."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}", checkpoint_in_background=True)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x BLOB)"))
+    stage = _Checkpoints(engine)
+    for n in range(3):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (:x)"), {"x": bytes([n]) * 100_000})
+        stage(NOW)
+        assert (wal_bytes(engine) or 0) > 0
     engine.dispose()
