@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"mail2case: config: {problem}", file=sys.stderr)
         return EX_USAGE
     except OperationalError as exc:
-        print(f"mail2case: database unavailable: {exc.orig}", file=sys.stderr)
+        reason = " ".join(str(exc.orig).split())  # the driver's message, on one line
+        print(f"mail2case: database.url: unavailable: {reason}", file=sys.stderr)
         return EX_TEMPFAIL
     return result
 
@@ -102,9 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace, config: Config) -> int:
     del args
     from mail2case.service.build import build_daemon  # noqa: PLC0415 - only `run` needs the daemon's imports
+    from mail2case.service.startup import StartupError  # noqa: PLC0415
 
     daemon = build_daemon(config)
-    return asyncio.run(daemon.serve())
+    try:
+        return asyncio.run(daemon.serve())
+    except StartupError as exc:  # one line naming the key, not a traceback
+        print(f"mail2case: {exc.key}: {exc.problem}", file=sys.stderr)
+        return exc.code
 
 
 def _check_config(args: argparse.Namespace, config: Config) -> int:

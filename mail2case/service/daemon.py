@@ -20,6 +20,7 @@ import structlog
 
 from ingest.sources.group_commit import Delivery, GroupCommit
 from ingest.sources.smtp import SupportHandler, start_server
+from mail2case.service.startup import listen_error
 from storage import inbound
 from storage.write_queue import urgent
 
@@ -176,7 +177,12 @@ class Daemon:
             loop.add_signal_handler(sig, self._request_stop, sig)
         if self.lifecycle is not None:
             loop.add_signal_handler(signal.SIGHUP, self._request_reload)
-        server = self.smtp_server = await self._start_smtp()
+        try:
+            server = self.smtp_server = await self._start_smtp()
+        except OSError as exc:
+            await self._shutdown(None, [])
+            smtp = self.config.smtp
+            raise listen_error("smtp", smtp.host, smtp.port, exc) from exc
         tasks = [asyncio.create_task(s.run(self.stop), name=s.name) for s in self.stages]
         tasks += [asyncio.create_task(service(self.stop)) for service in self.services]
         self.tasks = tasks
@@ -186,7 +192,13 @@ class Daemon:
             database=self.engine.dialect.name,
         )
         if self.lifecycle is not None:
-            await self.lifecycle.started(self)
+            try:
+                await self.lifecycle.started(self)
+            except OSError as exc:  # the HTTP probes' port
+                self.stop.set()
+                await self._shutdown(server, tasks)
+                http = self.config.http
+                raise listen_error("http", http.host, http.port, exc) from exc
         await self.stop.wait()
         await self._shutdown(server, tasks)
         return 0
@@ -224,10 +236,11 @@ class Daemon:
             server.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(server.wait_closed(), timeout=self.shutdown_timeout / 2)
-        done, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
+        pending: set[asyncio.Task[None]] = set()
+        if tasks:  # none when the start failed before the stages ran
+            _, pending = await asyncio.wait(tasks, timeout=self.shutdown_timeout)
         for task in pending:
             task.cancel()
-        del done
         if not pending:
             await self._flush(deadline)
         if self.lifecycle is not None:

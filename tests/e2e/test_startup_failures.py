@@ -1,0 +1,105 @@
+"""Every start-up failure is one line naming the config key and the problem, and an exit code."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests.support.daemon import Site
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+
+def run(site: Site) -> subprocess.CompletedProcess[bytes]:
+    """``mail2case run`` on the site, expected to fail at start (bounded in time)."""
+    cmd = [sys.executable, "-m", "mail2case.cli", "run", "--config", str(site.config)]
+    return subprocess.run(cmd, capture_output=True, cwd=site.root, timeout=60, check=False)
+
+
+def last_line(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """The last line the command wrote to stderr (log lines may come before it)."""
+    lines = [line for line in proc.stderr.decode().splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that another program is listening on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def test_smtp_port_in_use(tmp_path: Path, busy_port: int) -> None:
+    """A second instance on a taken port: one line, exit 2, no traceback, nothing left running."""
+    site = Site(tmp_path)
+    site.write()
+    text = site.config.read_text().replace(f"port = {site.smtp_port}", f"port = {busy_port}")
+    site.config.write_text(text)
+    proc = run(site)
+    assert proc.returncode == 2
+    assert last_line(proc) == (
+        f"mail2case: smtp.port: 127.0.0.1:{busy_port} is already in use (another instance?)"
+    )
+    assert b"Traceback" not in proc.stderr
+
+
+def test_http_port_in_use(tmp_path: Path, busy_port: int) -> None:
+    """The probes' port taken: named as http.port."""
+    site = Site(tmp_path, extra=f"\n[http]\nport = {busy_port}\n")
+    site.write()
+    proc = run(site)
+    assert proc.returncode == 2
+    assert last_line(proc).startswith(f"mail2case: http.port: 127.0.0.1:{busy_port} is already")
+    assert b"Traceback" not in proc.stderr
+
+
+def test_a_host_that_is_not_ours(tmp_path: Path) -> None:
+    """An address this machine does not have: named as smtp.host."""
+    site = Site(tmp_path)
+    site.write()
+    site.config.write_text(
+        site.config.read_text().replace('host = "127.0.0.1"', 'host = "192.0.2.1"', 1)
+    )
+    proc = run(site)
+    assert proc.returncode == 2
+    assert last_line(proc) == "mail2case: smtp.host: 192.0.2.1 is not an address of this machine"
+
+
+def test_a_bad_tls_certificate(tmp_path: Path) -> None:
+    """A certificate file that is not one: named as smtp.tls_cert_file."""
+    site = Site(tmp_path)
+    site.write()
+    bad = tmp_path / "cert.pem"
+    bad.write_text("not a certificate\n")
+    text = site.config.read_text().replace(
+        'host = "127.0.0.1"', f'host = "127.0.0.1"\ntls_cert_file = "{bad}"', 1
+    )
+    site.config.write_text(text)
+    proc = run(site)
+    assert proc.returncode == 2
+    assert last_line(proc).startswith("mail2case: smtp.tls_cert_file: cannot load the certificate")
+
+
+def test_an_unreachable_database(tmp_path: Path) -> None:
+    """A database that does not answer: named as database.url, exit 75 (systemd retries)."""
+    site = Site(tmp_path)
+    site.write()
+    port = socket.socket()
+    port.bind(("127.0.0.1", 0))
+    free = port.getsockname()[1]
+    port.close()
+    url = f"postgresql+psycopg://nobody@127.0.0.1:{free}/none?connect_timeout=2"
+    text = site.config.read_text()
+    head, sep, rest = text.partition("[database]\n")
+    site.config.write_text(head + sep + f'url = "{url}"\n' + rest.split("\n", 1)[1])
+    proc = run(site)
+    assert proc.returncode == 75
+    assert last_line(proc).startswith("mail2case: database.url: unavailable:")
