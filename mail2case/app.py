@@ -199,3 +199,17 @@ def build_scheduler(
         sla_context(config, calendar),
         structlog.get_logger("mail2case.sla"),
     )
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Settings that are valid but leave something quietly undone: said at start-up."""
+    warnings = []
+    if not config.agents.team_address:
+        warnings.append(
+            "agents.team_address is empty: notifications, reminders and escalations of cases "
+            "without an owner or a customer team_address go nowhere"
+        )
+    has_agents = bool(config.agent_addresses or config.agent_domains)
+    if has_agents and not config.agents.reply_secret:
+        warnings.append("agents.reply_secret is empty: agents cannot answer cases by email")
+    return warnings

@@ -118,6 +118,8 @@ def _check_config(args: argparse.Namespace, config: Config) -> int:
     app.team_calendar(config)  # resolves holiday_country, which can fail
     print(f"# effective settings from {config.source}")
     print(json.dumps(masked_settings(config), indent=2, default=str))
+    for warning in app.config_warnings(config):
+        print(f"mail2case: warning: {warning}", file=sys.stderr)
     return EX_OK
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from mail2case import app
 from mail2case.service.daemon import Daemon, Lifecycle, Stage
 from mail2case.service.hooks import ServiceHooks, SourceStates
@@ -33,10 +35,13 @@ if TYPE_CHECKING:
 
 PURGE_INTERVAL_SECONDS = 24 * 3600.0
 CHECKPOINT_SECONDS = 1.0
+log = structlog.get_logger("mail2case.daemon")
 
 
 def build_daemon(config: Config) -> Daemon:
     """Open the database (migrating SQLite) and assemble the stages."""
+    for warning in app.config_warnings(config):
+        log.warning("config.warning", detail=warning)
     engine, sessions = app.open_database(config, checkpoint_in_background=True)
     child = ProcessChild(config) if config.processing.separate_process else None
     # With a child, this processor never runs: it holds the settings SIGHUP replaces.

@@ -103,3 +103,15 @@ def test_an_unreachable_database(tmp_path: Path) -> None:
     proc = run(site)
     assert proc.returncode == 75
     assert last_line(proc).startswith("mail2case: database.url: unavailable:")
+
+
+def test_check_config_warns_of_an_empty_team_address(tmp_path: Path) -> None:
+    """Valid but quietly useless: check-config says notifications go nowhere (and exits 0)."""
+    site = Site(tmp_path)
+    site.write()
+    proc = site.cli("check-config")
+    assert "warning: agents.team_address is empty" in proc.stderr.decode()
+    named = Site(tmp_path / "named", extra='\n[agents]\nteam_address = "team@example.com"\n')
+    named.root.mkdir()
+    named.write()
+    assert "team_address" not in named.cli("check-config").stderr.decode()
