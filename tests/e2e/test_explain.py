@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from tests.support.corpus import Corpus, corpora, labelled
 from tests.support.daemon import Site
-from tests.support.services import SHARED
 
 KINDS = {"customer", "agent", "auto_reply", "bounce", "feedback_report", "list", "loop"}
 
@@ -56,15 +58,16 @@ def test_explain_lines_for_every_file(tmp_path: Path) -> None:
     assert not (tmp_path / "cases.db").exists() or site.cli_json("cases", "list") == []
 
 
-def test_explain_bounces_from_corpus(tmp_path: Path) -> None:
-    """Labelled bounces in the shared corpus come out as bounces with their details, in one call."""
-    labels = SHARED / "corpus" / "labels.csv"
-    if not labels.exists():
-        import pytest  # noqa: PLC0415
-
-        pytest.skip("shared corpus not present")
-    rows = [line.split(",") for line in labels.read_text(encoding="utf-8").splitlines()[1:]]
-    files = [str(SHARED / "corpus" / r[0]) for r in rows if len(r) > 3 and r[3] == "1"]
+@pytest.mark.parametrize("corpus", corpora(), ids=lambda corpus: corpus.name)
+def test_explain_bounces_from_corpus(tmp_path: Path, corpus: Corpus) -> None:
+    """Labelled bounces of a corpus come out as bounces with their details, in one call."""
+    # A bounce the classifier is known to miss (labels.csv known_wrong) is left out here;
+    # test_classify_corpus holds it as a strict xfail.
+    files = [
+        str(m.path)
+        for m in labelled()
+        if m.corpus == corpus.name and m.label("is_bounce") == "1" and not m.label("known_wrong")
+    ]
     site = Site(tmp_path)
     site.write()
     out = site.cli("explain", *files, "--json").stdout.decode().splitlines()

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.corpus import Corpus, corpora, importable_dir
 from tests.support.daemon import Site
-from tests.support.services import SHARED
 
 START = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
 AGENT = "alice@support.example.com"
@@ -229,11 +229,10 @@ def test_ticket_pattern_threads_without_headers(tmp_path: Path) -> None:
     assert summary["cases_opened"] == 1
 
 
-def test_shared_corpus_imports_without_error(tmp_path: Path) -> None:
-    """The whole real-world corpus imports; bad messages are quarantined, none crash the import."""
-    corpus = SHARED / "corpus"
-    if not corpus.is_dir():
-        pytest.skip("shared corpus not present")
+@pytest.mark.parametrize("which", corpora(), ids=lambda corpus: corpus.name)
+def test_corpus_imports_without_error(tmp_path: Path, which: Corpus) -> None:
+    """A whole corpus imports; bad messages are quarantined, none crash the import."""
+    corpus = importable_dir(which, tmp_path / "corpus")
     site = make_site(tmp_path)
     summary = import_json(site, str(corpus))
     files = sum(1 for p in corpus.rglob("*") if p.is_file() and not p.name.startswith("."))

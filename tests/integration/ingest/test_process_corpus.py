@@ -1,4 +1,4 @@
-"""Every real-world message in the shared corpus goes through the process stage cleanly."""
+"""Every message of the corpora (ours, the shared one when present) settles in the process stage."""
 
 from __future__ import annotations
 
@@ -12,22 +12,19 @@ from mail2case import app
 from mail2case.config.settings import config_from_mapping
 from storage import inbound
 from storage.models import Inbound, Message
-from tests.support.services import SHARED
+from tests.support.corpus import CorpusMessage, corpora, in_corpus
 
-CORPUS = SHARED / "corpus"
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def corpus_files() -> list[Path]:
-    """All .eml files of the corpus (the module skips without it)."""
-    if not CORPUS.is_dir():
-        pytest.skip(f"shared corpus not present at {CORPUS}")
-    return sorted(CORPUS.rglob("*.eml"))
+@pytest.fixture(scope="module", params=corpora(), ids=lambda corpus: corpus.name)
+def corpus_files(request: pytest.FixtureRequest) -> list[CorpusMessage]:
+    """All messages of one corpus (ours always, the shared one when present)."""
+    return list(in_corpus(request.param))
 
 
 def test_each_corpus_message_is_settled_with_a_reason(
-    tmp_path: Path, corpus_files: list[Path]
+    tmp_path: Path, corpus_files: list[CorpusMessage]
 ) -> None:
     """Each message becomes a case message, or is suppressed or quarantined with a reason."""
     config = config_from_mapping(
@@ -38,10 +35,8 @@ def test_each_corpus_message_is_settled_with_a_reason(
     )
     engine, sessions = app.open_database(config)
     with sessions.begin() as s:
-        for path in corpus_files:
-            inbound.add_inbound(
-                s, raw=path.read_bytes(), source="file", now=NOW, source_ref=str(path)
-            )
+        for message in corpus_files:
+            inbound.add_inbound(s, raw=message.raw(), source="file", now=NOW, source_ref=message.id)
     processor = app.build_processor(config, sessions)
     for _ in range(len(corpus_files) // processor.settings.batch_size + 2):
         if processor.run_once(NOW) == 0:

@@ -1,39 +1,34 @@
-"""parse_message over the shared corpus of real-world messages: no crash, sane charsets."""
+"""parse_message over the corpora (ours, the shared one when present): no crash, sane charsets."""
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 from ingest.errors import ParseError
 from ingest.mime.parse import parse_message
-from tests.support.services import SHARED
+from tests.support.corpus import SHARED_CORPUS, CorpusMessage, labelled, messages
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-CORPUS = SHARED / "corpus"
-
-if not CORPUS.is_dir():
-    pytest.skip(f"corpus not found at {CORPUS}", allow_module_level=True)
-
-FILES = sorted(CORPUS.rglob("*.eml"))
-CHARSET_FILES = sorted((CORPUS / "charsets").glob("*.eml"))
+FILES = messages()
+CHARSET_FILES = messages(category="charsets")
+WITH_TEXT = [m for m in labelled() if m.label("expected_text")]
 
 
-def corpus_id(path: Path) -> str:
-    """The file's path relative to the corpus, as the test id."""
-    return path.relative_to(CORPUS).as_posix()
+def corpus_id(message: CorpusMessage) -> str:
+    """The corpus and the file's path in it, as the test id."""
+    return message.id
 
 
-@pytest.mark.parametrize("path", FILES, ids=corpus_id)
-def test_corpus_message_parses_or_raises_parse_error(path: Path) -> None:
+@pytest.mark.parametrize("message", FILES, ids=corpus_id)
+def test_corpus_message_parses_or_raises_parse_error(message: CorpusMessage) -> None:
     """Every corpus message parses, or is refused with ParseError and a reason."""
     try:
-        parsed = parse_message(path.read_bytes())
+        parsed = parse_message(message.raw())
     except ParseError as error:
         reason = error.reason
     else:
@@ -43,14 +38,15 @@ def test_corpus_message_parses_or_raises_parse_error(path: Path) -> None:
     assert reason
 
 
-@pytest.mark.parametrize("path", CHARSET_FILES, ids=corpus_id)
-def test_clean_charsets_decode_without_replacement_characters(path: Path) -> None:
+@pytest.mark.parametrize("message", CHARSET_FILES, ids=corpus_id)
+def test_clean_charsets_decode_without_replacement_characters(message: CorpusMessage) -> None:
     """Body text has no U+FFFD unless a charset that did not fit the bytes was noted."""
-    parsed = parse_message(path.read_bytes())
+    parsed = parse_message(message.raw())
     noted = any("charset" in defect for defect in parsed.defects)
     assert noted or "\ufffd" not in parsed.text
 
 
+@pytest.mark.skipif(not SHARED_CORPUS.root.is_dir(), reason="shared corpus not present")
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -65,8 +61,16 @@ def test_clean_charsets_decode_without_replacement_characters(path: Path) -> Non
 )
 def test_declared_charsets_decode_to_expected_text(name: str, expected: str) -> None:
     """Messages in legacy charsets (EUC-KR, ISO-2022-JP, Latin-2, ...) decode correctly."""
-    parsed = parse_message((CORPUS / "charsets" / name).read_bytes())
+    parsed = parse_message((SHARED_CORPUS.root / "charsets" / name).read_bytes())
     assert expected in parsed.text
+    assert not [d for d in parsed.defects if "charset" in d]
+
+
+@pytest.mark.parametrize("message", WITH_TEXT, ids=corpus_id)
+def test_labelled_text_is_decoded(message: CorpusMessage) -> None:
+    """A message's labelled expected_text (in its charset, HTML or MIME part) is in its text."""
+    parsed = parse_message(message.raw())
+    assert message.label("expected_text") in parsed.text
     assert not [d for d in parsed.defects if "charset" in d]
 
 
@@ -74,9 +78,9 @@ def test_corpus_parse_time_is_recorded(record_property: Callable[[str, object], 
     """The whole corpus is parsed once and the elapsed time is recorded (not asserted)."""
     started = time.perf_counter()
     outcomes = {"parsed": 0, "refused": 0}
-    for path in FILES:
+    for message in FILES:
         try:
-            parse_message(path.read_bytes())
+            parse_message(message.raw())
         except ParseError:
             outcomes["refused"] += 1
         else:
