@@ -42,8 +42,9 @@ class SmtpSettings:
     data_timeout_seconds: float = 300.0
     # Past this many open connections a new one is answered 421 and closed.
     max_connections: int = 100
-    # One client (IP address) may hold this many of them: a few hosts cannot take all.
-    max_connections_per_client: int = 10
+    # One client (IP address) may hold this many of them: one host cannot take all. Keep it
+    # above the concurrency of an MTA in front (Postfix delivers over up to 20 at once).
+    max_connections_per_client: int = 50
     # A session lasts this long at most, however busy (NOOP every few seconds resets
     # the idle timeout for ever); then 421. An MTA reconnects and goes on.
     max_session_seconds: float = 900.0
