@@ -7,15 +7,16 @@ then auto-replies and generated notices, then lists, then people.
 
 **Other systems' generated notices** (decided for issue 18). Mail that another system
 generates on its own, not in answer to a person: ``Auto-Submitted: auto-generated``
-(RFC 3834; JIRA, Zendesk, monitoring), ``X-ServiceNow-Generated``, ``X-JIRA-FingerPrint``.
-All of it is ``Kind.AUTO_REPLY`` with the header as the reason, like a vacation reply:
+(RFC 3834; JIRA, monitoring, and Zendesk even on its agents' replies),
+``X-ServiceNow-Generated``, ``X-JIRA-FingerPrint``. All of it is ``Kind.AUTO_REPLY``
+with the header as the reason, like a vacation reply:
 
 - it is never acknowledged (RFC 3834 section 2: no automatic answer to automatic mail;
   two helpdesks acknowledging each other is the ping-pong to avoid);
 - it is recorded on the case it threads onto (by its references or the case token), so
   a ticket system's update on a case we share is kept with the case;
-- it opens a new case only when ``processing.auto_reply_opens_case`` is set: one switch
-  for all automatic mail, so ServiceNow and JIRA are handled alike.
+- it opens a new case only when ``processing.auto_reply_opens_case`` is set: the one
+  switch for auto-replies and generated notices, so ServiceNow and JIRA act alike.
 """
 
 from __future__ import annotations
