@@ -24,14 +24,20 @@ _EXTENSIONS = {
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 
-def safe_filename(name: str | None, content_type: str, index: int) -> str:
-    """A display filename that can never act as a path; 'attachment-N.ext' when none is usable."""
-    cleaned = _clean_filename(name) if name else ""
+def safe_filename(
+    name: str | None, content_type: str, index: int, *, legacy: str | None = None
+) -> str:
+    """A display filename that can never act as a path; 'attachment-N.ext' when none is usable.
+
+    ``legacy`` is the charset of the message's raw 8-bit header bytes, if any.
+    """
+    cleaned = _clean_filename(name, legacy) if name else ""
     return cleaned or f"attachment-{index}{_extension(content_type)}"
 
 
-def _clean_filename(name: str) -> str:
-    name = decode_header_text(name)  # RFC 2047 inside a filename is common, though not allowed
+def _clean_filename(name: str, legacy: str | None) -> str:
+    # RFC 2047 inside a filename is common, though not allowed
+    name = decode_header_text(name, legacy=legacy)
     base = name.replace("\\", "/").rpartition("/")[2].replace(":", "_")
     base = "".join(ch for ch in base if unicodedata.category(ch) not in _HIDDEN_CATEGORIES)
     base = base.strip().lstrip(".").rstrip(". ")  # Windows drops trailing dots and spaces

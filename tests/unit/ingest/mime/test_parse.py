@@ -260,13 +260,19 @@ def test_body_charsets_decode_without_raising(
         (b"\xff\xfeA\x00B", "utf-16", "A\ufffd"),
         (b"\x1b$BF|K\\\x1b(B", "iso-2022-jp", "日本"),
         (b"\x1b$B\x2d\x21\x1b(B", "iso-2022-jp", "\ufffd"),
-        (b"\x81\x8d", None, "\x81\x8d"),
         (b"plain", "undefined", "plain"),
     ],
 )
 def test_decode_text_never_raises(data: bytes, label: str | None, expected: str) -> None:
     """decode_text falls back (superset codecs, latin-1, replacement) instead of raising."""
     assert decode_text(data, label)[0] == expected
+
+
+@pytest.mark.parametrize("data", [b"\x81\x8d", b"caf\xe9 \x81", bytes(range(128, 256))])
+def test_undeclared_eight_bit_text_never_reads_c1_controls(data: bytes) -> None:
+    """8-bit bytes without a charset decode somehow, but never to C1 control characters."""
+    text, _ = decode_text(data, None)
+    assert not any("\x80" <= char <= "\x9f" for char in text)
 
 
 def test_base64_body_with_garbage_is_salvaged() -> None:
@@ -366,16 +372,16 @@ def test_nested_multipart_finds_body_and_attachments() -> None:
     assert (pdf.filename, pdf.data, pdf.is_inline) == ("report.pdf", b"%PDF-1.4", False)
 
 
-def test_second_inline_text_part_becomes_an_attachment() -> None:
-    """Only the first text/plain part is the body; a later one (a footer) is kept as a part."""
+def test_second_inline_text_part_is_body_text_too() -> None:
+    """Every inline text part of a multipart/mixed is body text, in order (a list footer)."""
     ctype, body = multipart(
         "mixed",
         part("Content-Type: text/plain", body="Body"),
         part("Content-Type: text/plain", body="-- list footer"),
     )
     parsed = parse_message(mail(ctype, body=body))
-    assert parsed.text == "Body"
-    assert [a.data for a in parsed.attachments] == [b"-- list footer"]
+    assert parsed.text == "Body\n\n-- list footer\n"
+    assert parsed.attachments == ()
 
 
 def test_attached_text_file_is_not_the_body() -> None:
@@ -576,7 +582,7 @@ def test_too_many_parts_raises_parse_error() -> None:
     """A message with more parts than max_parts is refused."""
     ctype, body = multipart("mixed", *[part("Content-Type: text/plain", body="x")] * 20)
     raw = mail(ctype, body=body)
-    assert len(parse_message(raw, max_parts=21).attachments) == 19
+    assert parse_message(raw, max_parts=21).text.split() == ["x"] * 20
     with pytest.raises(ParseError, match="more than 20 MIME parts"):
         parse_message(raw, max_parts=20)
 

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.mime.parse import _POLICY, _policy_addresses, _simple_addresses
+from ingest.mime.parse import _policy_addresses, _simple_addresses
 from ingest.mime.parsed import Address
+from ingest.mime.policy import POLICY
 
 NAMES = ["Customer 0", "A B", "  A   B ", '"Smith, J"', '""', '" x"', '"a  b"', "", "O'Neil", "x=y"]
 ADDRS = ["a@b.c", "A.B@C.D", "a@b", "a+b@c-d.e", "a..b@c", "a@b..c", ".a@b", "a@b.", "a@[1.2.3.4]"]
@@ -80,8 +81,8 @@ def test_simple_addresses(value: str, expected: list[Address] | None) -> None:
 def test_cached_header_reads_equal_the_stock_read(value: str) -> None:
     """The policy's cached read returns what EmailPolicy's own read returns."""
     for name in ("Content-Type", "Content-Disposition", "Subject"):
-        ours = _POLICY.header_fetch_parse(name, value)
-        stock = EmailPolicy.header_fetch_parse(_POLICY, name, value)
+        ours = POLICY.header_fetch_parse(name, value)
+        stock = EmailPolicy.header_fetch_parse(POLICY, name, value)
         # HeaderRegistry makes a fresh class for every header it parses, so compare
         # what the classes are made of, not their identity.
         assert (type(ours).__bases__, ours, getattr(ours, "params", None)) == (
@@ -89,4 +90,4 @@ def test_cached_header_reads_equal_the_stock_read(value: str) -> None:
             stock,
             getattr(stock, "params", None),
         )
-        assert _POLICY.header_fetch_parse(name, ours) is ours  # a header object as is
+        assert POLICY.header_fetch_parse(name, ours) is ours  # a header object as is
