@@ -10,6 +10,7 @@ values to scikit-learn's within 1e-9 on every labelled example in the repository
 from __future__ import annotations
 
 import gzip
+import heapq
 import json
 import math
 import zlib
@@ -17,9 +18,10 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from operator import mul, sub, truediv
 from typing import TYPE_CHECKING, Any
 
-from ingest.priority.model_blocks import TextBlock, block_document, read_block
+from ingest.priority.model_blocks import TextBlock, Weighted, block_document, read_block
 from ingest.priority.text import new_text, strip_subject_prefixes
 from sla.policy import Priority
 
@@ -68,11 +70,11 @@ class ModelPrediction:
 
 @dataclass(frozen=True, slots=True)
 class _Scored:
-    """The text, its decision value per class, and each block's n-gram counts."""
+    """The text, its decision value per class, and each block's weighted n-grams."""
 
     text: str
     values: tuple[float, ...]
-    counts: tuple[Counter[str], ...]
+    blocks: tuple[Weighted, ...]
 
 
 class PriorityModel:
@@ -183,49 +185,51 @@ class PriorityModel:
             runner_up=self.classes[second],
             runner_up_confidence=shares[second],
             margin=values[best] - values[second],
-            terms=self._evidence(scored, best, second)[:terms],
+            terms=self._evidence(scored, best, second, terms),
         )
 
     def _score(self, text: str) -> _Scored:
         values = list(self.intercepts)
-        counts = []
+        weighted = []
         for block in self.blocks:
-            found = block.counts(text)
-            part = block.scores(found)
-            values = [v + p for v, p in zip(values, part, strict=True)]
-            counts.append(found)
-        return _Scored(text, tuple(values), tuple(counts))
+            found = block.tfidf(block.counts(text))
+            values = [v + p for v, p in zip(values, block.scores(found), strict=True)]
+            weighted.append(found)
+        return _Scored(text, tuple(values), tuple(weighted))
 
-    def _evidence(self, scored: _Scored, best: int, second: int) -> tuple[str, ...]:
+    def _evidence(self, scored: _Scored, best: int, second: int, limit: int) -> tuple[str, ...]:
         """Words and phrases that pushed ``best`` over ``second`` most, strongest first.
 
         A char n-gram's push is shared among the words it occurs in, so every term
         shown is a word or phrase of the email, never a fragment of one.
         """
         push: dict[str, float] = {}
-        for block, found in zip(self.blocks, scored.counts, strict=True):
-            gain = _gain(block, found, best, second)
+        for block, found in zip(self.blocks, scored.blocks, strict=True):
+            pushes = _pushes(block, found, best, second)
             if block.analyzer == "word":
-                for gram, value in gain.items():
-                    push[gram] = push.get(gram, 0.0) + value
+                terms = block.terms()
+                for column, value in zip(found.columns, pushes, strict=True):
+                    if value > 0:
+                        push[terms[column]] = push.get(terms[column], 0.0) + value
                 continue
+            per_count = dict(zip(found.columns, map(truediv, pushes, found.counts), strict=True))
             for word, times in Counter(scored.text.lower().split()).items():
-                share = sum(gain[g] / found[g] for g in block.known_char_ngrams(word))
+                share = sum(map(per_count.__getitem__, block.known_char_columns(word)))
                 term = word.strip(_PUNCTUATION)
                 if term:
                     push[term] = push.get(term, 0.0) + share * times
-        ranked = sorted(push.items(), key=lambda item: (-item[1], item[0]))
-        return tuple(term for term, value in ranked if value > 0)
+        top = heapq.nlargest(limit, push.items(), key=lambda item: (item[1], item[0]))
+        return tuple(term for term, value in top if value > 0)
 
 
-def _gain(block: TextBlock, found: Counter[str], best: int, second: int) -> dict[str, float]:
-    """Each n-gram's push towards class ``best`` rather than ``second``."""
-    columns, values = block.normalised(found)
+def _pushes(block: TextBlock, found: Weighted, best: int, second: int) -> list[float]:
+    """Each counted column's push towards ``best`` over ``second``: value times coefficient gap."""
     winner, runner_up = block.coef[best], block.coef[second]
-    return {
-        gram: value * (winner[column] - runner_up[column])
-        for gram, column, value in zip(found, columns, values, strict=True)
-    }
+    gaps = map(
+        sub, map(winner.__getitem__, found.columns), map(runner_up.__getitem__, found.columns)
+    )
+    norm = found.norm or 1.0
+    return [value / norm for value in map(mul, found.values, gaps)]
 
 
 def _classes(names: Sequence[object]) -> tuple[Priority, ...]:

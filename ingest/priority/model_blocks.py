@@ -11,6 +11,7 @@ import math
 import re
 from array import array
 from collections import Counter
+from dataclasses import dataclass
 from itertools import chain
 from operator import mul
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["Analyzer", "TextBlock", "block_document", "read_block"]
+__all__ = ["Analyzer", "TextBlock", "Weighted", "block_document", "read_block"]
 
 Analyzer = Literal["word", "char_wb"]
 ANALYZERS: tuple[Analyzer, ...] = ("word", "char_wb")
@@ -33,6 +34,7 @@ class TextBlock:
     __slots__ = (
         "_memo",
         "_pattern",
+        "_terms",
         "analyzer",
         "coef",
         "idf",
@@ -60,7 +62,8 @@ class TextBlock:
         self.idf = array("d", idf)
         self.coef = tuple(array("d", row) for row in coef)  # one row per class
         self._pattern = re.compile(token_pattern)
-        self._memo: dict[str, tuple[str, ...]] = {}
+        self._memo: dict[str, tuple[int, ...]] = {}
+        self._terms: list[str] = []
 
     @property
     def token_pattern(self) -> str:
@@ -69,44 +72,69 @@ class TextBlock:
 
     def terms(self) -> list[str]:
         """The vocabulary in column order."""
-        return sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        if not self._terms:
+            self._terms = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
+        return self._terms
 
-    def counts(self, text: str) -> Counter[str]:
-        """How often each known n-gram occurs in ``text`` (lower-cased, as scikit-learn)."""
+    def counts(self, text: str) -> Counter[int]:
+        """How often each known n-gram (by column) occurs in ``text``, lower-cased."""
         lowered = text.lower()
         if self.analyzer == "word":
-            known = self.vocabulary
             grams = word_ngrams(self._pattern.findall(lowered), self.ngram_range)
-            return Counter(g for g in grams if g in known)
+            found = Counter(map(self.vocabulary.get, grams))
+            del found[None]  # the n-grams outside the vocabulary (a Counter ignores absent keys)
+            return cast("Counter[int]", found)
         # scikit-learn folds runs of blanks into one space first; split() skips them anyway.
-        return Counter(chain.from_iterable(map(self.known_char_ngrams, lowered.split())))
+        return Counter(chain.from_iterable(map(self.known_char_columns, lowered.split())))
 
-    def known_char_ngrams(self, word: str) -> tuple[str, ...]:
-        """The char_wb n-grams of ``word`` that are in the vocabulary, repeats kept."""
-        grams = self._memo.get(word)
-        if grams is None:
+    def known_char_columns(self, word: str) -> tuple[int, ...]:
+        """The columns of the char_wb n-grams of ``word`` in the vocabulary, repeats kept."""
+        columns = self._memo.get(word)
+        if columns is None:
             known = self.vocabulary
-            grams = tuple(g for g in char_wb_ngrams(word, self.ngram_range) if g in known)
+            grams = char_wb_ngrams(word, self.ngram_range)
+            columns = tuple(known[g] for g in grams if g in known)
             if len(self._memo) >= _WORD_MEMO_SIZE:
                 self._memo.clear()
-            self._memo[word] = grams
-        return grams
+            self._memo[word] = columns
+        return columns
 
-    def normalised(self, counts: Counter[str]) -> tuple[list[int], list[float]]:
-        """The columns of the counted n-grams and their l2-normalised tf-idf values."""
-        columns = [self.vocabulary[g] for g in counts]
-        tf: Iterable[float] = counts.values()
+    def tfidf(self, counts: Counter[int]) -> Weighted:
+        """The counted columns, their counts, tf-idf values and the values' l2 norm."""
+        columns = list(counts)
+        counted = list(counts.values())
+        tf: Iterable[float] = counted
         if self.sublinear_tf:
-            tf = [1.0 + math.log(n) for n in counts.values()]
+            big = max(counted, default=0) >= _TABLE
+            tf = map(_sublinear, counted) if big else map(_SUBLINEAR.__getitem__, counted)
         values = list(map(mul, tf, map(self.idf.__getitem__, columns)))
-        norm = math.sqrt(sum(v * v for v in values))
-        # No known n-gram: scikit-learn leaves the row at zero.
-        return columns, [v / norm for v in values] if norm > 0 else values
+        return Weighted(columns, counted, values, math.sqrt(sum(map(mul, values, values))))
 
-    def scores(self, counts: Counter[str]) -> list[float]:
+    def scores(self, weighted: Weighted) -> list[float]:
         """This block's part of each class's decision value: coefficients . normalised tf-idf."""
-        columns, values = self.normalised(counts)
-        return [sum(map(mul, values, map(row.__getitem__, columns))) for row in self.coef]
+        columns, values, norm = weighted.columns, weighted.values, weighted.norm
+        if norm == 0:
+            return [0.0] * len(self.coef)  # no known n-gram: scikit-learn leaves the row at zero
+        return [sum(map(mul, values, map(row.__getitem__, columns))) / norm for row in self.coef]
+
+
+@dataclass(frozen=True, slots=True)
+class Weighted:
+    """A text's known n-grams in one block: columns, counts, tf-idf values, their l2 norm."""
+
+    columns: list[int]
+    counts: list[int]
+    values: list[float]
+    norm: float
+
+
+# scikit-learn's sublinear tf, 1 + ln(tf), looked up for the counts mail has.
+_TABLE = 256
+_SUBLINEAR = [0.0, *(1.0 + math.log(n) for n in range(1, _TABLE))]
+
+
+def _sublinear(count: float) -> float:
+    return 1.0 + math.log(count)
 
 
 def word_ngrams(tokens: Sequence[str], ngram_range: tuple[int, int]) -> list[str]:
@@ -114,7 +142,8 @@ def word_ngrams(tokens: Sequence[str], ngram_range: tuple[int, int]) -> list[str
     low, high = ngram_range
     grams = list(tokens) if low == 1 else []
     for n in range(max(low, 2), min(high, len(tokens)) + 1):
-        grams.extend(" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
+        # The shifted copies end where the shortest does: n-grams that fit, no more.
+        grams.extend(map(" ".join, zip(*(tokens[i:] for i in range(n)), strict=False)))
     return grams
 
 
