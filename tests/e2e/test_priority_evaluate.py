@@ -41,7 +41,7 @@ def test_evaluate_json_has_the_contract_fields(tmp_path: Path) -> None:
     assert out["high_as_low"] == 1
     assert out["accuracy"] == round(2 / 3, 4)
     assert out["per_class"]["low"] == {"precision": 0.5, "recall": 1.0, "support": 1}
-    assert out["floor"] == "medium"
+    assert out["floor"] == "high"
 
 
 def test_evaluate_text_report(tmp_path: Path) -> None:
