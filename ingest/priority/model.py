@@ -10,7 +10,6 @@ values to scikit-learn's within 1e-9 on every labelled example in the repository
 from __future__ import annotations
 
 import gzip
-import heapq
 import json
 import math
 import zlib
@@ -18,9 +17,11 @@ from collections import Counter
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from itertools import islice
 from operator import mul, sub, truediv
 from typing import TYPE_CHECKING, Any
 
+from ingest.priority.function_words import is_evidence
 from ingest.priority.model_blocks import TextBlock, Weighted, block_document, read_block
 from ingest.priority.text import new_text, strip_subject_prefixes
 from sla.policy import Priority
@@ -218,8 +219,10 @@ class PriorityModel:
                 term = word.strip(_PUNCTUATION)
                 if term:
                     push[term] = push.get(term, 0.0) + share * times
-        top = heapq.nlargest(limit, push.items(), key=lambda item: (item[1], item[0]))
-        return tuple(term for term, value in top if value > 0)
+        # Function words ("the", "und") push too, but name nothing a reader can check.
+        ranked = sorted(push.items(), key=lambda item: (-item[1], item[0]))
+        shown = (term for term, value in ranked if value > 0 and is_evidence(term))
+        return tuple(islice(shown, limit))
 
 
 def _pushes(block: TextBlock, found: Weighted, best: int, second: int) -> list[float]:

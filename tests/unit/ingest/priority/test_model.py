@@ -10,10 +10,11 @@ import sys
 import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from ingest.priority.function_words import is_evidence
 from ingest.priority.model import PriorityModel, model_text
 from ingest.priority.model_blocks import char_wb_ngrams, word_ngrams
 from sla.policy import Priority
-from tests.support.priority_model import document
+from tests.support.priority_model import block, document
 from tests.support.services import REPO
 
 TEXTS = [
@@ -64,6 +65,26 @@ def test_char_ngram_evidence_is_shown_as_the_word_it_came_from() -> None:
     prediction = TINY.predict("", "Crash!")
     assert prediction.priority is Priority.HIGH
     assert prediction.terms == ("crash",)
+
+
+def test_function_words_and_numbers_are_never_shown_as_evidence() -> None:
+    """'the', 'und', '2024' push like any term but a reason names only words that say something."""
+    doc = document()
+    doc["blocks"][0] = block(
+        "word",
+        {
+            "the": (5.0, 0.0, 0.0),
+            "und": (4.0, 0.0, 0.0),
+            "2024": (3.0, 0.0, 0.0),
+            "the outage": (1.0, 0.0, 0.0),
+        },
+    )
+    prediction = PriorityModel.from_document(doc).predict("", "The outage und 2024")
+    assert prediction.priority is Priority.HIGH
+    assert prediction.terms == ("the outage",)
+    assert not is_evidence("the und")
+    assert not is_evidence("2024")
+    assert is_evidence("all users")
 
 
 def test_text_without_known_terms_gets_the_intercepts() -> None:
