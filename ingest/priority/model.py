@@ -27,7 +27,7 @@ from ingest.priority.text import new_text, strip_subject_prefixes
 from sla.policy import Priority
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 __all__ = ["FORMAT", "ModelPrediction", "PriorityModel", "model_text", "reduced"]
 
@@ -213,12 +213,8 @@ class PriorityModel:
                     if value > 0:
                         push[terms[column]] = push.get(terms[column], 0.0) + value
                 continue
-            per_count = dict(zip(found.columns, map(truediv, pushes, found.counts), strict=True))
-            for word, times in Counter(scored.text.lower().split()).items():
-                share = sum(map(per_count.__getitem__, block.known_char_columns(word)))
-                term = word.strip(_PUNCTUATION)
-                if term:
-                    push[term] = push.get(term, 0.0) + share * times
+            for term, value in _word_pushes(block, found, pushes, scored.text):
+                push[term] = push.get(term, 0.0) + value
         # Function words ("the", "und") push too, but name nothing a reader can check.
         ranked = sorted(push.items(), key=lambda item: (-item[1], item[0]))
         shown = (term for term, value in ranked if value > 0 and is_evidence(term))
@@ -233,6 +229,18 @@ def _pushes(block: TextBlock, found: Weighted, best: int, second: int) -> list[f
     )
     norm = found.norm or 1.0
     return [value / norm for value in map(mul, found.values, gaps)]
+
+
+def _word_pushes(
+    block: TextBlock, found: Weighted, pushes: list[float], text: str
+) -> Iterator[tuple[str, float]]:
+    """Each word's share of the char n-grams' pushes: per occurrence, for each it holds."""
+    per_count = dict(zip(found.columns, map(truediv, pushes, found.counts), strict=True))
+    for word, times in Counter(text.lower().split()).items():
+        share = sum(map(per_count.__getitem__, block.known_char_columns(word)))
+        term = word.strip(_PUNCTUATION)
+        if term:
+            yield term, share * times
 
 
 def _classes(names: Sequence[object]) -> tuple[Priority, ...]:
