@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.priority.function_words import is_evidence
 from ingest.priority.model_blocks import TextBlock, Weighted, block_document, read_block
-from ingest.priority.text import new_text, strip_subject_prefixes
+from ingest.priority.text import new_text
+from ingest.triage.subject import bare_subject
 from sla.policy import Priority
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def reduced(subject: str, body: str) -> tuple[str, str]:
     The same reduction as the rules' (``infer_priority``), so both read the same words.
     """
     # The problem is stated at the top; a megabyte of pasted logs adds only time.
-    return strip_subject_prefixes(subject[:1000]), new_text(body[:MAX_BODY_CHARS])[:MAX_TEXT_CHARS]
+    return bare_subject(subject[:1000]), new_text(body[:MAX_BODY_CHARS])[:MAX_TEXT_CHARS]
 
 
 def model_text(subject: str, body: str) -> str:

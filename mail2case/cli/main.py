@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 
 from mail2case import app
 from mail2case.cli import case_update, cases, explain, imap, importing, ops, sla
-from mail2case.config.effective import masked_settings
 from mail2case.cli import priority as priority_cli
+from mail2case.config.effective import masked_settings
 from mail2case.config.reader import ConfigError
 from mail2case.config.settings import config_path, load_config
 from mail2case.log_setup import configure_logging
