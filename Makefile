@@ -1,4 +1,4 @@
-.PHONY: run test lint check
+.PHONY: run test lint check priority-model
 run:
 	./scripts/run.sh
 test:
@@ -6,3 +6,5 @@ test:
 lint:
 	.venv/bin/ruff check . && .venv/bin/ruff format --check . && .venv/bin/mypy .
 check: lint test
+priority-model:
+	./scripts/build-priority-model.sh

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from mail2case import app
 from mail2case.cli import case_update, cases, explain, imap, importing, ops, sla
+from mail2case.cli import priority as priority_cli
 from mail2case.config.effective import masked_settings
 from mail2case.config.reader import ConfigError
 from mail2case.config.settings import config_path, load_config
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_parsers(sub, common)
     ops.add_parsers(sub, common)
     imap.add_parsers(sub, common)
+    priority_cli.add_parsers(sub, common)
     return parser
 
 

@@ -24,6 +24,7 @@ BENCHMARKS = [
     ("imap_e2e", []),
     ("processing_cpu", ["--db", "postgresql"]),
     ("smtp_e2e", ["--db", "postgresql"]),
+    ("priority_cpu", []),
 ]
 
 
@@ -60,6 +61,19 @@ def test_benchmark_prints_its_result_line(name: str, args: list[str]) -> None:
     assert figures
     for figure in figures:
         assert {"ours", "baseline", "ratio", "runs", "unit"} <= set(figure)
+
+
+@pytest.mark.timeout(330)
+def test_priority_model_benchmark_prints_its_sections() -> None:
+    """The model-choice benchmark runs quick and ends with the floor, curve and shared figures."""
+    result = _result_line("priority_model", [])
+    assert result["benchmark"] == "priority_model"
+    floor, curve = result["floor"], result["curve"]
+    assert isinstance(floor, dict)
+    assert isinstance(curve, dict)
+    assert {"rules alone", "model, floor none", "model, floor high"} <= set(floor)
+    assert set(curve) == {"weight 1", "weight 3", "weight 10"}
+    assert "shared" in result
 
 
 def test_mix_is_deterministic_and_has_the_issue_shape() -> None:
