@@ -92,6 +92,8 @@ def outbox_view(row: Outbox, case_ref: int | None) -> dict[str, Any]:
         "id": row.id,
         "kind": row.kind,
         "to": list(row.to_addrs),
+        "cc": list(row.cc_addrs or []),
+        "from_name": row.from_name,
         "subject": row.subject,
         "status": row.status,
         "case_ref": case_ref,

@@ -421,3 +421,13 @@ def test_relays_per_hour_are_limited(tmp_path: Path) -> None:
     shown = show(site, 1000)
     assert "rate_limited" in [e["kind"] for e in shown["events"]]
     assert [m["kind"] for m in shown["messages"]].count("rejected") == 1
+
+
+def test_a_relay_without_a_display_name_takes_the_name_the_team_gave(tmp_path: Path) -> None:
+    """[agents] names: "Alice Example via Support", not "alice via Support"."""
+    site = ingest_site(tmp_path, f'names = {{ "{ALICE}" = "Alice Example" }}\n')
+    to = reply_address(SUPPORT, 1000, SECRET)
+    bare = mail(ALICE, to, "Re: Export broken", "Fixed now.")  # no display name
+    site.cli("ingest", stdin=bare.as_bytes())
+    (relay,) = [r for r in site.cli_json("outbox", "list") if r["kind"] == "relay"]
+    assert relay["from_name"] == "Alice Example via Example Support"
