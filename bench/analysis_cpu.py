@@ -7,7 +7,7 @@ import time
 from email import policy
 
 from bench.mix import generate, stats
-from bench.report import Figure, emit, median, mix_parser, parse_mix_args
+from bench.report import compared, emit, mix_parser, parse_mix_args
 from ingest.analysis.core import AnalysisSettings, analyse
 from mail2case import app
 from mail2case.config.settings import config_from_mapping
@@ -39,12 +39,12 @@ def main() -> None:
     for _ in range(args.runs):
         base.append(parse_cpu(mix))
         ours.append(analysis_cpu(mix, settings))
-    figure = Figure(
-        name="analysis CPU per message",
-        ours=median(ours) * 1000,
-        baseline=median(base) * 1000,
+    figure = compared(
+        "analysis CPU per message",
+        ours,
+        base,
+        scale=1000,
         unit="ms",
-        ratio=median(ours) / median(base),
         runs=args.runs,
         target="<= 1.5",
         ours_label="analyse()",

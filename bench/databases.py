@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, cast
 
 from storage.engine import make_engine
 from storage.schema import upgrade
-from tests.support.postgres import PostgresServer, _as_postgres, find_bindir, running_server
+from tests.support.postgres import PostgresServer, find_bindir, running_server
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,19 +24,7 @@ DURABLE = ("listen_addresses=127.0.0.1", "fsync=on", "synchronous_commit=on")
 class DurablePostgres(PostgresServer):
     """The test suite's throwaway server, started with fsync and synchronous commit on."""
 
-    def start(self) -> None:
-        """Start on ``port`` with durable settings and wait until it accepts connections."""
-        settings = [arg for s in DURABLE for arg in ("-c", s)]
-        server = (str(self.bindir / "postgres"), "-D", str(self.root / "data"))
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [*server, "-p", str(self.port), "-k", str(self.root), *settings],
-                start_new_session=True,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                **_as_postgres(),
-            )
-        self._wait_ready()
+    settings = DURABLE
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 from bench.databases import Databases, databases
 from bench.imap_e2e import parse_rate
 from bench.mix import generate, stats
-from bench.report import Figure, emit, median, mix_parser, parse_mix_args
+from bench.report import compared, emit, mix_parser, parse_mix_args
 from bench.sites import make_site
 
 
@@ -55,12 +55,11 @@ def main() -> None:
             parse_rates.append(parse_rate(mix))
             seconds, summary = import_run(dbs, Path(tmp), mbox)
             rates.append(len(mix) / seconds)
-    figure = Figure(
-        name="import from an mbox",
-        ours=median(rates),
-        baseline=median(parse_rates),
+    figure = compared(
+        "import from an mbox",
+        rates,
+        parse_rates,
         unit="msgs/s",
-        ratio=median(rates) / median(parse_rates),
         runs=args.runs,
         target=">= 0.9",
         ours_label=f"mail2case import ({args.db})",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.databases import databases
 from bench.processing_cpu import commit_mix
-from bench.report import Figure, descendants, emit, median
+from bench.report import add_run_options, compared, descendants, emit, median
 
 
 def big_message(size: int, seed: int = 25) -> bytes:
@@ -86,8 +86,7 @@ def peak(mode: str, url: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=25 * 1024 * 1024)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI smoke)")
+    add_run_options(parser, runs=3)
     parser.add_argument("--child", nargs=2, metavar=("MODE", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -105,12 +104,12 @@ def main() -> None:
             deltas.append(peak("process", url) - idle)
             idles.append(idle)
     mb = 1024 * 1024
-    figure = Figure(
-        name="peak memory of parse + process, minus the idle child",
-        ours=median(deltas) / mb,
-        baseline=len(raw) / mb,
+    figure = compared(
+        "peak memory of parse + process, minus the idle child",
+        deltas,
+        [len(raw)],
+        scale=1 / mb,
         unit="MB",
-        ratio=median(deltas) / len(raw),
         runs=args.runs,
         target="< 5",
         ours_label="peak RSS growth",

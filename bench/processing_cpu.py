@@ -10,7 +10,7 @@ from email import policy
 
 from bench.databases import databases
 from bench.mix import generate, stats
-from bench.report import Figure, cpu_seconds, emit, median, mix_parser, parse_mix_args
+from bench.report import compared, cpu_seconds, emit, median, mix_parser, parse_mix_args
 from mail2case import app
 from mail2case.config.settings import config_from_mapping
 from mail2case.log_setup import configure_logging
@@ -73,12 +73,12 @@ def main() -> None:
             cpu, wall = process_cpu(dbs.fresh(), mix)
             ours.append(cpu)
             walls.append(wall)
-    figure = Figure(
-        name="processing CPU per message",
-        ours=median(ours) * 1000,
-        baseline=median(base) * 1000,
+    figure = compared(
+        "processing CPU per message",
+        ours,
+        base,
+        scale=1000,
         unit="ms",
-        ratio=median(ours) / median(base),
         runs=args.runs,
         target="<= 1.5",
         ours_label=f"Processor ({args.db})",

@@ -48,6 +48,34 @@ class Figure:
         return None
 
 
+def compared(
+    name: str,
+    ours: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    unit: str,
+    runs: int,
+    target: str,
+    scale: float = 1.0,
+    ours_label: str = "mail2case",
+    baseline_label: str = "baseline",
+    extra: dict[str, Any] | None = None,
+) -> Figure:
+    """Two sides' samples as a figure: each median (times ``scale``, in ``unit``), the ratio."""
+    return Figure(
+        name=name,
+        ours=median(ours) * scale,
+        baseline=median(baseline) * scale,
+        unit=unit,
+        ratio=median(ours) / median(baseline),
+        runs=runs,
+        target=target,
+        ours_label=ours_label,
+        baseline_label=baseline_label,
+        extra=extra or {},
+    )
+
+
 def machine() -> dict[str, Any]:
     """What the figures were measured on; the load says how noisy it was."""
     model = ""
@@ -120,11 +148,21 @@ def emit(benchmark: str, figures: list[Figure], **context: Any) -> None:
 def mix_parser(description: str | None, *, runs: int = 3) -> argparse.ArgumentParser:
     """The options every benchmark over the message mix takes: --db, --messages, --runs, --quick."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    add_db_option(parser)
     parser.add_argument("--messages", type=int, default=1000)
+    add_run_options(parser, runs=runs)
+    return parser
+
+
+def add_db_option(parser: argparse.ArgumentParser) -> None:
+    """--db: the database the benchmark runs on (a throwaway PostgreSQL, or SQLite)."""
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, runs: int) -> None:
+    """--runs (how many, for the median) and --quick (tiny sizes, one run)."""
     parser.add_argument("--runs", type=int, default=runs)
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI smoke)")
-    return parser
 
 
 def parse_mix_args(parser: argparse.ArgumentParser, quick_messages: int = 20) -> argparse.Namespace:

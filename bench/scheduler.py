@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import delete, insert, update
 
 from bench.databases import databases
-from bench.report import Figure, emit, median
+from bench.report import add_db_option, add_run_options, compared, emit
 from mail2case import app
 from mail2case.config.settings import config_from_mapping
 from mail2case.log_setup import configure_logging
@@ -95,11 +95,10 @@ def timed_pass(url: str, now: datetime) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    add_db_option(parser)
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--large", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one run (CI smoke)")
+    add_run_options(parser, runs=7)
     args = parser.parse_args()
     if args.quick:
         args.small, args.large, args.runs = 20, 200, 1
@@ -115,12 +114,12 @@ def main() -> None:
             for size, times in ((args.small, small), (args.large, large)):
                 reset(urls[size], now)
                 times.append(timed_pass(urls[size], now))
-    figure = Figure(
-        name=f"scheduler pass, {args.large} vs {args.small} open cases ({2 * DUE} due)",
-        ours=median(large) * 1000,
-        baseline=median(small) * 1000,
+    figure = compared(
+        f"scheduler pass, {args.large} vs {args.small} open cases ({2 * DUE} due)",
+        large,
+        small,
+        scale=1000,
         unit="ms",
-        ratio=median(large) / median(small),
         runs=args.runs,
         target="<= 2",
         ours_label=f"{args.large} open",

@@ -11,13 +11,15 @@ from typing import TYPE_CHECKING
 
 from bench.databases import Databases, databases
 from bench.mix import generate, stats
-from bench.report import Figure, emit, median, mix_parser, parse_mix_args
+from bench.report import compared, emit, median, mix_parser, parse_mix_args
 from bench.sites import make_site, start_daemon, status_json, wait_settled
 from bench.smtp_clients import Load, send_all
 from tests.support.services import free_port
 
 if TYPE_CHECKING:
     import argparse
+
+    from bench.report import Figure
 
 
 def null_run(mix: list[bytes], connections: int) -> Load:
@@ -97,23 +99,22 @@ def _figures(
     null_p99s: list[float],
 ) -> list[Figure]:
     return [
-        Figure(
-            name=f"SMTP end to end, {args.connections} connections",
-            ours=median(rates),
-            baseline=median(null_rates),
+        compared(
+            f"SMTP end to end, {args.connections} connections",
+            rates,
+            null_rates,
             unit="msgs/s",
-            ratio=median(rates) / median(null_rates),
             runs=args.runs,
             target=">= 0.5",
             ours_label=f"mail2case ({args.db}, received to case + ack queued)",
             baseline_label="do-nothing aiosmtpd",
         ),
-        Figure(
-            name=f"p99 latency DATA to 250, {args.connections} connections",
-            ours=median(p99s) * 1000,
-            baseline=median(null_p99s) * 1000,
+        compared(
+            f"p99 latency DATA to 250, {args.connections} connections",
+            p99s,
+            null_p99s,
+            scale=1000,
             unit="ms",
-            ratio=median(p99s) / median(null_p99s),
             runs=args.runs,
             target="ours < 100",
             ours_label="mail2case",

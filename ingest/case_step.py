@@ -20,7 +20,7 @@ from storage.statuses import InboundStatus
 from storage.suppressions import is_system_address
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Unpack
 
     from sqlalchemy.orm import Session
 
@@ -354,19 +354,9 @@ class CaseStep:
             self._event(case, "ack_queued", data={"to": to, "message_id": message_id})
         return queued
 
-    def _event(
-        self,
-        case: Case,
-        kind: str,
-        *,
-        actor: str = "system",
-        detail: str = "",
-        data: dict[str, Any] | None = None,
-    ) -> None:
+    def _event(self, case: Case, kind: str, **fields: Unpack[cases.EventFields]) -> None:
         """An audit entry for :meth:`_write_events` (as ``cases.add_event``, deferred)."""
-        self._events.append(
-            cases.event_row(case.id, kind, self.now, actor=actor, detail=detail, data=data)
-        )
+        self._events.append(cases.event_row(case.id, kind, self.now, **fields))
 
     def _write_events(self) -> None:
         """Write the entries held so far, in one statement (before others may add theirs)."""

@@ -283,17 +283,7 @@ class Processor:
             return analysis
         if isinstance(analysis, Exception):
             raise analysis  # a bug in the analysis: quarantined by the caller
-        outcome = self._process(s, row, analysis, work.now)
-        inbound.settle(
-            s,
-            row.id,
-            status=outcome.status,
-            now=work.now,
-            reason=outcome.reason,
-            case_id=outcome.case_id,
-            count_attempt=not work.claim.counted,
-        )
-        return row, outcome
+        return work.settle(s, row, self._process(s, row, analysis, work.now))
 
     def _quarantine(
         self, s: Session, work: _Work, reason: str
@@ -301,16 +291,7 @@ class Processor:
         row = inbound.lock_pending(s, work.inbound_id, status=self.status, is_claimed=True)
         if row is None:
             return None
-        outcome = Outcome(InboundStatus.QUARANTINED, reason=reason[:2000])
-        inbound.settle(
-            s,
-            row.id,
-            status=outcome.status,
-            now=work.now,
-            reason=outcome.reason,
-            count_attempt=not work.claim.counted,
-        )
-        return row, outcome
+        return work.settle(s, row, Outcome(InboundStatus.QUARANTINED, reason=reason[:2000]))
 
     def _poisoned(
         self, s: Session, work: _Work, exc: PoisonError
@@ -372,6 +353,21 @@ class _Work:
         """Take the pipeline's analysis once it is done."""
         if self.pending is not None:
             self.analysis, self.pending = self.pending.result(), None
+
+    def settle(
+        self, s: Session, row: inbound.Pending, outcome: Outcome
+    ) -> tuple[inbound.Pending, Outcome]:
+        """Settle ``row`` as ``outcome`` says, at this work's time; the pair, for the caller."""
+        inbound.settle(
+            s,
+            row.id,
+            status=outcome.status,
+            now=self.now,
+            reason=outcome.reason,
+            case_id=outcome.case_id,
+            count_attempt=not self.claim.counted,
+        )
+        return row, outcome
 
 
 def _exhausted(s: Session, row: inbound.Exhausted, now: datetime) -> Outcome:

@@ -72,13 +72,18 @@ class ClockTerms:
 
 
 @dataclass(frozen=True)
-class Started:
-    """Start a clock of `kind`."""
+class Scheduled:
+    """A clock of `kind` with its start, due and reminder times (what the two below set)."""
 
     kind: TargetKind
     started_at: datetime
     due_at: datetime
     remind_at: datetime
+
+
+@dataclass(frozen=True)
+class Started(Scheduled):
+    """Start a clock of `kind`."""
 
 
 @dataclass(frozen=True)
@@ -91,13 +96,8 @@ class Ended:
 
 
 @dataclass(frozen=True)
-class Rescheduled:
+class Rescheduled(Scheduled):
     """The running clock of `kind` keeps its start but gets a new due and reminder time."""
-
-    kind: TargetKind
-    started_at: datetime
-    due_at: datetime
-    remind_at: datetime
 
 
 ClockChange = Started | Ended | Rescheduled

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from sla.business_hours import BusinessCalendar, WorkingHours
-    from sla.clocks import ClockChange
+    from sla.clocks import ClockChange, Scheduled
     from sla.policy import SlaPolicy, TargetKind
     from storage.models import Case, SlaClock
 
@@ -86,14 +86,7 @@ def record_opened(session: Session, case: Case, *, context: SlaContext) -> None:
     sla_clocks.mirror(case, {c.kind: c.due_at for c in started})
     session.flush()
     for change in started:
-        sla_clocks.insert_clock(
-            session,
-            case,
-            change.kind,
-            started_at=change.started_at,
-            due_at=change.due_at,
-            remind_at=change.remind_at,
-        )
+        sla_clocks.insert_clock(session, case, change.kind, **_times(change))
 
 
 def record_agent_reply(
@@ -232,15 +225,12 @@ def _apply_change(
                 # A new row, not an update: the reminder and escalation dedupe keys name the
                 # clock row, and a moved deadline deserves its own reminder and escalation.
                 sla_clocks.end_clock(case, running, change.kind, at=at, state="stopped")
-            clock = sla_clocks.new_clock(
-                session,
-                case,
-                change.kind,
-                started_at=change.started_at,
-                due_at=change.due_at,
-                remind_at=change.remind_at,
-            )
-            running.append(clock)
+            running.append(sla_clocks.new_clock(session, case, change.kind, **_times(change)))
+
+
+def _times(change: Scheduled) -> sla_clocks.ClockTimes:
+    """The times ``change`` gives its clock's row."""
+    return {"started_at": change.started_at, "due_at": change.due_at, "remind_at": change.remind_at}
 
 
 def _clock_event(session: Session, case: Case, decision: Decision, cause: _Cause) -> None:

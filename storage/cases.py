@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import case as sql_case
@@ -23,6 +23,7 @@ from storage.upserts import insert_if_absent, table_of
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
     from datetime import datetime
+    from typing import Unpack
 
     from sqlalchemy.orm import Session
 
@@ -149,51 +150,39 @@ def touch_contact(
     )
 
 
+class EventFields(TypedDict, total=False):
+    """An audit entry's optional columns: who ("system" if unsaid), a line, structured data."""
+
+    actor: str
+    detail: str
+    data: dict[str, Any] | None
+
+
 def add_event(
-    session: Session,
-    case: Case,
-    kind: str,
-    now: datetime,
-    *,
-    actor: str = "system",
-    detail: str = "",
-    data: dict[str, Any] | None = None,
+    session: Session, case: Case, kind: str, now: datetime, **fields: Unpack[EventFields]
 ) -> None:
     """Append one entry to the case's audit trail."""
-    add_event_for(session, case.id, kind, now, actor=actor, detail=detail, data=data)
+    add_event_for(session, case.id, kind, now, **fields)
 
 
 def add_event_for(
-    session: Session,
-    case_id: int,
-    kind: str,
-    now: datetime,
-    *,
-    actor: str = "system",
-    detail: str = "",
-    data: dict[str, Any] | None = None,
+    session: Session, case_id: int, kind: str, now: datetime, **fields: Unpack[EventFields]
 ) -> None:
     """Append an audit entry to the case with id ``case_id`` (no Case object at hand)."""
-    add_events(session, [event_row(case_id, kind, now, actor=actor, detail=detail, data=data)])
+    add_events(session, [event_row(case_id, kind, now, **fields)])
 
 
 def event_row(
-    case_id: int,
-    kind: str,
-    now: datetime,
-    *,
-    actor: str = "system",
-    detail: str = "",
-    data: dict[str, Any] | None = None,
+    case_id: int, kind: str, now: datetime, **fields: Unpack[EventFields]
 ) -> dict[str, Any]:
     """The columns of one audit entry, for :func:`add_events`."""
     return {
         "case_id": case_id,
         "at": now,
         "kind": kind,
-        "actor": actor,
-        "detail": detail,
-        "data": data or {},
+        "actor": fields.get("actor", "system"),
+        "detail": fields.get("detail", ""),
+        "data": fields.get("data") or {},
     }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import insert, select
 
@@ -13,6 +13,7 @@ from storage.upserts import table_of
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from datetime import datetime
+    from typing import Unpack
 
     from sqlalchemy.orm import Session
     from sqlalchemy.sql import Select
@@ -22,69 +23,34 @@ ClockRow = tuple[SlaClock, Case]
 _INSERT_CLOCK = insert(table_of(SlaClock))
 
 
-def start_clock(
-    session: Session,
-    case: Case,
-    kind: str,
-    *,
-    started_at: datetime,
-    due_at: datetime,
-    remind_at: datetime | None,
-) -> SlaClock:
+class ClockTimes(TypedDict):
+    """When a clock started, when it is due, and when to remind (None: no reminder)."""
+
+    started_at: datetime
+    due_at: datetime
+    remind_at: datetime | None
+
+
+def start_clock(session: Session, case: Case, kind: str, **times: Unpack[ClockTimes]) -> SlaClock:
     """Add a running clock of ``kind`` to ``case``, flushed (it has an id)."""
-    clock = new_clock(
-        session, case, kind, started_at=started_at, due_at=due_at, remind_at=remind_at
-    )
+    clock = new_clock(session, case, kind, **times)
     session.flush()
     return clock
 
 
-def new_clock(
-    session: Session,
-    case: Case,
-    kind: str,
-    *,
-    started_at: datetime,
-    due_at: datetime,
-    remind_at: datetime | None,
-) -> SlaClock:
+def new_clock(session: Session, case: Case, kind: str, **times: Unpack[ClockTimes]) -> SlaClock:
     """Add a running clock of ``kind`` to ``case``; it goes in with the next flush."""
-    clock = SlaClock(
-        case_id=case.id,
-        kind=kind,
-        state=RUNNING,
-        started_at=started_at,
-        due_at=due_at,
-        remind_at=remind_at,
-    )
+    clock = SlaClock(case_id=case.id, kind=kind, state=RUNNING, **times)
     session.add(clock)
     return clock
 
 
-def insert_clock(
-    session: Session,
-    case: Case,
-    kind: str,
-    *,
-    started_at: datetime,
-    due_at: datetime,
-    remind_at: datetime | None,
-) -> None:
+def insert_clock(session: Session, case: Case, kind: str, **times: Unpack[ClockTimes]) -> None:
     """Add a running clock of ``kind`` to ``case`` at once, as a row only (no object).
 
     For a case just opened: nothing in its transaction reads the clock back as an object.
     """
-    session.execute(
-        _INSERT_CLOCK,
-        {
-            "case_id": case.id,
-            "kind": kind,
-            "state": RUNNING,
-            "started_at": started_at,
-            "due_at": due_at,
-            "remind_at": remind_at,
-        },
-    )
+    session.execute(_INSERT_CLOCK, {"case_id": case.id, "kind": kind, "state": RUNNING, **times})
 
 
 def end_clock(case: Case, running: list[SlaClock], kind: str, *, at: datetime, state: str) -> bool:

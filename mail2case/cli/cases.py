@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mail2case import app
 from mail2case.cli import views
@@ -14,6 +14,8 @@ from storage.statuses import InboundStatus, OutboxStatus
 from storage.write_queue import wal_bytes
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.orm import Session
 
     from mail2case.config.settings import Config
@@ -38,28 +40,37 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> Any:
     p.add_argument("ref", type=_ref)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cases_show)
-    q = sub.add_parser("quarantine", parents=[common], help="messages set aside").add_subparsers(
-        dest="q_command", required=True, metavar="ACTION"
-    )
-    p = q.add_parser("list", parents=[common])
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=quarantine_list)
-    p = q.add_parser("reprocess", parents=[common], help="queue a quarantined message again")
-    p.add_argument("id", type=int)
-    p.set_defaults(func=quarantine_reprocess)
-    o = sub.add_parser("outbox", parents=[common], help="outgoing mail").add_subparsers(
-        dest="o_command", required=True, metavar="ACTION"
-    )
-    p = o.add_parser("list", parents=[common])
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=outbox_list)
-    p = o.add_parser("retry", parents=[common], help="send a failed row again")
-    p.add_argument("id", type=int)
-    p.set_defaults(func=outbox_retry)
+    for group in _ROW_QUEUES:
+        _add_row_queue(sub, common, group)
     p = sub.add_parser("status", parents=[common], help="how far behind the daemon is")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=status)
     return c
+
+
+class _RowQueue(NamedTuple):
+    """A command group over a queue of rows: ``list``, and one action on a row by id."""
+
+    name: str
+    help: str
+    dest: str
+    listing: Callable[[argparse.Namespace, Config], int]
+    action: str
+    action_help: str
+    act: Callable[[argparse.Namespace, Config], int]
+
+
+def _add_row_queue(sub: Any, common: argparse.ArgumentParser, group: _RowQueue) -> None:
+    """Register ``group``: its ``list`` (with ``--json``) and its action taking a row id."""
+    actions = sub.add_parser(group.name, parents=[common], help=group.help).add_subparsers(
+        dest=group.dest, required=True, metavar="ACTION"
+    )
+    p = actions.add_parser("list", parents=[common])
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=group.listing)
+    p = actions.add_parser(group.action, parents=[common], help=group.action_help)
+    p.add_argument("id", type=int)
+    p.set_defaults(func=group.act)
 
 
 def _ref(text: str) -> int:
@@ -218,3 +229,26 @@ def _status_counts(s: Session) -> dict[str, dict[str, int]]:
             "closed": by_status.get("closed", 0),
         },
     }
+
+
+# After the commands they name; read when ``add_parsers`` runs.
+_ROW_QUEUES = (
+    _RowQueue(
+        "quarantine",
+        "messages set aside",
+        "q_command",
+        quarantine_list,
+        "reprocess",
+        "queue a quarantined message again",
+        quarantine_reprocess,
+    ),
+    _RowQueue(
+        "outbox",
+        "outgoing mail",
+        "o_command",
+        outbox_list,
+        "retry",
+        "send a failed row again",
+        outbox_retry,
+    ),
+)

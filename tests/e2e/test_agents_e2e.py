@@ -13,9 +13,10 @@ import pytest
 
 from ingest.agents.reply_address import parse_reply_address, reply_address
 from tests.support.daemon import Daemon, Site, wait_for
+from tests.support.mail import plain_mail
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from pathlib import Path
 
 SECRET = "agents-e2e-secret-0123456789abcdef"
@@ -41,25 +42,9 @@ def site(tmp_path: Path) -> Site:
     return s
 
 
-@pytest.fixture
-def daemon(site: Site) -> Iterator[Daemon]:
-    """The daemon running on the site, stopped with SIGTERM afterwards."""
-    d = Daemon(site).start()
-    yield d
-    assert d.stop() == 0
-
-
 def mail(sender: str, to: str, subject: str, body: str, **headers: str) -> EmailMessage:
     """A plain text message; header names use underscores for dashes."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Message-ID"] = email.utils.make_msgid(domain="test.example")
-    for name, value in headers.items():
-        msg[name.replace("_", "-")] = value
-    msg.set_content(body)
-    return msg
+    return plain_mail(sender, subject, body, to=to, domain="test.example", **headers)
 
 
 def send(site: Site, msg: EmailMessage, *, rcpt: str | None = None) -> None:

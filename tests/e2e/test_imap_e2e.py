@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,6 +12,7 @@ from sqlalchemy import select
 from storage.engine import make_engine, session_factory
 from storage.models import Inbound, MailboxState, Message
 from tests.support.daemon import Daemon, Site, wait_for
+from tests.support.mail import plain_mail
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -26,13 +25,8 @@ BURST = 60
 
 def customer_mail(subject: str, sender: str) -> tuple[str, bytes]:
     """A customer message and its Message-ID."""
-    msg = EmailMessage()
-    msg["Return-Path"] = f"<{sender}>"
-    msg["From"] = f"Customer <{sender}>"
-    msg["To"] = "support@example.com"
-    msg["Subject"] = subject
-    msg["Message-ID"] = make_msgid(domain="customer.example")
-    msg.set_content(f"{subject}: please help, nothing works since this morning.")
+    body = f"{subject}: please help, nothing works since this morning."
+    msg = plain_mail(f"Customer <{sender}>", subject, body, return_path=f"<{sender}>")
     return str(msg["Message-ID"]), msg.as_bytes().replace(b"\n", b"\r\n")
 
 

@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.daemon import Daemon, Site, wait_for
+from tests.support.mail import plain_mail
 from tests.support.services import free_port
 
 if TYPE_CHECKING:
@@ -34,13 +35,7 @@ REPLY_SECRET = "reply-secret-3b5d8e21"
 
 def customer_mail(subject: str, sender: str = "alice@customer.example") -> EmailMessage:
     """A plain customer message with a unique Message-ID."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = "support@example.com"
-    msg["Subject"] = subject
-    msg["Message-ID"] = email.utils.make_msgid(domain="customer.example")
-    msg.set_content("Our export stopped working this morning, please help.")
-    return msg
+    return plain_mail(sender, subject, "Our export stopped working this morning, please help.")
 
 
 def send(site: Site, msg: EmailMessage) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import email.utils
 from datetime import datetime, timedelta
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ingest.agents.reply_address import reply_address
 from tests.support.daemon import Site
+from tests.support.mail import plain_mail
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,15 +38,8 @@ def message(
     to: str = "support@example.com",
 ) -> bytes:
     """A plain message to ``to``, optionally replying to ``in_reply_to``."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = to
-    msg["Subject"] = subject
-    msg["Message-ID"] = email.utils.make_msgid(domain="test.example")
-    if in_reply_to:
-        msg["In-Reply-To"] = in_reply_to
-    msg.set_content(body)
-    return msg.as_bytes()
+    replying = {"In_Reply_To": in_reply_to} if in_reply_to else {}
+    return plain_mail(sender, subject, body, to=to, domain="test.example", **replying).as_bytes()
 
 
 @pytest.fixture

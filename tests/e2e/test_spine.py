@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.support.daemon import Daemon, Site, wait_for
+from tests.support.mail import plain_mail
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 
@@ -21,15 +21,7 @@ def customer_mail(
     subject: str, body: str, *, sender: str = "alice@customer.example", **headers: str
 ) -> EmailMessage:
     """A plain customer message."""
-    msg = EmailMessage()
-    msg["From"] = f"Alice Example <{sender}>"
-    msg["To"] = "support@example.com"
-    msg["Subject"] = subject
-    msg["Message-ID"] = email.utils.make_msgid(domain="customer.example")
-    for name, value in headers.items():
-        msg[name.replace("_", "-")] = value
-    msg.set_content(body)
-    return msg
+    return plain_mail(f"Alice Example <{sender}>", subject, body, **headers)
 
 
 def send(
@@ -51,14 +43,6 @@ def site(tmp_path: Path) -> Site:
     s = Site(tmp_path)
     s.write()
     return s
-
-
-@pytest.fixture
-def daemon(site: Site) -> Iterator[Daemon]:
-    """The daemon running on the site, stopped with SIGTERM afterwards."""
-    d = Daemon(site).start()
-    yield d
-    assert d.stop() == 0
 
 
 def cases_of(site: Site) -> list[dict[str, Any]]:

@@ -28,6 +28,16 @@ def last_line(proc: subprocess.CompletedProcess[bytes]) -> str:
     return lines[-1] if lines else ""
 
 
+def edited_site(root: Path, old: str, new: str) -> Site:
+    """A site written in ``root`` whose config has its first ``old`` replaced by ``new``."""
+    site = Site(root)
+    site.write()
+    text = site.config.read_text()
+    assert old in text, old
+    site.config.write_text(text.replace(old, new, 1))
+    return site
+
+
 @pytest.fixture
 def busy_port() -> Iterator[int]:
     """A port on 127.0.0.1 that another program is listening on."""
@@ -39,10 +49,8 @@ def busy_port() -> Iterator[int]:
 
 def test_smtp_port_in_use(tmp_path: Path, busy_port: int) -> None:
     """A second instance on a taken port: one line, exit 2, no traceback, nothing left running."""
-    site = Site(tmp_path)
+    site = Site(tmp_path, smtp_port=busy_port)
     site.write()
-    text = site.config.read_text().replace(f"port = {site.smtp_port}", f"port = {busy_port}")
-    site.config.write_text(text)
     proc = run(site)
     assert proc.returncode == 2
     assert last_line(proc) == (
@@ -63,11 +71,7 @@ def test_http_port_in_use(tmp_path: Path, busy_port: int) -> None:
 
 def test_a_host_that_is_not_ours(tmp_path: Path) -> None:
     """An address this machine does not have: named as smtp.host."""
-    site = Site(tmp_path)
-    site.write()
-    site.config.write_text(
-        site.config.read_text().replace('host = "127.0.0.1"', 'host = "192.0.2.1"', 1)
-    )
+    site = edited_site(tmp_path, 'host = "127.0.0.1"', 'host = "192.0.2.1"')
     proc = run(site)
     assert proc.returncode == 2
     assert last_line(proc) == "mail2case: smtp.host: 192.0.2.1 is not an address of this machine"
@@ -75,14 +79,10 @@ def test_a_host_that_is_not_ours(tmp_path: Path) -> None:
 
 def test_a_bad_tls_certificate(tmp_path: Path) -> None:
     """A certificate file that is not one: named as smtp.tls_cert_file."""
-    site = Site(tmp_path)
-    site.write()
     bad = tmp_path / "cert.pem"
     bad.write_text("not a certificate\n")
-    text = site.config.read_text().replace(
-        'host = "127.0.0.1"', f'host = "127.0.0.1"\ntls_cert_file = "{bad}"', 1
-    )
-    site.config.write_text(text)
+    host = 'host = "127.0.0.1"'
+    site = edited_site(tmp_path, host, f'{host}\ntls_cert_file = "{bad}"')
     proc = run(site)
     assert proc.returncode == 2
     assert last_line(proc).startswith("mail2case: smtp.tls_cert_file: cannot load the certificate")
@@ -90,16 +90,12 @@ def test_a_bad_tls_certificate(tmp_path: Path) -> None:
 
 def test_an_unreachable_database(tmp_path: Path) -> None:
     """A database that does not answer: named as database.url, exit 75 (systemd retries)."""
-    site = Site(tmp_path)
-    site.write()
     port = socket.socket()
     port.bind(("127.0.0.1", 0))
     free = port.getsockname()[1]
     port.close()
     url = f"postgresql+psycopg://nobody@127.0.0.1:{free}/none?connect_timeout=2"
-    text = site.config.read_text()
-    head, sep, rest = text.partition("[database]\n")
-    site.config.write_text(head + sep + f'url = "{url}"\n' + rest.split("\n", 1)[1])
+    site = edited_site(tmp_path, f'url = "sqlite:///{tmp_path / "cases.db"}"', f'url = "{url}"')
     proc = run(site)
     assert proc.returncode == 75
     assert last_line(proc).startswith("mail2case: database.url: unavailable:")

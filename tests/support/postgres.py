@@ -13,7 +13,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import psycopg
 import pytest
@@ -57,6 +57,8 @@ class PostgresServer:
     root: Path
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    # Passed as ``-c`` options at start; tests trade durability for speed.
+    settings: ClassVar[tuple[str, ...]] = ("listen_addresses=127.0.0.1", *SPEED)
 
     @property
     def log_path(self) -> Path:
@@ -94,7 +96,7 @@ class PostgresServer:
 
     def start(self) -> None:
         """Start on ``port`` in its own process group and wait until it accepts connections."""
-        settings = [arg for s in ("listen_addresses=127.0.0.1", *SPEED) for arg in ("-c", s)]
+        settings = [arg for s in self.settings for arg in ("-c", s)]
         server = (str(self.bindir / "postgres"), "-D", str(self.root / "data"))
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

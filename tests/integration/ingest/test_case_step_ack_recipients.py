@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -14,9 +15,50 @@ from storage import inbound
 from storage.models import CaseEvent, Outbox
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ingest.outcome import Outcome
+    from ingest.process import Processor
+
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Desk:
+    """A support desk on a fresh SQLite database, with its process stage."""
+
+    sessions: sessionmaker[Session]
+    processor: Processor
+
+    def process(self, raw: bytes, *, mail_from: str) -> Outcome:
+        """Commit one raw message as the SMTP listener would, then process it."""
+        with self.sessions.begin() as s:
+            row_id = inbound.add_inbound(s, raw=raw, source="smtp", now=NOW, mail_from=mail_from).id
+        outcome = self.processor.handle(row_id, NOW)
+        assert outcome is not None
+        return outcome
+
+    def ack_recipients(self) -> list[list[str]]:
+        """The recipients of every queued acknowledgement."""
+        with self.sessions() as s:
+            return [list(t) for t in s.scalars(select(Outbox.to_addrs).where(Outbox.kind == "ack"))]
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    """The desk whose address is support@example.com."""
+    config = config_from_mapping(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'acks.db'}"},
+            "support": {"address": "support@example.com"},
+        }
+    )
+    engine, sessions = app.open_database(config)
+    yield Desk(sessions, app.build_processor(config, sessions))
+    engine.dispose()
 
 
 @pytest.mark.parametrize(
@@ -31,37 +73,23 @@ NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
         ("MAILER-DAEMON@relay.example", False),
     ],
 )
-def test_a_new_case_is_acknowledged_to_people_only(
-    tmp_path: Path, sender: str, *, acked: bool
-) -> None:
+def test_a_new_case_is_acknowledged_to_people_only(desk: Desk, sender: str, *, acked: bool) -> None:
     """The case step asks the circuit breaker's rule, so the two never disagree."""
-    config = config_from_mapping(
-        {
-            "database": {"url": f"sqlite:///{tmp_path / 'acks.db'}"},
-            "support": {"address": "support@example.com"},
-        }
-    )
-    engine, sessions = app.open_database(config)
     raw = (
         f"From: {sender}\r\nTo: support@example.com\r\nSubject: The export is broken\r\n"
         "Message-ID: <m1@client.example>\r\nDate: Thu, 26 Nov 2026 09:00:00 +0000\r\n\r\n"
         "Since this morning the export fails with an error.\r\n"
     ).encode()
-    with sessions.begin() as s:
-        row_id = inbound.add_inbound(s, raw=raw, source="smtp", now=NOW, mail_from=sender).id
-    outcome = app.build_processor(config, sessions).handle(row_id, NOW)
-    assert outcome is not None
-    with sessions() as s:
-        acks = s.scalars(select(Outbox.to_addrs).where(Outbox.kind == "ack")).all()
+    outcome = desk.process(raw, mail_from=sender)
+    with desk.sessions() as s:
         events = s.scalars(select(CaseEvent.kind).where(CaseEvent.case_id == outcome.case_id))
         kinds = set(events)
-    engine.dispose()
     if acked:
         assert outcome.extra == {"ack": True}
-        assert acks == [[sender]]
+        assert desk.ack_recipients() == [[sender]]
     else:
         assert outcome.extra.get("ack") is False, outcome
-        assert acks == []
+        assert desk.ack_recipients() == []
         assert "ack_suppressed" in kinds
 
 
@@ -76,51 +104,27 @@ def test_a_new_case_is_acknowledged_to_people_only(
     ],
 )
 def test_the_ack_goes_to_the_sender_or_a_reply_to_of_their_own_domain(
-    tmp_path: Path, headers: str, acked_to: str | None
+    desk: Desk, headers: str, acked_to: str | None
 ) -> None:
     """No acknowledgement carries a stranger's subject to a third party, or to ourselves."""
-    config = config_from_mapping(
-        {
-            "database": {"url": f"sqlite:///{tmp_path / 'acks.db'}"},
-            "support": {"address": "support@example.com"},
-        }
-    )
-    engine, sessions = app.open_database(config)
     raw = (
         f"From: Ann <ann@client.example>\r\n{headers}To: support@example.com\r\n"
         "Subject: Buy cheap pills at evil.example\r\nMessage-ID: <m2@client.example>\r\n\r\n"
         "Hello.\r\n"
     ).encode()
-    with sessions.begin() as s:
-        row_id = inbound.add_inbound(s, raw=raw, source="smtp", now=NOW, mail_from="a@b.c").id
-    assert app.build_processor(config, sessions).handle(row_id, NOW) is not None
-    with sessions() as s:
-        acks = [list(t) for t in s.scalars(select(Outbox.to_addrs).where(Outbox.kind == "ack"))]
-    engine.dispose()
-    assert acks == ([[acked_to]] if acked_to else [])
+    desk.process(raw, mail_from="a@b.c")
+    assert desk.ack_recipients() == ([[acked_to]] if acked_to else [])
 
 
-def test_no_ack_goes_to_our_own_plus_address(tmp_path: Path) -> None:
+def test_no_ack_goes_to_our_own_plus_address(desk: Desk) -> None:
     """Mail from support+anything@ (ours) is never acknowledged, with the reason recorded."""
-    config = config_from_mapping(
-        {
-            "database": {"url": f"sqlite:///{tmp_path / 'acks.db'}"},
-            "support": {"address": "support@example.com"},
-        }
-    )
-    engine, sessions = app.open_database(config)
     raw = (
         b"From: Someone <support+1042-x@example.com>\r\nTo: support@example.com\r\n"
         b"Subject: Hello\r\nMessage-ID: <m3@client.example>\r\n\r\nHello.\r\n"
     )
-    with sessions.begin() as s:
-        row_id = inbound.add_inbound(s, raw=raw, source="smtp", now=NOW, mail_from="a@b.c").id
-    outcome = app.build_processor(config, sessions).handle(row_id, NOW)
-    assert outcome is not None
-    with sessions() as s:
-        acks = s.scalars(select(Outbox.id).where(Outbox.kind == "ack")).all()
+    desk.process(raw, mail_from="a@b.c")
+    with desk.sessions() as s:
         details = s.scalars(select(CaseEvent.detail).where(CaseEvent.kind == "ack_suppressed"))
         reasons = list(details)
-    engine.dispose()
-    assert acks == []
+    assert desk.ack_recipients() == []
     assert reasons == ["suppressed: our own address support+1042-x@example.com"]

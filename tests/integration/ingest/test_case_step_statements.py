@@ -9,7 +9,6 @@ from __future__ import annotations
 import email.utils
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -20,6 +19,7 @@ from mail2case import app
 from mail2case.config.settings import config_from_mapping
 from storage import inbound
 from storage.models import Case, CaseEvent, Inbound, SlaClock
+from tests.support.mail import plain_mail
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -46,15 +46,8 @@ REPLY = 5
 
 def mail(sender: str, subject: str, *, attachment: bytes = b"", reply_to: str = "") -> bytes:
     """A customer message, optionally with an attachment or answering ``reply_to``."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = SUPPORT
-    msg["Subject"] = subject
-    msg["Message-ID"] = email.utils.make_msgid(domain="customer.example")
-    if reply_to:
-        msg["In-Reply-To"] = reply_to
-        msg["References"] = reply_to
-    msg.set_content("The export has failed since this morning.")
+    replying = {"In_Reply_To": reply_to, "References": reply_to} if reply_to else {}
+    msg = plain_mail(sender, subject, "The export has failed since this morning.", **replying)
     if attachment:
         msg.add_attachment(
             attachment, maintype="application", subtype="octet-stream", filename="a.log"

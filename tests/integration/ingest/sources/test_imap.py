@@ -13,8 +13,6 @@ import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -41,6 +39,7 @@ from ingest.sources.mailbox import (
 )
 from storage.mailboxes import take_lease
 from storage.models import Inbound, MailboxState
+from tests.support.mail import plain_mail
 from tests.support.services import REPO
 
 if TYPE_CHECKING:
@@ -65,13 +64,7 @@ def mail(
     subject: str, *, body: str = "Hello support.", sender: str = "ann@customer.example"
 ) -> bytes:
     """A customer message as delivered: Return-Path first, a unique Message-ID."""
-    msg = EmailMessage()
-    msg["Return-Path"] = f"<bounces+{sender}>"
-    msg["From"] = f"Ann <{sender}>"
-    msg["To"] = "support@example.com"
-    msg["Subject"] = subject
-    msg["Message-ID"] = make_msgid(domain="customer.example")
-    msg.set_content(body)
+    msg = plain_mail(f"Ann <{sender}>", subject, body, return_path=f"<bounces+{sender}>")
     return msg.as_bytes().replace(b"\n", b"\r\n")
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import email.utils
 import json
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
@@ -16,6 +14,7 @@ from mail2case.service.purge import purge
 from storage import inbound
 from storage.models import Blob, Case, CaseEvent, Inbound, Message
 from tests.support.daemon import Site
+from tests.support.mail import plain_mail
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -27,12 +26,7 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 def mail(sender: str, subject: str, attachment: bytes) -> bytes:
     """A customer message carrying one attachment."""
-    msg = EmailMessage()
-    msg["From"] = sender
-    msg["To"] = "support@example.com"
-    msg["Subject"] = subject
-    msg["Message-ID"] = email.utils.make_msgid(domain="customer.example")
-    msg.set_content("The attached log shows the failure.")
+    msg = plain_mail(sender, subject, "The attached log shows the failure.")
     msg.add_attachment(attachment, maintype="application", subtype="octet-stream", filename="a.log")
     return msg.as_bytes()
 
