@@ -11,7 +11,7 @@ import argparse
 import json
 import time
 
-from bench.report import Figure, emit, median
+from bench.report import compared, emit
 from ingest.priority.decision import decide_priority
 from ingest.priority.inference import PriorityRules, infer_priority
 from ingest.priority.model import PriorityModel
@@ -69,29 +69,24 @@ def main() -> None:
         base.append(rules_cpu(rows, rules))
         ours.append(model_cpu(rows, rules, model))
         alone.append(model_alone_cpu(rows, model))
+    sides = [
+        ("priority CPU per message", ours, "<= 1.0", "decide_priority (model + floor + claim)"),
+        ("model alone per message", alone, "", "PriorityModel.predict"),
+    ]
+    rules_label = "infer_priority (rules)"
     figures = [
-        Figure(
-            name="priority CPU per message",
-            ours=median(ours) * 1000,
-            baseline=median(base) * 1000,
+        compared(
+            name,
+            samples,
+            base,
+            scale=1000,
             unit="ms",
-            ratio=median(ours) / median(base),
             runs=args.runs,
-            target="<= 1.0",
-            ours_label="decide_priority (model + floor + claim)",
-            baseline_label="infer_priority (rules)",
-        ),
-        Figure(
-            name="model alone per message",
-            ours=median(alone) * 1000,
-            baseline=median(base) * 1000,
-            unit="ms",
-            ratio=median(alone) / median(base),
-            runs=args.runs,
-            target="",
-            ours_label="PriorityModel.predict",
-            baseline_label="infer_priority (rules)",
-        ),
+            target=target,
+            ours_label=label,
+            baseline_label=rules_label,
+        )
+        for name, samples, target, label in sides
     ]
     emit(
         "priority_cpu",

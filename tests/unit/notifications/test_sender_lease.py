@@ -41,29 +41,26 @@ def test_build_sender_takes_the_lease_from_the_timeout(
     assert build_sender(config, sessionmaker()).lease == lease
 
 
+def sender_with(**options: Any) -> Sender:
+    """A sender that is never started, built with ``options`` (lease, claim_batch)."""
+    settings = SenderSettings(from_name="S", from_addr=SUPPORT, loop_marker=SUPPORT)
+    return Sender(
+        sessionmaker(),
+        MaildirTransport(Path("unused")),  # never written to
+        build_environment(),
+        settings,
+        structlog.get_logger("test"),
+        **options,
+    )
+
+
 def test_lease_must_be_positive() -> None:
     """A zero lease would let a second sender take a row being delivered."""
-    settings = SenderSettings(from_name="S", from_addr=SUPPORT, loop_marker=SUPPORT)
     with pytest.raises(ValueError, match="positive"):
-        Sender(
-            sessionmaker(),
-            MaildirTransport(Path("unused")),  # never written to
-            build_environment(),
-            settings,
-            structlog.get_logger("test"),
-            lease=timedelta(0),
-        )
+        sender_with(lease=timedelta(0))
 
 
 def test_claim_batch_must_hold_a_row() -> None:
     """An empty batch would claim nothing, and a pass would never send."""
-    settings = SenderSettings(from_name="S", from_addr=SUPPORT, loop_marker=SUPPORT)
     with pytest.raises(ValueError, match="at least one row"):
-        Sender(
-            sessionmaker(),
-            MaildirTransport(Path("unused")),  # never written to
-            build_environment(),
-            settings,
-            structlog.get_logger("test"),
-            claim_batch=0,
-        )
+        sender_with(claim_batch=0)
