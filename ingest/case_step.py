@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from ingest.agents import mail as agent_mail
 from ingest.agents.outbox import Turn, queue_notification
 from ingest.outcome import Outcome, processed
-from ingest.triage.classify import Kind
+from ingest.triage.classify import Kind, is_our_address
 from ingest.triage.reply_matching import choose_thread, is_participant, referenced_ids
 from ingest.triage.subject import bare_subject
 from ingest.work import InboundRow, UnitOfWork
@@ -283,7 +283,7 @@ class CaseStep:
             )
             return False
         to = _ack_address(self.mail, self.sender)
-        if _base_address(to) in self.cfg.own_addresses or to.lower() in self.cfg.own_addresses:
+        if is_our_address(to, self.cfg.own_addresses):
             self._event(case, "ack_suppressed", detail=f"suppressed: our own address {to}")
             return False
         if is_system_address(to):
@@ -379,12 +379,6 @@ def _ack_address(mail: ParsedMail, sender: str) -> str:
     domain = reply_to.rpartition("@")[2].lower()
     same = bool(sender_domain) and (domain == sender_domain or domain.endswith("." + sender_domain))
     return reply_to if same else sender
-
-
-def _base_address(address: str) -> str:
-    """``support+x@d`` as ``support@d``: our plus-addresses are ours too."""
-    local, _, domain = address.lower().rpartition("@")
-    return f"{local.partition('+')[0]}@{domain}"
 
 
 def _greeting_name(display_name: str) -> str:

@@ -306,10 +306,5 @@ def wal_state(engine: Engine) -> tuple[int, int] | None:
 
 def wal_bytes(engine: Engine) -> int | None:
     """The size of the SQLite write-ahead log on disk (None: not SQLite, or in memory)."""
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        return None
-    try:
-        return Path(f"{database}-wal").stat().st_size
-    except OSError:
-        return 0
+    state = wal_state(engine)
+    return None if state is None else state[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from email.utils import getaddresses
 
 from ingest.mime.charsets import clean_text, decode_text, salvage_base64
 
@@ -67,3 +68,16 @@ def _word_bytes(encoding: str, payload: str) -> bytes:
     if encoding == "Q":
         return binascii.a2b_qp(data, header=True)  # header=True: '_' is a space (RFC 2047 4.2)
     return salvage_base64(data)
+
+
+def header_addresses(value: str) -> list[str]:
+    """The addresses a header value names (``a@x``, ``Name <a@x>``, ``a@x (comment)``).
+
+    Lower-cased; none for a value getaddresses cannot read: deeply nested comments in a
+    hostile header overflow its recursion, and that must not make the analysis fail.
+    """
+    try:
+        pairs = getaddresses([value])
+    except (RecursionError, IndexError, ValueError):
+        return []
+    return [addr.lower() for _, addr in pairs if "@" in addr]

@@ -14,9 +14,10 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from ingest.sources.smtp_data import END, DataScan, Outcome
+from ingest.triage.classify import is_our_address
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable
 
     from aiosmtpd.smtp import Envelope, Session
 
@@ -50,13 +51,6 @@ class SmtpSettings:
     max_session_seconds: float = 900.0
     # Each command at most this many times per session (aiosmtpd's command_call_limit).
     max_commands: int = 1000
-
-
-def accepts_recipient(address: str, own: Iterable[str]) -> bool:
-    """Whether ``address`` is one of ours, plus-extensions included (no open relay)."""
-    local, _, domain = address.lower().rpartition("@")
-    base = local.partition("+")[0]
-    return f"{base}@{domain}" in own or address.lower() in own
 
 
 def reverse_path(mail_from: str | None) -> str:
@@ -118,7 +112,8 @@ class SupportHandler:
         del server, session, rcpt_options
         if not address.isascii() and not envelope.smtp_utf8:
             return _NEEDS_SMTPUTF8
-        if not accepts_recipient(address, self.own):
+        # Ours, plus-extensions included: no open relay.
+        if not is_our_address(address, self.own):
             log.info("smtp.recipient_refused", recipient=address)
             return (
                 "550 5.7.1 Relaying denied: this server accepts mail for its support address only"

@@ -29,9 +29,9 @@ subject claims), is an auto-reply.
 from __future__ import annotations
 
 import re
-from email.utils import getaddresses
 from typing import TYPE_CHECKING
 
+from ingest.mime.header_text import header_addresses
 from ingest.triage.lists import is_list_robot
 
 if TYPE_CHECKING:
@@ -174,7 +174,7 @@ def _self_loop_reason(mail: ParsedMail) -> str | None:
     if mail.from_ is None:
         return None
     for value in mail.header_all("X-Loop"):
-        if mail.from_.key in _addresses_in(value):
+        if mail.from_.key in header_addresses(value):
             return f"x-loop names its own sender ({mail.from_.key})"
     return None
 
@@ -231,8 +231,3 @@ def _evidence(mail: ParsedMail) -> list[str]:
 
 def _body_start(mail: ParsedMail) -> str:
     return (mail.text or "")[:_MAX_BODY_CHARS]
-
-
-def _addresses_in(value: str) -> list[str]:
-    """The addresses a header value names (``a@x``, ``Name <a@x>``, ``a@x (comment)``)."""
-    return [addr.lower() for _, addr in getaddresses([value]) if "@" in addr]

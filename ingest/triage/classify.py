@@ -22,20 +22,30 @@ with the header as the reason, like a vacation reply:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email.utils import getaddresses
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from ingest.mime.header_text import header_addresses
 from ingest.triage.auto_replies import auto_reply_reason, auto_submitted
 from ingest.triage.delivery_reports import Bounce, find_bounce, is_challenge_response
 from ingest.triage.feedback_reports import feedback_reason
 from ingest.triage.lists import is_our_list, list_reason
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from ingest.mime.parsed import ParsedMail
     from ingest.triage.delivery_reports import BounceFinding
 
-__all__ = ["Bounce", "Classification", "ClassifySettings", "Kind", "classify", "classify_delivery"]
+__all__ = [
+    "Bounce",
+    "Classification",
+    "ClassifySettings",
+    "Kind",
+    "classify",
+    "classify_delivery",
+    "is_our_address",
+]
 
 
 class Kind(StrEnum):
@@ -161,7 +171,7 @@ def _loop_reason(
     own = _lowered(settings.own_addresses)
     for value in mail.header_all(settings.loop_header):
         # Whole addresses: "customer-support@..." names someone else, not support@.
-        if any(_base_address(a) in own for a in _addresses_in(value)):
+        if any(is_our_address(a, own) for a in header_addresses(value)):
             return f"{settings.loop_header.lower()}={value.strip()}"
     if mail.from_ is not None and mail.from_.key in own:
         return f"from our own address {mail.from_.key}"
@@ -186,17 +196,17 @@ def _lowered(values: frozenset[str]) -> frozenset[str]:
     return frozenset(v.strip().lower() for v in values)
 
 
-def _addresses_in(value: str) -> list[str]:
-    """The addresses a header value names (``a@x``, ``Name <a@x>``, ``a@x (comment)``)."""
-    return [addr.lower() for _, addr in getaddresses([value]) if "@" in addr]
+def is_our_address(address: str, own: Collection[str]) -> bool:
+    """Whether ``address`` is one of ``own`` (lower-case), plus-extensions included.
 
-
-def _base_address(address: str) -> str:
-    """``support+1042-sig@x`` as ``support@x``: our plus-addresses are ours too."""
-    local, _, domain = address.rpartition("@")
-    return f"{local.partition('+')[0]}@{domain}"
+    ``support+1042-sig@x`` is ours when ``support@x`` is: the one rule for the SMTP
+    listener (no relay), loops and acknowledgements.
+    """
+    key = address.strip().lower()
+    local, _, domain = key.rpartition("@")
+    return key in own or f"{local.partition('+')[0]}@{domain}" in own
 
 
 def _names_several_senders(mail: ParsedMail) -> bool:
     values = mail.header_all("From")
-    return len(values) > 1 or sum(len(_addresses_in(v)) for v in values) > 1
+    return len(values) > 1 or sum(len(header_addresses(v)) for v in values) > 1

@@ -180,6 +180,11 @@ def test_an_x_loop_that_only_contains_our_address_is_not_a_loop(value: str) -> N
     assert run(simple(f"X-Loop: {value}")).kind is Kind.CUSTOMER
 
 
+def test_a_hostile_x_loop_of_nested_comments_is_read_not_raised() -> None:
+    """An X-Loop that overflows getaddresses' recursion is no address, not a crash."""
+    assert run(simple("X-Loop: " + "(" * 5000 + "support@example.com")).kind is Kind.CUSTOMER
+
+
 def test_a_from_with_several_mailboxes_is_never_an_agent() -> None:
     """Two authors, one an agent: authority is one person's, so neither is taken as agent."""
     raw = "From: alice@agents.example.org, <mallory@evil.test>\nSubject: x\n\n#customer a@b.c\n"
