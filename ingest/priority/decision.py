@@ -9,17 +9,17 @@ confidence and the words that decided it as the reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from ingest.priority.features import detect
 from ingest.priority.inference import (
     HasHeaders,
+    PriorityDecision,
     PriorityRules,
-    _claim,
-    _decide,
-    _with_claim,
+    customer_claim,
+    rules_decision,
+    with_claim,
 )
 from ingest.priority.model import reduced
 from ingest.priority.text import sentences
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from ingest.priority.model import ModelPrediction, PriorityModel
 
-__all__ = ["DEFAULT_FLOOR", "Floor", "ModelDecision", "decide_priority", "model_reason"]
+__all__ = ["DEFAULT_FLOOR", "Floor", "decide_priority", "model_reason"]
 
 # Below this confidence the reason names the runner-up too: the call was close.
 CLOSE_CALL = 0.6
@@ -49,16 +49,6 @@ class Floor(StrEnum):
 DEFAULT_FLOOR = Floor.HIGH
 
 
-@dataclass(frozen=True, slots=True)
-class ModelDecision:
-    """The effective priority, the customer's claim if any, why, and the model's confidence."""
-
-    priority: Priority
-    customer_priority: Priority | None
-    reason: str
-    confidence: float  # the model's probability for its own class, 0-1
-
-
 def decide_priority(
     subject: str,
     body: str,
@@ -67,7 +57,7 @@ def decide_priority(
     *,
     model: PriorityModel,
     floor: Floor = DEFAULT_FLOOR,
-) -> ModelDecision:
+) -> PriorityDecision:
     """The model's priority for an email, raised by the rules' floor, with the claim kept.
 
     The model reads the subject and the new text only (quoted history and the signature
@@ -78,13 +68,13 @@ def decide_priority(
     priority, why = prediction.priority, model_reason(prediction)
     if floor is not Floor.NONE and priority is Priority.LOW:
         evidence = detect([clean_subject, *sentences(text)], rules.features, rules.quote_chars)
-        rules_priority, rules_why = _decide(evidence, rules)
+        rules_priority, rules_why = rules_decision(evidence, rules)
         if rules_priority is Priority.HIGH:
             priority = Priority(floor.value)
             why = f"{why}; raised to {priority.value.title()} by the rules' floor: {rules_why}"
-    claim = _claim(clean_subject, text, headers, rules)
-    reason = _with_claim(why, priority, claim)
-    return ModelDecision(priority, claim[0] if claim else None, reason, prediction.confidence)
+    claim = customer_claim(clean_subject, text, headers, rules)
+    reason = with_claim(why, priority, claim)
+    return PriorityDecision(priority, claim[0] if claim else None, reason, prediction.confidence)
 
 
 def model_reason(prediction: ModelPrediction) -> str:
