@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -335,8 +336,9 @@ class PriorityModelRecord(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     examples: Mapped[int]
     site_examples: Mapped[int]
-    accuracy_before: Mapped[float | None]
-    accuracy_after: Mapped[float | None]
+    # Float, not the Double that a bare ``float`` maps to: what the migration made.
+    accuracy_before: Mapped[float | None] = mapped_column(Float)
+    accuracy_after: Mapped[float | None] = mapped_column(Float)
     # The refs of the site's cases it learned from, with their labels then.
     site_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
 

@@ -13,7 +13,6 @@ from ingest.priority.inference import PriorityRules
 from ingest.priority.model import PriorityModel
 from mail2case import app
 from mail2case.cli import priority_train
-from mail2case.config.reader import ConfigError
 from sla.policy import Priority
 
 if TYPE_CHECKING:
@@ -61,9 +60,6 @@ def evaluate(args: argparse.Namespace, config: Config) -> int:
         )
     except (OSError, ValueError) as exc:
         print(f"mail2case: priority evaluate: {exc}", file=sys.stderr)
-        return EX_USAGE
-    except ConfigError as exc:
-        print("\n".join(f"mail2case: {problem}" for problem in exc.problems), file=sys.stderr)
         return EX_USAGE
     rules = PriorityRules.default()
     floor = Floor(args.floor) if args.floor else config.priority.floor

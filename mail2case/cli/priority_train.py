@@ -22,7 +22,6 @@ from ingest.priority.inference import PriorityRules
 from ingest.priority.retraining import Current, Retrained, SiteCase, retrain
 from ingest.priority.training import DEFAULT_DATA, load_examples
 from mail2case import app
-from mail2case.config.reader import ConfigError
 from mail2case.model_choice import ChosenModel, choose_model
 from sla.policy import Priority
 from storage.priority_labels import SiteLabel, site_labels
@@ -69,9 +68,6 @@ def train(args: argparse.Namespace, config: Config) -> int:
         )
         installed, why = _verdict(result, force=args.force)
         where = _install(config, sessions, result, labels, args.actor) if installed else None
-    except ConfigError as exc:
-        print("\n".join(f"mail2case: {problem}" for problem in exc.problems))
-        return EX_USAGE
     finally:
         engine.dispose()
     report = _report(result, labels, current, installed=installed, why=why, where=where)
