@@ -31,6 +31,9 @@ SECRET = "priority-e2e-secret-0123456789abcdef"
 SUPPORT = "support@example.com"
 TEAM = "team@example.com"
 ALICE = "alice@team.example"
+# Training fits the model six times on ~1,600 emails: ~20 s alone, minutes on a busy machine.
+TRAIN_TIMEOUT = 300
+pytestmark = pytest.mark.timeout(900)  # two trainings per test at most
 EXTRA = f"""
 [agents]
 team_address = "{TEAM}"
@@ -126,7 +129,7 @@ def test_agents_teach_the_model_by_mail_and_sighup_applies_it(site: Site) -> Non
         settled(site, 2 * len(LAGS))
         assert all(c["priority"] == "high" for c in site.cli_json("cases", "list"))
 
-        trained = site.cli_json("priority", "train")
+        trained = site.cli_json("priority", "train", timeout=TRAIN_TIMEOUT)
         assert trained["installed"] is True
         # A '#priority high' on a case already High changes nothing and teaches nothing.
         assert (trained["site_examples"], trained["site_corrected"]) == (len(wrong), len(wrong))
@@ -162,7 +165,7 @@ def ingest(site: Site, subject: str, text: str, n: int) -> int:
 def test_train_without_labels_installs_nothing(site: Site) -> None:
     """No recategorization yet: nothing to learn, and the shipped model still decides."""
     ingest(site, *LAGS[0], 0)
-    trained = site.cli_json("priority", "train")
+    trained = site.cli_json("priority", "train", timeout=TRAIN_TIMEOUT)
     assert trained["installed"] is False
     assert (trained["site_examples"], trained["accuracy_before"]) == (0, None)
     assert trained["model_before"] == "shipped"
@@ -173,9 +176,9 @@ def test_train_then_retrain_scores_the_installed_model_fairly(site: Site) -> Non
     for n, (subject, text) in enumerate(LAGS[:5]):
         ref = ingest(site, subject, text, n)
         site.cli("cases", "update", str(ref), "--priority", "high", "--reason", "team policy")
-    first = site.cli_json("priority", "train")
+    first = site.cli_json("priority", "train", timeout=TRAIN_TIMEOUT)
     assert (first["installed"], first["installed_as"]) == (True, "installed #1")
-    second = site.cli_json("priority", "train")
+    second = site.cli_json("priority", "train", timeout=TRAIN_TIMEOUT)
     assert second["model_before"] == "installed #1"
     assert second["accuracy_before"] == second["accuracy_after"]
     verdict = site.cli_json("explain", _write(site, NEW_LAG))
@@ -192,12 +195,12 @@ def test_train_writes_a_pinned_model_file_no_one_else_can_write(site: Site) -> N
     site.extra = EXTRA + f'[priority]\nmodel = "{target}"\n'
     site.write()
     # The pinned file does not exist yet: the command says so, naming the key.
-    failed = site.cli("priority", "train", check=False)
+    failed = site.cli("priority", "train", check=False, timeout=TRAIN_TIMEOUT)
     assert failed.returncode == 2
     assert b"priority.model: cannot read" in failed.stderr
     target.write_bytes(_shipped_model_bytes())
     target.chmod(0o644)
-    trained = site.cli_json("priority", "train", "--force")
+    trained = site.cli_json("priority", "train", "--force", timeout=TRAIN_TIMEOUT)
     assert (trained["installed"], trained["installed_as"]) == (True, f"file {target}")
     assert trained["model_before"] == f"file {target}"
     mode = target.stat().st_mode
