@@ -10,7 +10,9 @@ from zoneinfo import ZoneInfo
 
 from ingest.agents.outbox import AgentMailSettings
 from ingest.analysis.core import AnalysisSettings
+from ingest.priority.decision import DEFAULT_FLOOR, Floor
 from ingest.priority.inference import PriorityRules
+from ingest.priority.model import PriorityModel
 from sla import tracking
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ class ProcessSettings:
     calendar: BusinessCalendar
     classify: ClassifySettings
     priority_rules: PriorityRules = field(default_factory=PriorityRules.default)
+    priority_model: PriorityModel = field(default_factory=PriorityModel.shipped)
+    priority_floor: Floor = DEFAULT_FLOOR
     max_parts: int = 1000
     attachments_dir: Path | None = None
     auto_reply_opens_case: bool = False
@@ -58,6 +62,8 @@ class ProcessSettings:
         return AnalysisSettings(
             classify=self.classify,
             priority_rules=self.priority_rules,
+            priority_model=self.priority_model,
+            priority_floor=self.priority_floor,
             max_parts=self.max_parts,
             auto_reply_opens_case=self.auto_reply_opens_case,
         )

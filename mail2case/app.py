@@ -9,14 +9,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.agents.reply_address import reply_address
 from ingest.analysis.sandbox import Sandbox
+from ingest.priority.model import PriorityModel
 from ingest.process import Processor
 from ingest.settings import ProcessSettings
 from ingest.triage.classify import ClassifySettings
 from ingest.triage.reply_matching import CaseToken
 from mail2case.config.reader import ConfigError
+from mail2case.model_choice import ChosenModel, choose_model
 from notifications.render import build_environment
 from notifications.sender import DEFAULT_LEASE, Sender, SenderSettings, lease_for
 from notifications.transports import MaildirTransport, SmtpTransport
@@ -54,8 +58,14 @@ def team_calendar(config: Config, now: datetime | None = None) -> BusinessCalend
 CLAIM_MARGIN = timedelta(seconds=30)
 
 
-def process_settings(config: Config, calendar: BusinessCalendar) -> ProcessSettings:
-    """The process stage's settings: [processing] with [support], [agents] and the policy."""
+def process_settings(
+    config: Config, calendar: BusinessCalendar, model: PriorityModel | None = None
+) -> ProcessSettings:
+    """The process stage's settings: [processing] with [support], [agents] and the policy.
+
+    ``model``: the priority model that decides (``mail2case.model_choice``); None: the
+    shipped one.
+    """
     support, processing = config.support, config.processing
     return ProcessSettings(
         support_address=support.address,
@@ -73,6 +83,8 @@ def process_settings(config: Config, calendar: BusinessCalendar) -> ProcessSetti
             agent_addresses=config.agent_addresses,
             agent_domains=config.agent_domains,
         ),
+        priority_model=model or PriorityModel.shipped(),
+        priority_floor=config.priority.floor,
         max_parts=processing.max_parts,
         attachments_dir=processing.attachments_dir,
         auto_reply_opens_case=processing.auto_reply_opens_case,
@@ -102,11 +114,45 @@ def open_database(
 def build_processor(
     config: Config, sessions: sessionmaker[Session], *, is_bounded: bool = False
 ) -> Processor:
-    """The process stage, ready to run; ``is_bounded``: analysis in a worker (the daemon)."""
-    settings = process_settings(config, team_calendar(config))
+    """The process stage, ready to run; ``is_bounded``: analysis in a worker (the daemon).
+
+    Raises:
+        ConfigError: ``[priority] model`` names a file that is not a usable model.
+    """
+    chosen = choose_model(config, sessions)
+    structlog.get_logger("mail2case.priority").info(
+        "priority.model", source=chosen.source, model=chosen.model.name
+    )
+    settings = process_settings(config, team_calendar(config), chosen.model)
     if not is_bounded:
         return Processor(sessions, settings)
     return Processor(sessions, settings, analyser=bounded_analyser(config, settings))
+
+
+def current_priority_model(config: Config) -> ChosenModel:
+    """The model the daemon would choose, for commands that store nothing.
+
+    The database is read if it is there, never created or upgraded; one that cannot be
+    read (absent, or older than the model table) leaves the shipped model deciding.
+
+    Raises:
+        ConfigError: ``[priority] model`` names a file that is not a usable model.
+    """
+    url = make_url(config.database.url)
+    if config.priority.model or (
+        url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file()
+    ):
+        return choose_model(config, None)
+    engine, sessions = open_database(config, upgrade=False)
+    try:
+        return choose_model(config, sessions)
+    except SQLAlchemyError as exc:
+        structlog.get_logger("mail2case.priority").warning(
+            "priority.installed_model_unreadable", error=str(exc).splitlines()[0]
+        )
+        return choose_model(config, None)
+    finally:
+        engine.dispose()
 
 
 def bounded_analyser(config: Config, settings: ProcessSettings) -> Sandbox:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -317,6 +318,29 @@ class MailboxState(Base):
     lease_expires_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class PriorityModelRecord(Base):
+    """A priority model installed by ``mail2case priority train``: the latest one decides.
+
+    The model is JSON (``ingest.priority.model``), never a pickle; kept in the database
+    so that every instance on it classifies alike and SIGHUP picks up a new one.
+    """
+
+    __tablename__ = "priority_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installed_at: Mapped[datetime]
+    installed_by: Mapped[str] = mapped_column(String(320), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    examples: Mapped[int]
+    site_examples: Mapped[int]
+    # Float, not the Double that a bare ``float`` maps to: what the migration made.
+    accuracy_before: Mapped[float | None] = mapped_column(Float)
+    accuracy_after: Mapped[float | None] = mapped_column(Float)
+    # The refs of the site's cases it learned from, with their labels then.
+    site_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Counter(Base):

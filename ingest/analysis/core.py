@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 from ingest.errors import ParseError
 from ingest.mime.parse import parse_message
-from ingest.priority.inference import PriorityDecision, PriorityRules, infer_priority
+from ingest.priority.decision import DEFAULT_FLOOR, Floor, decide_priority
+from ingest.priority.inference import PriorityDecision, PriorityRules
+from ingest.priority.model import PriorityModel
 from ingest.triage.classify import Classification, ClassifySettings, Kind, classify_delivery
 
 if TYPE_CHECKING:
@@ -21,6 +23,9 @@ class AnalysisSettings:
 
     classify: ClassifySettings
     priority_rules: PriorityRules = field(default_factory=PriorityRules.default)
+    # The trained model decides; the rules keep a floor under it (ingest/priority/decision).
+    priority_model: PriorityModel = field(default_factory=PriorityModel.shipped)
+    priority_floor: Floor = DEFAULT_FLOOR
     max_parts: int = 1000
     auto_reply_opens_case: bool = False
 
@@ -53,15 +58,22 @@ def analyse(raw: bytes, settings: AnalysisSettings, *, null_sender: bool) -> Ana
 
 
 def prioritise(mail: ParsedMail, settings: AnalysisSettings) -> PriorityDecision:
-    """The priority the policy gives ``mail`` (the slowest pure step on long bodies)."""
-    return infer_priority(mail.subject, mail.text, mail, settings.priority_rules)
+    """The priority ``mail`` gets: the model's, over the rules' floor, with the claim kept."""
+    return decide_priority(
+        mail.subject,
+        mail.text,
+        mail,
+        settings.priority_rules,
+        model=settings.priority_model,
+        floor=settings.priority_floor,
+    )
 
 
 def _may_open_case(mail: ParsedMail, verdict: Classification, settings: AnalysisSettings) -> bool:
     """Whether the mail will probably open a case: written by a person and not a reply.
 
     Replies usually thread onto a case and never need a priority; computing one for
-    them would cost more than parsing (the priority rules read every sentence).
+    them would cost about as much as parsing.
     """
     person = not verdict.is_automatic or (
         settings.auto_reply_opens_case and verdict.kind is Kind.AUTO_REPLY

@@ -27,7 +27,15 @@ from sla.policy import Priority
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["HasHeaders", "PriorityDecision", "PriorityRules", "infer_priority"]
+__all__ = [
+    "HasHeaders",
+    "PriorityDecision",
+    "PriorityRules",
+    "customer_claim",
+    "infer_priority",
+    "rules_decision",
+    "with_claim",
+]
 
 CLAIMS = (
     "label_high",
@@ -53,6 +61,7 @@ class PriorityDecision:
     priority: Priority
     customer_priority: Priority | None
     reason: str
+    confidence: float | None = None  # the model's probability for its class; None: rules alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,14 +213,12 @@ def infer_priority(
     text = new_text(body[:MAX_BODY_CHARS])[:MAX_TEXT_CHARS]
     clean_subject = bare_subject(subject[:1000])
     evidence = detect([clean_subject, *sentences(text)], rules.features, rules.quote_chars)
-    priority, why = _decide(evidence, rules)
-    claim = _claim(clean_subject, text, headers, rules)
-    return PriorityDecision(
-        priority, claim[0] if claim else None, _with_claim(why, priority, claim)
-    )
+    priority, why = rules_decision(evidence, rules)
+    claim = customer_claim(clean_subject, text, headers, rules)
+    return PriorityDecision(priority, claim[0] if claim else None, with_claim(why, priority, claim))
 
 
-def _decide(ev: Evidence, rules: PriorityRules) -> tuple[Priority, str]:
+def rules_decision(ev: Evidence, rules: PriorityRules) -> tuple[Priority, str]:
     """Closing notes first, then the worst serious problem, then bugs, then requests."""
     if ev.has("resolved") and not ev.has("still_broken"):
         return Priority.LOW, f"closing note or past incident: '{ev.quote('resolved')}'"
@@ -367,7 +374,7 @@ _X_PRIORITY = {"1": Priority.HIGH, "2": Priority.HIGH, "4": Priority.LOW, "5": P
 _IMPORTANCE = {"high": Priority.HIGH, "low": Priority.LOW}
 
 
-def _claim(
+def customer_claim(
     subject: str, text: str, headers: Mapping[str, str] | HasHeaders, rules: PriorityRules
 ) -> tuple[Priority, str] | None:
     """The priority the customer states and where: a label, a statement, or a header."""
@@ -420,7 +427,8 @@ def _header(headers: Mapping[str, str] | HasHeaders, name: str) -> str | None:
     return headers.header(name)
 
 
-def _with_claim(why: str, priority: Priority, claim: tuple[Priority, str] | None) -> str:
+def with_claim(why: str, priority: Priority, claim: tuple[Priority, str] | None) -> str:
+    """``why``, and what the customer claimed: agreed with, or recategorised."""
     if claim is None:
         return why
     claimed, where = claim

@@ -47,12 +47,13 @@ __all__ = [
     "transform",
 ]
 
-REPO = Path(__file__).resolve().parents[2]
-# The default model's data: the training sets written for it, and the earlier rounds'
-# labelled sets. Each file is one group in the grouped cross-validation.
+DATA = Path(__file__).resolve().parent / "data"
+# The default model's data, shipped in the package so a site can retrain on it: the
+# training sets written for it, and the earlier rounds' labelled sets
+# (ingest/priority/data/README.md). Each file is one group in the cross-validation.
 DEFAULT_DATA = (
-    *sorted((REPO / "ingest" / "priority" / "data").glob("train-*.jsonl")),
-    *sorted((REPO / "bench" / "data").glob("priority_*.jsonl")),
+    *sorted(DATA.glob("train-*.jsonl")),
+    *sorted(DATA.glob("earlier-*.jsonl")),
 )
 WORD_REGEX = r"(?u)\b\w\w+\b"  # scikit-learn's default: words of two characters or more
 SEED = 0

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ingest.analysis.core import prioritise
 from ingest.errors import ParseError
 from ingest.mime.parse import parse_message
-from ingest.priority.inference import infer_priority
 from ingest.triage.classify import classify_delivery
 from mail2case import app
 
@@ -32,7 +32,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def explain(args: argparse.Namespace, config: Config) -> int:
     """Print one verdict per file; a file that cannot be read or parsed still gets its line."""
-    settings = app.process_settings(config, app.team_calendar(config))
+    model = app.current_priority_model(config).model
+    settings = app.process_settings(config, app.team_calendar(config), model)
     for name in args.files:
         verdict = explain_one(name, settings)
         if args.json:
@@ -51,6 +52,7 @@ def explain_one(name: str, settings: ProcessSettings) -> dict[str, Any]:
         "priority": None,
         "customer_priority": None,
         "priority_reason": None,
+        "priority_confidence": None,
     }
     try:
         raw = sys.stdin.buffer.read() if name == "-" else Path(name).read_bytes()
@@ -62,7 +64,7 @@ def explain_one(name: str, settings: ProcessSettings) -> dict[str, Any]:
         out["reason"] = f"parse error: {exc.reason} (would be quarantined)"
         return out
     verdict = classify_delivery(mail, settings.classify)
-    decision = infer_priority(mail.subject, mail.text, mail, settings.priority_rules)
+    decision = prioritise(mail, settings.analysis)
     out.update(
         {
             "kind": verdict.kind.value,
@@ -72,6 +74,9 @@ def explain_one(name: str, settings: ProcessSettings) -> dict[str, Any]:
             if decision.customer_priority
             else None,
             "priority_reason": decision.reason,
+            "priority_confidence": None
+            if decision.confidence is None
+            else round(decision.confidence, 3),
             "would_acknowledge": not verdict.is_automatic and verdict.kind.value == "customer",
             "subject": mail.subject,
             "from": mail.from_.addr if mail.from_ else None,

@@ -1,4 +1,4 @@
-"""``mail2case priority``: score the priority model on labelled mail."""
+"""``mail2case priority``: score the priority model on labelled mail, and retrain it."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.priority.decision import DEFAULT_FLOOR, Floor, decide_priority
+from ingest.priority.decision import Floor, decide_priority
 from ingest.priority.evaluation import Evaluation
 from ingest.priority.inference import PriorityRules
 from ingest.priority.model import PriorityModel
+from mail2case import app
+from mail2case.cli import priority_train
 from sla.policy import Priority
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ EX_OK, EX_USAGE = 0, 2
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``priority evaluate FILE [--json] [--model PATH] [--floor LEVEL]``."""
+    """Register ``priority evaluate FILE [--json] [--model PATH] [--floor LEVEL]`` and ``train``."""
     priority = sub.add_parser("priority", parents=[common], help="the priority model")
     actions = priority.add_subparsers(dest="priority_command", required=True, metavar="ACTION")
     p = actions.add_parser(
@@ -33,28 +35,34 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("file", type=Path, metavar="FILE.jsonl")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.add_argument(
-        "--model", type=Path, metavar="PATH", help="a model file (default: the shipped model)"
+        "--model",
+        type=Path,
+        metavar="PATH",
+        help="a model file (default: the daemon's: [priority] model, installed, or shipped)",
     )
     p.add_argument(
         "--floor",
         choices=[f.value for f in Floor],
-        default=DEFAULT_FLOOR.value,
-        help=f"what the rules' High does to the model's Low (default: {DEFAULT_FLOOR.value})",
+        help="what the rules' High does to the model's Low (default: [priority] floor)",
     )
     p.set_defaults(func=evaluate)
+    priority_train.add_parser(actions, common)
 
 
 def evaluate(args: argparse.Namespace, config: Config) -> int:
     """Decide each labelled email as the daemon would and print the scores."""
-    del config
     try:
         rows = _labelled(args.file)
-        model = PriorityModel.from_bytes(args.model.read_bytes()) if args.model else None
+        model = (
+            PriorityModel.from_bytes(args.model.read_bytes())
+            if args.model
+            else app.current_priority_model(config).model
+        )
     except (OSError, ValueError) as exc:
         print(f"mail2case: priority evaluate: {exc}", file=sys.stderr)
         return EX_USAGE
-    model = model or PriorityModel.shipped()
-    rules, floor = PriorityRules.default(), Floor(args.floor)
+    rules = PriorityRules.default()
+    floor = Floor(args.floor) if args.floor else config.priority.floor
     pairs = [
         (label, decide_priority(subject, body, {}, rules, model=model, floor=floor).priority)
         for subject, body, label in rows

@@ -49,6 +49,7 @@ def effective_settings(config: Config) -> dict[str, Any]:
         "http": plain(config.http),
         "retention": plain(config.retention),
         "breaker": plain(config.breaker),
+        "priority": plain(config.priority),
     }
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.agents.outbox import AgentMailSettings
 from ingest.analysis.sandbox import Limits
+from ingest.priority.decision import DEFAULT_FLOOR, Floor
 from ingest.settings import ProcessSettings
 from ingest.sources.smtp import SmtpSettings
 from mail2case.config.imap import read_imap_settings
@@ -149,6 +150,16 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class PrioritySettings:
+    """``[priority]``: which model decides, and what the rules' High does to its Low."""
+
+    # A model file (JSON, as `priority train` or scripts/build-priority-model.sh write).
+    # Empty: the model `priority train` installed in the database, else the shipped one.
+    model: str = ""
+    floor: Floor = DEFAULT_FLOOR
+
+
+@dataclass(frozen=True)
 class RetentionSettings:
     """How long raw mail and attachments of closed cases are kept; 0 days: for ever."""
 
@@ -179,6 +190,7 @@ class Config:
     service: ServiceSettings = field(default_factory=ServiceSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    priority: PrioritySettings = field(default_factory=PrioritySettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
 
 
@@ -240,6 +252,7 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "mapping") -> Con
         http=_http(root.table("http")),
         retention=RetentionSettings(raw_days=root.table("retention").int("raw_days", 0, 0, 36500)),
         breaker=_breaker(root.table("circuit_breaker")),
+        priority=_priority(root.table("priority")),
     )
     root.finish()
     if problems:
@@ -394,6 +407,12 @@ def _breaker(s: Section) -> BreakerSettings:
             days=s.int("bounce_suppression_days", d.bounce_suppression.days, 0, 3650)
         ),
     )
+
+
+def _priority(s: Section) -> PrioritySettings:
+    d = PrioritySettings()
+    floor = s.choice("floor", d.floor.value, tuple(f.value for f in Floor))
+    return PrioritySettings(model=s.str("model", d.model), floor=Floor(floor))
 
 
 def _logging(s: Section) -> LoggingSettings:

@@ -14,6 +14,7 @@ from mail2case import app
 from mail2case.config.effective import changed_keys
 from mail2case.config.reader import ConfigError
 from mail2case.config.settings import Config, load_config
+from mail2case.model_choice import choose_model
 from notifications.render import build_environment
 
 if TYPE_CHECKING:
@@ -26,7 +27,15 @@ log = structlog.get_logger("mail2case.service.reload")
 
 # Sections applied on reload; every other difference is reported as needing a restart
 # (listeners, the database, transports and stage intervals are built once at start).
-LIVE_SECTIONS = ("templates_dir", "customers", "policy", "sla", "business_hours", "agents")
+LIVE_SECTIONS = (
+    "templates_dir",
+    "customers",
+    "policy",
+    "sla",
+    "business_hours",
+    "agents",
+    "priority",
+)
 # [agents] addresses and domains: Config keeps who is an agent beside the agents' settings.
 LIVE_FIELDS = (*LIVE_SECTIONS, "agent_addresses", "agent_domains")
 FIXED_FIELDS = frozenset({"sla.poll_interval_seconds"})
@@ -114,7 +123,9 @@ class Reloader:
         """Build every new part first (any may raise), then swap them in."""
         check_templates(config)
         calendar = app.team_calendar(config)
-        settings = app.process_settings(config, calendar)
+        # The model is chosen again: `priority train` may have installed a new one.
+        chosen = choose_model(config, self.sessions)
+        settings = app.process_settings(config, calendar, chosen.model)
         sender = app.build_sender(config, self.sessions)
         scheduler = app.build_scheduler(config, self.sessions, calendar)
         # ProcessSettings is frozen: the processor gets a new value, read on its next message.
@@ -123,6 +134,7 @@ class Reloader:
             self.stages["send"].run_once = sender.run_once
         if "schedule" in self.stages:
             self.stages["schedule"].run_once = scheduler.run_once
+        log.info("priority.model", source=chosen.source, model=chosen.model.name)
 
 
 def check_templates(config: Config) -> None:

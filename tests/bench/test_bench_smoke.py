@@ -72,7 +72,7 @@ def test_priority_model_benchmark_prints_its_sections() -> None:
     assert isinstance(floor, dict)
     assert isinstance(curve, dict)
     assert {"rules alone", "model, floor none", "model, floor high"} <= set(floor)
-    assert set(curve) == {"weight 1", "weight 3", "weight 10"}
+    assert {"rules", "weight 1", "weight 3", "weight 10"} <= set(curve)
     assert "shared" in result
 
 

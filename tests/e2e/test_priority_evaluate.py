@@ -1,4 +1,4 @@
-"""``mail2case priority evaluate``: the shipped model with the floor, scored on labelled lines."""
+"""``mail2case priority evaluate``: the daemon's model and floor, scored on labelled lines."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def test_evaluate_json_has_the_contract_fields(tmp_path: Path) -> None:
     assert out["high_as_low"] == 1
     assert out["accuracy"] == round(2 / 3, 4)
     assert out["per_class"]["low"] == {"precision": 0.5, "recall": 1.0, "support": 1}
-    assert out["floor"] == "high"
+    assert out["floor"] == "none"
 
 
 def test_evaluate_text_report(tmp_path: Path) -> None:

@@ -63,20 +63,24 @@ format = "json"
         )
 
     def cli(
-        self, *args: str, stdin: bytes | None = None, check: bool = True
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        check: bool = True,
+        timeout: float = 60,
     ) -> subprocess.CompletedProcess[bytes]:
         """Run one CLI command against this site."""
         cmd = [sys.executable, "-m", "mail2case.cli", *args, "--config", str(self.config)]
         proc = subprocess.run(
-            cmd, input=stdin, capture_output=True, cwd=self.root, timeout=60, check=False
+            cmd, input=stdin, capture_output=True, cwd=self.root, timeout=timeout, check=False
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"{cmd} exited {proc.returncode}: {proc.stderr.decode()[-2000:]}")
         return proc
 
-    def cli_json(self, *args: str) -> Any:
+    def cli_json(self, *args: str, timeout: float = 60) -> Any:
         """Run a CLI command with --json and decode its output."""
-        return json.loads(self.cli(*args, "--json").stdout)
+        return json.loads(self.cli(*args, "--json", timeout=timeout).stdout)
 
     def outgoing_messages(self) -> list[bytes]:
         """Every message delivered into the outgoing maildir."""

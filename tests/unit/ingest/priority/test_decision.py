@@ -67,6 +67,7 @@ def test_reason_names_the_model_its_confidence_and_terms() -> None:
     assert decision.priority is Priority.HIGH
     assert decision.reason.startswith(f"model: High ({decision.confidence:.2f}): ")
     assert '"outage", "all users"' in decision.reason
+    assert decision.confidence is not None
     assert 0 < decision.confidence <= 1
 
 

@@ -52,7 +52,7 @@ def labelled_mails() -> list[list[str]]:
     """The subject and sentences of every labelled example at hand."""
     files = [
         SHARED / "priority" / "examples.jsonl",
-        *sorted((REPO / "bench" / "data").glob("priority_*.jsonl")),
+        *sorted((REPO / "ingest" / "priority" / "data").glob("earlier-*.jsonl")),
     ]
     rows = [
         json.loads(line)

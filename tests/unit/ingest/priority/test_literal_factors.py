@@ -42,7 +42,7 @@ def texts() -> list[str]:
     """Subjects and bodies of every labelled priority example at hand."""
     files = [
         SHARED / "priority" / "examples.jsonl",
-        *sorted((REPO / "bench" / "data").glob("priority_*.jsonl")),
+        *sorted((REPO / "ingest" / "priority" / "data").glob("earlier-*.jsonl")),
     ]
     rows = [
         json.loads(line)

@@ -145,7 +145,7 @@ def labelled() -> list[tuple[str, str]]:
     """Subject and body of the benchmark's labelled priority mails."""
     rows = [
         json.loads(line)
-        for path in sorted((REPO / "bench" / "data").glob("priority_*.jsonl"))
+        for path in sorted((REPO / "ingest" / "priority" / "data").glob("earlier-*.jsonl"))
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
@@ -161,7 +161,7 @@ def decisions(mails: list[tuple[str, str]]) -> list[PriorityDecision]:
 def test_same_decisions_with_and_without_the_prefilter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every labelled mail gets the same priority, claim and reason either way."""
     mails = labelled()
-    assert mails, "bench/data/priority_*.jsonl holds the labelled mails"
+    assert mails, "ingest/priority/data/earlier-*.jsonl holds the labelled mails"
     with_prefilter = decisions(mails)
     monkeypatch.setattr(literal_factors, "_SRE", None)
     try:
