@@ -22,6 +22,7 @@ from mail2case.config.service_levels import (
     read_customers,
     read_policy,
 )
+from mail2case.config.web import WebSettings, read_web_settings
 from notifications.breaker import BreakerSettings
 from notifications.sender import SenderSettings
 from sla.policy import SlaPolicy, default_policy
@@ -180,6 +181,7 @@ class Config:
     http: HttpSettings = field(default_factory=HttpSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 def config_path(cli_path: str | None) -> Path | None:
@@ -240,6 +242,7 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "mapping") -> Con
         http=_http(root.table("http")),
         retention=RetentionSettings(raw_days=root.table("retention").int("raw_days", 0, 0, 36500)),
         breaker=_breaker(root.table("circuit_breaker")),
+        web=read_web_settings(root.table("web")),
     )
     root.finish()
     if problems:
