@@ -319,6 +319,21 @@ class MailboxState(Base):
     updated_at: Mapped[datetime]
 
 
+class SigninLink(Base):
+    """A one-time sign-in link to the board: issued to an agent, used at most once."""
+
+    __tablename__ = "signin_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the token id the link signs
+    address: Mapped[str] = mapped_column(String(320))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+    # The per-address rate limit counts an address's links issued in the last hour.
+    __table_args__ = (Index("ix_signin_links_address_issued", "address", "issued_at"),)
+
+
 class Counter(Base):
     """Named counters, such as the next case reference."""
 
