@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mail2case.service.sd_notify import Notifier
     from mail2case.web.probes import Readiness
 
-    # Builds the board's app from the daemon's config and sessions (mail2case.web.app).
+    # Builds the board's app from the daemon's config and sessions (mail2case.web.site).
     BoardFactory = Callable[[Daemon, Probes], Any]
 
 log = structlog.get_logger("mail2case.service")
