@@ -262,7 +262,8 @@ class Outbox(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # ack | notify | relay | reminder | escalation
+    # ack | notify | relay | reminder | escalation | signin (the board's sign-in links)
+    kind: Mapped[str] = mapped_column(String(20))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     to_addrs: Mapped[list[str]] = mapped_column(default=list)
     cc_addrs: Mapped[list[str]] = mapped_column(default=list)
