@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from sqlalchemy.engine import Row
+    from sqlalchemy.engine import Row, RowMapping
     from sqlalchemy.orm import Session
     from sqlalchemy.sql import Select
 
@@ -126,9 +126,19 @@ def _search(text: str) -> Any:
     return or_(*found)
 
 
-def open_queue(session: Session, wanted: QueueFilter, limit: int) -> Sequence[AnyRow]:
-    """The rows of :func:`queue_statement`."""
-    return session.execute(queue_statement(wanted, limit)).all()
+def open_queue(session: Session, wanted: QueueFilter, limit: int) -> Sequence[RowMapping]:
+    """The rows of :func:`queue_statement` by column name (no ORM objects are built)."""
+    return session.connection().execute(queue_statement(wanted, limit)).mappings().all()
+
+
+def count_open(session: Session, wanted: QueueFilter) -> int:
+    """How many open cases :func:`queue_statement` would list without its limit."""
+    stmt = (
+        select(func.count(Case.id))
+        .outerjoin(Customer, Customer.id == Case.customer_id)
+        .where(Case.status.in_(OPEN_STATUSES))
+    )
+    return int(session.scalar(_narrowed(stmt, wanted)) or 0)
 
 
 def case_clocks(session: Session, case_id: int) -> list[SlaClock]:

@@ -47,7 +47,7 @@ def shown_time(at: datetime | None) -> str:
     return "-" if at is None else at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def queue_row(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+def queue_row(row: Mapping[Any, Any], now: datetime) -> dict[str, Any]:
     """One queue row for the template, from :func:`storage.board.open_queue`'s columns."""
     due, remind = row["due_at"], row["remind_at"]
     claim = row["customer_priority"]

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from starlette.requests import Request
 
 QUEUE_LIMIT = 10000  # as `cases list`: an operator's screen, not an export
+# The rows shown unless the agent asks for all: the most urgent; the filters find the rest.
+QUEUE_PAGE = 500
 MAX_FIELD = 200
 REPORT_DAYS = 30
 MAX_REPORT_DAYS = 366
@@ -50,17 +52,23 @@ def _wanted(request: Request) -> queries.QueueFilter:
     )
 
 
-def _queue(board: Board, wanted: queries.QueueFilter) -> tuple[list[dict[str, Any]], bool]:
+def _queue(
+    board: Board, wanted: queries.QueueFilter, limit: int
+) -> tuple[list[dict[str, Any]], int]:
     now = board.now()
     with board.sessions() as s:
-        rows = queries.open_queue(s, wanted, QUEUE_LIMIT + 1)
-    shown = [display.queue_row(r._asdict(), now) for r in rows[:QUEUE_LIMIT]]
-    return shown, len(rows) > QUEUE_LIMIT
+        rows = queries.open_queue(s, wanted, limit)
+        total = len(rows) if len(rows) < limit else queries.count_open(s, wanted)
+    return [display.queue_row(r, now) for r in rows], total
+
+
+def _limit(request: Request) -> int:
+    return QUEUE_LIMIT if request.query_params.get("rows") == "all" else QUEUE_PAGE
 
 
 async def _queue_response(request: Request, agent: str, template: str) -> Response:
-    board, wanted = board_of(request), _wanted(request)
-    rows, truncated = await run_in_threadpool(_queue, board, wanted)
+    board, wanted, limit = board_of(request), _wanted(request), _limit(request)
+    rows, total = await run_in_threadpool(_queue, board, wanted, limit)
     query = {
         "plan": wanted.plan,
         "priority": wanted.priority,
@@ -68,13 +76,17 @@ async def _queue_response(request: Request, agent: str, template: str) -> Respon
         "owner": wanted.owner,
         "customer": wanted.customer,
         "q": wanted.search,
+        "rows": "all" if limit == QUEUE_LIMIT else "",
     }
-    return board.page(
+    # Rendering thousands of rows takes a while: off the daemon's loop, like the query.
+    return await run_in_threadpool(
+        board.page,
         request,
         template,
         agent,
         rows=rows,
-        truncated=truncated,
+        total=total,
+        shows_all=limit == QUEUE_LIMIT,
         wanted=wanted,
         query=urlencode({k: v for k, v in query.items() if v}),
         plans=sorted(board.config.policy.plans),
