@@ -3,6 +3,7 @@
 *Ours*: ``GET /`` of a signed-in agent over real HTTP on 127.0.0.1 (the board served
 as the daemon serves it: uvicorn on an event loop): the first 500 cases in queue order
 and the count of all; then ``GET /?rows=all``, every open case rendered as a row.
+Beside the open cases lie 40,000 closed ones with their met clocks, as on a live desk.
 *Baseline*: the page's query (``storage.board.queue_statement``, same limit) compiled to
 SQL and run on the driver's own cursor, rows fetched and nothing else. The query plan is printed
 (SQLite ``EXPLAIN QUERY PLAN``, PostgreSQL ``EXPLAIN``) with the indexes it uses.
@@ -47,26 +48,32 @@ PLANS = ("premier", "standard")
 INDEX_NAME = re.compile(r"\b(ix_\w+|\w+_pkey)\b")
 
 
-def populate(engine: Engine, open_cases: int, now: datetime) -> None:
-    """``open_cases`` open cases of mixed priority and plan, each with a running clock."""
+def populate(engine: Engine, open_cases: int, closed_cases: int, now: datetime) -> None:
+    """Open cases of mixed priority and plan with a running clock; the closed history after.
+
+    The history is what makes the indexes matter: a live desk has many more closed cases
+    (and met clocks) than open ones.
+    """
     rng = random.Random(19)
+    total = open_cases + closed_cases
     with engine.begin() as conn:
-        for start in range(0, open_cases, CHUNK):
-            ids = range(start + 1, min(start + CHUNK, open_cases) + 1)
-            rows = [_case(i, now, rng) for i in ids]
+        for start in range(0, total, CHUNK):
+            ids = range(start + 1, min(start + CHUNK, total) + 1)
+            rows = [_case(i, now, rng, is_open=i <= open_cases) for i in ids]
             conn.execute(insert(Case), rows)
             conn.execute(insert(SlaClock), [_clock(r, now, rng) for r in rows])
     with engine.begin() as conn:  # the planner's statistics, as a live database has them
         conn.execute(text("ANALYZE"))
 
 
-def _case(i: int, now: datetime, rng: random.Random) -> dict[str, Any]:
-    opened = now - timedelta(minutes=rng.randrange(1, 60 * 24 * 30))
+def _case(i: int, now: datetime, rng: random.Random, *, is_open: bool) -> dict[str, Any]:
+    opened = now - timedelta(minutes=rng.randrange(1, 60 * 24 * (30 if is_open else 700)))
+    status = rng.choice(("open", "open", "open", "pending")) if is_open else "closed"
     return {
         "id": i,
         "ref": 1000 + i,
         "subject": f"Case {i}: something is not working as it should",
-        "status": rng.choice(("open", "open", "open", "pending")),
+        "status": status,
         "priority": rng.choice(PRIORITIES),
         "plan": rng.choice(PLANS),
         "customer_address": f"c{i % 700}@client{i % 50}.example",
@@ -77,12 +84,14 @@ def _case(i: int, now: datetime, rng: random.Random) -> dict[str, Any]:
 
 
 def _clock(case: dict[str, Any], now: datetime, rng: random.Random) -> dict[str, Any]:
-    due = now + timedelta(minutes=rng.randrange(-600, 6000))
+    is_open = case["status"] != "closed"
+    due = (now if is_open else case["opened_at"]) + timedelta(minutes=rng.randrange(-600, 6000))
     return {
         "id": case["id"],
         "case_id": case["id"],
         "kind": "first",
-        "state": "running",
+        "state": "running" if is_open else "met",
+        "ended_at": None if is_open else due - timedelta(minutes=5),
         "started_at": case["opened_at"],
         "due_at": due,
         "remind_at": due - timedelta(minutes=30),
@@ -158,7 +167,7 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     with databases(args.db) as dbs:
         config = board_config(dbs.fresh(), workdir)
         engine, _ = app.open_database(config, upgrade=False)
-        populate(engine, args.cases, now)
+        populate(engine, args.cases, args.closed, now)
         plan = query_plan(engine, raw_sql(engine, QUEUE_PAGE))
         with served(config) as base:
             client = signed_in(config, base)
@@ -185,18 +194,19 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         )
         for (limit, path), (page, raw) in zip(PAGES, times.values(), strict=True)
     ]
-    emit("board_queue", figures, db=args.db, cases=args.cases)
+    emit("board_queue", figures, db=args.db, cases=args.cases, closed=args.closed)
 
 
 def main() -> None:
     """Command line: --db, --cases, --runs, --quick."""
     parser = argparse.ArgumentParser(description=__doc__)
     add_db_option(parser)
-    parser.add_argument("--cases", type=int, default=10_000)
+    parser.add_argument("--cases", type=int, default=10_000, help="open cases")
+    parser.add_argument("--closed", type=int, default=40_000, help="closed cases (history)")
     add_run_options(parser, runs=7)
     args = parser.parse_args()
     if args.quick:
-        args.cases, args.runs = 50, 1
+        args.cases, args.closed, args.runs = 50, 100, 1
     with (
         Path(os.devnull).open("w", encoding="utf-8") as sink,
         tempfile.TemporaryDirectory(prefix="bench-board-") as workdir,
