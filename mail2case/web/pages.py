@@ -54,7 +54,7 @@ def _wanted(request: Request) -> queries.QueueFilter:
 
 def _queue(
     board: Board, wanted: queries.QueueFilter, limit: int
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[display.QueueRow], int]:
     now = board.now()
     with board.sessions() as s:
         rows = queries.open_queue(s, wanted, limit)
