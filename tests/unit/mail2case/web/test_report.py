@@ -17,7 +17,7 @@ NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
 def clock(where: str, kind: str, state: str, due: datetime, ended: Any) -> Any:
-    """A clock row as ``storage.board.clocks_due_between`` returns it; ``where``: "plan/priority"."""
+    """A row of ``storage.board.clocks_due_between``; ``where`` is "plan/priority"."""
     plan, _, priority = where.partition("/")
     return SimpleNamespace(
         plan=plan, priority=priority, kind=kind, state=state, due_at=due, ended_at=ended
