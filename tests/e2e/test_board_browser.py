@@ -25,12 +25,17 @@ from tests.support.services import free_port, missing
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from email.message import EmailMessage
 
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PREMIER = '\n[[customers]]\nname = "Acme"\ndomains = ["acme.example"]\nplan = "premier"\n'
+TEAM = "team@example.com"
+# Notices go to the team, with a signed Reply-To an agent answers (an internal note here).
+AGENTS = f'team_address = "{TEAM}"\nreply_secret = "board-e2e-secret-0123456789abcdef"'
+NOTE = "Checked the report: they run the old version."
 WAIT_MS = 10_000
 PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
 # Written in this order; the queue puts priority first, then premier, then the oldest.
@@ -46,7 +51,9 @@ CASES = (
 def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
     """A site with an agent, a premier customer and the board on a free port."""
     root = tmp_path_factory.mktemp("board-browser")
-    site = Site(root, extra=board_extra(root, free_port()) + PREMIER)
+    port = free_port()
+    web = f'base_url = "http://127.0.0.1:{port}"'
+    site = Site(root, extra=board_extra(root, port, more_web=web, more_agents=AGENTS) + PREMIER)
     site.write()
     return site
 
@@ -66,9 +73,10 @@ def board(site: Site) -> Iterator[str]:
             filename="report.html",
         )
         site.cli("ingest", stdin=bytes(with_file))
-        port = re.search(r"port = (\d+)", site.extra)
-        assert port is not None
-        yield f"http://127.0.0.1:{port.group(1)}"
+        base = re.search(r'base_url = "([^"]+)"', site.extra)
+        assert base is not None
+        site.cli("ingest", stdin=bytes(internal_note(site, base.group(1))))
+        yield base.group(1)
     finally:
         assert d.stop() == 0
 
@@ -99,11 +107,44 @@ def page(browser: Browser, board: str, site: Site) -> Iterator[Page]:
     context.close()
 
 
+def text_of(raw: bytes) -> str:
+    """The plain-text body of a mail."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    part = msg.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def internal_note(site: Site, base: str) -> EmailMessage:
+    """The agent's ``#internal`` answer to the team's notice of the case with the report.
+
+    The notice must link the case page (``[web] base_url`` is set).
+    """
+
+    def notice() -> EmailMessage | None:
+        for raw in site.outgoing_messages():
+            msg = email.message_from_bytes(raw, policy=email.policy.default)
+            if TEAM in str(msg["To"]) and "Report attached" in str(msg["Subject"]):
+                return msg
+        return None
+
+    found: EmailMessage = wait_for(notice, timeout=15)
+    ref = re.search(r"\[#(\d+)\]", str(found["Subject"]))
+    assert ref is not None
+    assert f"Case page: {base}/cases/{ref.group(1)}" in text_of(found.as_bytes())
+    return plain_mail(
+        AGENT,
+        "Re: " + str(found["Subject"]),
+        f"#internal\n{NOTE}\n",
+        to=str(found["Reply-To"]),
+        In_Reply_To=str(found["Message-ID"]),
+    )
+
+
 def mailed_link(site: Site, before: int) -> str:
     """The sign-in URL in the newest mail of the outgoing maildir (after ``before`` mails)."""
     mails = wait_for(lambda: site.outgoing_messages()[before:], timeout=15)
-    body = email.message_from_bytes(mails[-1], policy=email.policy.default)
-    found = re.search(r"http://\S+/signin/link\?token=\S+", body.get_body().get_content())  # type: ignore[union-attr]
+    found = re.search(r"http://\S+/signin/link\?token=\S+", text_of(mails[-1]))
     assert found is not None
     return found.group(0)
 

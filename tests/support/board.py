@@ -34,12 +34,13 @@ START_TIMEOUT = 10.0
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-def board_extra(root: Path, port: int, *, more_web: str = "") -> str:
+def board_extra(root: Path, port: int, *, more_web: str = "", more_agents: str = "") -> str:
     """The config tables a site needs for the board: an agent, and ``[web]`` on ``port``."""
     return f"""
 [agents]
 addresses = ["{AGENT}"]
 domains = ["agents.example"]
+{more_agents}
 [web]
 enabled = true
 host = "127.0.0.1"
