@@ -148,19 +148,24 @@ def _service_hooks(
 
     install_event_tap(tap)
     reloader = Reloader(config, sessions, processor, {s.name: s for s in stages})
-    board = _board_factory(config, sessions) if config.web.enabled else None
+    board = _board_factory(config, sessions, processor) if config.web.enabled else None
     return ServiceHooks(
         config, metrics, reloader, Notifier.from_environment(), sources, board=board
     )
 
 
-def _board_factory(config: Config, sessions: sessionmaker[Session]) -> BoardFactory:
+def _board_factory(
+    config: Config, sessions: sessionmaker[Session], processor: Processor
+) -> BoardFactory:
     """Builds the queue board once the daemon has started (it serves the daemon's probes).
+
+    Who is an agent is read from the processor's settings, which SIGHUP replaces: an
+    agent removed from the config loses the board at the reload, not at the next restart.
 
     Raises:
         ConfigError: ``[web] session_secret_file`` cannot be read or made (before any start).
     """
-    signin = make_signin(config, sessions)
+    signin = make_signin(config, sessions, lambda: processor.settings.classify)
 
     def build(daemon: Daemon, probes: Probes) -> Starlette:
         del daemon  # the board reads the same config and database the daemon was built on

@@ -27,6 +27,7 @@ from mail2case.config.reader import ConfigError
 from storage import outbox, signin_links
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
     from pathlib import Path
 
@@ -86,19 +87,29 @@ class Link:
 class SignIn:
     """Issues and redeems sign-in links for the agents of one configuration."""
 
-    def __init__(self, config: Config, sessions: sessionmaker[Session], key: str) -> None:
+    def __init__(
+        self,
+        config: Config,
+        sessions: sessionmaker[Session],
+        key: str,
+        agents: Callable[[], ClassifySettings] | None = None,
+    ) -> None:
+        """``agents``: who the agents are now (the daemon's, which SIGHUP replaces)."""
         self.config = config
         self.web = config.web
         self.sessions = sessions
         self.serializer = URLSafeTimedSerializer(derived_key(key, "links"), salt=LINK_SALT)
         self.session_key = derived_key(key, "sessions")  # signs the session cookie
-        self.classify: ClassifySettings = app.process_settings(
-            config, config.business_hours.calendar
-        ).classify
+        self._live_agents = agents
+        self._fixed_agents = app.process_settings(config, config.business_hours.calendar).classify
+
+    def agents(self) -> ClassifySettings:
+        """Who the agents are: the daemon's current settings, else this config's."""
+        return self._fixed_agents if self._live_agents is None else self._live_agents()
 
     def is_agent(self, address: str) -> bool:
         """Whether ``address`` belongs to an agent: the only people the board lets in."""
-        return "@" in address and is_agent(address, self.classify)
+        return "@" in address and is_agent(address, self.agents())
 
     def issue(self, s: Session, address: str, now: datetime) -> Link:
         """A new link for ``address`` (the caller has checked that it is an agent's)."""

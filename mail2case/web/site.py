@@ -21,11 +21,14 @@ from mail2case.web.board import Board
 from mail2case.web.signin import SignIn, load_key
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.orm import Session, sessionmaker
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+    from ingest.triage.classify import ClassifySettings
     from mail2case.config.settings import Config
     from mail2case.web.probes import Probes
 
@@ -42,9 +45,16 @@ SECURITY_HEADERS = {
 }
 
 
-def make_signin(config: Config, sessions: sessionmaker[Session]) -> SignIn:
-    """Sign-in for ``config``, its key read from (or made in) ``[web] session_secret_file``."""
-    return SignIn(config, sessions, load_key(Path(config.web.session_secret_file)))
+def make_signin(
+    config: Config,
+    sessions: sessionmaker[Session],
+    agents: Callable[[], ClassifySettings] | None = None,
+) -> SignIn:
+    """Sign-in for ``config``, its key read from (or made in) ``[web] session_secret_file``.
+
+    ``agents``: who the agents are now, when they can change while the board runs (SIGHUP).
+    """
+    return SignIn(config, sessions, load_key(Path(config.web.session_secret_file)), agents)
 
 
 def board_app(
