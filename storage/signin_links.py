@@ -20,8 +20,11 @@ if TYPE_CHECKING:
 def issue(
     session: Session, link_id: str, address: str, now: datetime, expires_at: datetime
 ) -> None:
-    """Record a link issued to ``address``; links long expired are dropped on the way."""
-    session.execute(delete(SigninLink).where(SigninLink.expires_at < now - (expires_at - now) * 96))
+    """Record a link issued to ``address``; links expired over a day ago are dropped on the way.
+
+    A day is kept so that the hourly rate limit always sees every link it counts.
+    """
+    session.execute(delete(SigninLink).where(SigninLink.expires_at < now - KEEP_EXPIRED))
     session.add(
         SigninLink(id=link_id, address=address.lower(), issued_at=now, expires_at=expires_at)
     )
