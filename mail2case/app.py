@@ -200,6 +200,8 @@ def build_sender(config: Config, sessions: sessionmaker[Session]) -> Sender:
         team_address=config.agents.team_address,
     )
     env = build_environment(Path(config.templates_dir) if config.templates_dir else None)
+    # Agents' notices link to the board's case page when it has a public address.
+    env.globals["board_url"] = config.web.base_url
     log = structlog.get_logger("mail2case.sender")
     return Sender(sessions, transport, env, settings, log, lease=lease)
 

@@ -196,6 +196,26 @@ def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         session.execute(_INSERT_EVENT, list(rows))
 
 
+def assign_owner(session: Session, case: Case, owner: str, now: datetime, *, actor: str) -> bool:
+    """Make ``owner`` the case's owner, with an ``owner_changed`` audit entry; False if so already.
+
+    Every way of assigning (the ``#assign`` mail command, the board) comes through here.
+    """
+    if owner == case.owner:
+        return False
+    add_event(
+        session,
+        case,
+        "owner_changed",
+        now,
+        actor=actor,
+        detail=f"{case.owner or 'nobody'} -> {owner}",
+        data={"from": case.owner, "to": owner},
+    )
+    case.owner = owner
+    return True
+
+
 def queue_order() -> list[Any]:
     """ORDER BY for the queue: priority, then premier before other plans, then oldest."""
     rank = sql_case({"high": 0, "medium": 1, "low": 2}, value=Case.priority, else_=3)

@@ -263,7 +263,8 @@ class Outbox(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(20))  # ack | notify | relay | reminder | escalation
+    # ack | notify | relay | reminder | escalation | signin (the board's sign-in links)
+    kind: Mapped[str] = mapped_column(String(20))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
     to_addrs: Mapped[list[str]] = mapped_column(default=list)
     cc_addrs: Mapped[list[str]] = mapped_column(default=list)
@@ -341,6 +342,21 @@ class PriorityModelRecord(Base):
     accuracy_after: Mapped[float | None] = mapped_column(Float)
     # The refs of the site's cases it learned from, with their labels then.
     site_labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SigninLink(Base):
+    """A one-time sign-in link to the board: issued to an agent, used at most once."""
+
+    __tablename__ = "signin_links"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the token id the link signs
+    address: Mapped[str] = mapped_column(String(320))
+    issued_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+    # The per-address rate limit counts an address's links issued in the last hour.
+    __table_args__ = (Index("ix_signin_links_address_issued", "address", "issued_at"),)
 
 
 class Counter(Base):

@@ -379,18 +379,8 @@ def _recategorize(turn: Turn, case: Case, reply: AgentReply, actor: str) -> None
 
 def _assign(turn: Turn, case: Case, reply: AgentReply, actor: str) -> None:
     command = reply.get(Verb.ASSIGN)
-    if command is None or command.value == case.owner:
-        return
-    cases.add_event(
-        turn.session,
-        case,
-        "owner_changed",
-        turn.now,
-        actor=actor,
-        detail=f"{case.owner or 'nobody'} -> {command.value}",
-        data={"from": case.owner, "to": command.value},
-    )
-    case.owner = command.value
+    if command is not None:
+        cases.assign_owner(turn.session, case, command.value, turn.now, actor=actor)
 
 
 def _relay(role: Role, case: Case, mail: ParsedMail, desk: Desk) -> Relay:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import OperationalError
 
 from mail2case import app
-from mail2case.cli import case_update, cases, explain, imap, importing, ops, sla
+from mail2case.cli import case_update, cases, explain, imap, importing, ops, sla, web
 from mail2case.cli import priority as priority_cli
 from mail2case.config.effective import masked_settings
 from mail2case.config.reader import ConfigError
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     ops.add_parsers(sub, common)
     imap.add_parsers(sub, common)
     priority_cli.add_parsers(sub, common)
+    web.add_parsers(sub, common)
     return parser
 
 

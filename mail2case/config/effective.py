@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         ServiceSettings,
         SlaSettings,
     )
+    from mail2case.config.web import WebSettings
 
 MASK = "***"
 # Compared as a whole on reload: a change of one customer is a change of the directory.
@@ -50,6 +51,7 @@ def effective_settings(config: Config) -> dict[str, Any]:
         "retention": plain(config.retention),
         "breaker": plain(config.breaker),
         "priority": plain(config.priority),
+        "web": _web(config.web),
     }
 
 
@@ -177,4 +179,20 @@ def _service(service: ServiceSettings) -> dict[str, Any]:
     return {
         "shutdown_grace_seconds": service.shutdown_grace.total_seconds(),
         "stuck_pass_seconds": service.stuck_pass.total_seconds(),
+    }
+
+
+def _web(web: WebSettings) -> dict[str, Any]:
+    return {
+        "enabled": web.enabled,
+        "host": web.host,
+        "port": web.port,
+        "base_url": web.base_url,
+        "session_secret_file": web.session_secret_file,
+        "session_hours": web.session_lifetime.total_seconds() / 3600,
+        "link_minutes": web.link_lifetime.total_seconds() / 60,
+        "links_per_hour": web.links_per_hour,
+        "refresh_seconds": web.refresh.total_seconds(),
+        "trusted_proxies": list(web.trusted_proxies),
+        "proxy_user_header": web.proxy_user_header,
     }

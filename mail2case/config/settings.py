@@ -23,6 +23,7 @@ from mail2case.config.service_levels import (
     read_customers,
     read_policy,
 )
+from mail2case.config.web import WebSettings, read_web_settings
 from notifications.breaker import BreakerSettings
 from notifications.sender import SenderSettings
 from sla.policy import SlaPolicy, default_policy
@@ -192,6 +193,7 @@ class Config:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     priority: PrioritySettings = field(default_factory=PrioritySettings)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    web: WebSettings = field(default_factory=WebSettings)
 
 
 def config_path(cli_path: str | None) -> Path | None:
@@ -253,6 +255,7 @@ def config_from_mapping(data: dict[str, Any], *, source: str = "mapping") -> Con
         retention=RetentionSettings(raw_days=root.table("retention").int("raw_days", 0, 0, 36500)),
         breaker=_breaker(root.table("circuit_breaker")),
         priority=_priority(root.table("priority")),
+        web=read_web_settings(root.table("web")),
     )
     root.finish()
     if problems:

@@ -21,6 +21,7 @@ from mail2case.service.process_child import ProcessChild, child_process_pass
 from mail2case.service.purge import purge_pass
 from mail2case.service.reload import Reloader
 from mail2case.service.sd_notify import Notifier
+from mail2case.web.site import board_app, make_signin
 from storage.write_queue import checkpoint, wal_state
 
 if TYPE_CHECKING:
@@ -29,9 +30,12 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
+    from starlette.applications import Starlette
 
     from ingest.process import Processor
     from mail2case.config.settings import Config
+    from mail2case.service.hooks import BoardFactory
+    from mail2case.web.probes import Probes
 
 PURGE_INTERVAL_SECONDS = 24 * 3600.0
 CHECKPOINT_SECONDS = 1.0
@@ -144,4 +148,27 @@ def _service_hooks(
 
     install_event_tap(tap)
     reloader = Reloader(config, sessions, processor, {s.name: s for s in stages})
-    return ServiceHooks(config, metrics, reloader, Notifier.from_environment(), sources)
+    board = _board_factory(config, sessions, processor) if config.web.enabled else None
+    return ServiceHooks(
+        config, metrics, reloader, Notifier.from_environment(), sources, board=board
+    )
+
+
+def _board_factory(
+    config: Config, sessions: sessionmaker[Session], processor: Processor
+) -> BoardFactory:
+    """Builds the queue board once the daemon has started (it serves the daemon's probes).
+
+    Who is an agent is read from the processor's settings, which SIGHUP replaces: an
+    agent removed from the config loses the board at the reload, not at the next restart.
+
+    Raises:
+        ConfigError: ``[web] session_secret_file`` cannot be read or made (before any start).
+    """
+    signin = make_signin(config, sessions, lambda: processor.settings.classify)
+
+    def build(daemon: Daemon, probes: Probes) -> Starlette:
+        del daemon  # the board reads the same config and database the daemon was built on
+        return board_app(config, sessions, signin, probes)
+
+    return build

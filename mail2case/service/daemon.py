@@ -20,7 +20,7 @@ import structlog
 
 from ingest.sources.group_commit import Delivery, GroupCommit
 from ingest.sources.smtp import SupportHandler, start_server
-from mail2case.service.startup import listen_error
+from mail2case.service.startup import StartupError, listen_error
 from storage import inbound
 from storage.write_queue import urgent
 
@@ -194,11 +194,10 @@ class Daemon:
         if self.lifecycle is not None:
             try:
                 await self.lifecycle.started(self)
-            except OSError as exc:  # the HTTP probes' port
+            except StartupError:  # the probes' or the board's port
                 self.stop.set()
                 await self._shutdown(server, tasks)
-                http = self.config.http
-                raise listen_error("http", http.host, http.port, exc) from exc
+                raise
         await self.stop.wait()
         await self._shutdown(server, tasks)
         return 0

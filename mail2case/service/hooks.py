@@ -1,4 +1,4 @@
-"""The daemon as a system service: readiness, watchdog, status line, reload, HTTP probes."""
+"""The daemon as a system service: readiness, watchdog, status line, reload, HTTP servers."""
 
 from __future__ import annotations
 
@@ -10,18 +10,24 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from sqlalchemy import text
 
-from mail2case.service.http import StatusServer
+from mail2case.service.startup import listen_error
+from mail2case.web.probes import Probes, probes_app
+from mail2case.web.server import WebServer
 from storage import outbox
 from storage.statuses import OutboxStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from mail2case.config.settings import Config
     from mail2case.service.daemon import Daemon
     from mail2case.service.metrics import Metrics
     from mail2case.service.reload import Reloader
     from mail2case.service.sd_notify import Notifier
+    from mail2case.web.probes import Readiness
+
+    # Builds the board's app from the daemon's config and sessions (mail2case.web.site).
+    BoardFactory = Callable[[Daemon, Probes], Any]
 
 log = structlog.get_logger("mail2case.service")
 
@@ -59,7 +65,7 @@ class SourceStates:
 
 
 class ServiceHooks:
-    """Implements the daemon's Lifecycle for systemd and the HTTP probes."""
+    """Implements the daemon's Lifecycle for systemd, the HTTP probes and the board."""
 
     def __init__(
         self,
@@ -68,13 +74,16 @@ class ServiceHooks:
         reloader: Reloader,
         notifier: Notifier,
         sources: SourceStates,
+        *,
+        board: BoardFactory | None = None,
     ) -> None:
         self.config = config
         self.metrics = metrics
         self.reloader = reloader
         self.notifier = notifier
         self.sources = sources
-        self.http: StatusServer | None = None
+        self.board = board
+        self.servers: list[WebServer] = []
         self._daemon: Daemon | None = None
         self._watch_task: asyncio.Task[None] | None = None
         self._withheld = False
@@ -87,18 +96,33 @@ class ServiceHooks:
         return self._daemon
 
     async def started(self, daemon: Daemon) -> None:
-        """Open the HTTP probes, then tell systemd: READY=1 (the database is migrated already)."""
+        """Open the probes and the board, then tell systemd READY=1 (the schema is migrated).
+
+        Raises:
+            StartupError: a port cannot be listened on (named by its key).
+        """
         self._daemon = daemon
-        http = self.config.http
+        readiness: Readiness = self.readiness
+        probes = Probes(self.metrics.registry, readiness, self.is_alive)
+        http, web = self.config.http, self.config.web
         if http.port:
-            self.http = StatusServer(
-                http.host, http.port, self.metrics.registry, self.readiness, self.is_alive
+            await self._listen(
+                "http", WebServer(probes_app(probes), http.host, http.port, "probes")
             )
-            await self.http.start()
+        if web.enabled and self.board is not None:
+            app = self.board(daemon, probes)
+            await self._listen("web", WebServer(app, web.host, web.port, "board"))
         self.notifier.ready(await self.status_line())
         log.info("daemon.ready", notify=self.notifier.is_enabled, watchdog=self._interval())
         if self.notifier.is_enabled:
             self._watch_task = asyncio.create_task(self._watch(), name="watchdog")
+
+    async def _listen(self, section: str, server: WebServer) -> None:
+        try:
+            await server.start()
+        except OSError as exc:
+            raise listen_error(section, server.host, server.port, exc) from exc
+        self.servers.append(server)
 
     def stopping(self) -> None:
         """STOPPING=1 as soon as the stop is requested."""
@@ -113,13 +137,14 @@ class ServiceHooks:
         self.notifier.ready(status if ok else f"reload failed, old config kept; {status}")
 
     async def stopped(self) -> None:
-        """Stop the watchdog and close the probes."""
+        """Stop the watchdog and close the probes and the board."""
         if self._watch_task is not None:
             self._watch_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch_task
-        if self.http is not None:
-            await self.http.close()
+        for server in self.servers:
+            await server.close()
+        self.servers = []
 
     def _interval(self) -> float | None:
         return self.notifier.watchdog_seconds

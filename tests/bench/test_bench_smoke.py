@@ -25,6 +25,8 @@ BENCHMARKS = [
     ("processing_cpu", ["--db", "postgresql"]),
     ("smtp_e2e", ["--db", "postgresql"]),
     ("priority_cpu", []),
+    ("board_queue", ["--db", "sqlite"]),
+    ("board_queue", ["--db", "postgresql"]),
 ]
 
 

@@ -502,3 +502,23 @@ def test_every_notice_to_agents_ends_with_the_commands(
     assert text.splitlines()[-2].startswith("Reply to answer the customer")
     assert "#status" in text.splitlines()[-1]
     assert "at the very top" in text
+
+
+@pytest.mark.parametrize(
+    ("template", "context"),
+    [("notify", NOTIFY_CONTEXT), ("reminder", CLOCK_CONTEXT), ("escalation", CLOCK_CONTEXT)],
+)
+@pytest.mark.parametrize("board_url", ["https://desk.example", ""])
+def test_notices_to_agents_link_the_case_page_when_the_board_has_an_address(
+    template: str, context: dict[str, Any], board_url: str
+) -> None:
+    """With ``[web] base_url`` (the ``board_url`` global) a notice links /cases/REF; else not."""
+    env = build_environment()
+    env.globals["board_url"] = board_url
+    msg = render_mail(env, template, context, envelope(), now=NOW)
+    body = parse(msg.as_bytes()).get_body(("plain",))
+    assert body is not None
+    text = str(body.get_content())
+    link = f"Case page: https://desk.example/cases/{context['case_ref']}"
+    assert (link in text) is bool(board_url)
+    assert ("Case page:" in text) is bool(board_url)

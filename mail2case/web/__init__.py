@@ -1,0 +1,1 @@
+"""The queue board and the probes: a Starlette app served by uvicorn on the daemon's loop."""
