@@ -210,6 +210,8 @@ class Processor:
                 # The rows of every message ready now, in one query (not one each).
                 ready = [w.inbound_id for w in todo if w.is_ready()]
                 rows = inbound.lock_claimed(s, ready, status=self.status)
+                # Their duplicate checks likewise, in one query.
+                cases.look_up_dedupe_keys(s, _content_keys(todo))
                 # At least one message; more while the transaction is young, so that a
                 # writer queued behind it (an SMTP commit) waits a bounded time.
                 while todo and (
@@ -381,6 +383,18 @@ def _exhausted(s: Session, row: inbound.Exhausted, now: datetime) -> Outcome:
     outcome = Outcome(InboundStatus.QUARANTINED, reason=reason)
     inbound.settle(s, row.inbound_id, status=outcome.status, now=now, reason=reason)
     return outcome
+
+
+def _content_keys(todo: list[_Work]) -> list[str]:
+    """The content keys of the messages whose analysis is done and parsed them."""
+    keys: list[str] = []
+    for work in todo:
+        if work.is_ready():
+            work.wait()  # done: this only takes the result
+            found = work.analysis
+            if found is not None and not isinstance(found, Exception) and found.mail is not None:
+                keys.append(found.mail.content_key)
+    return keys
 
 
 def _roll_back(s: Session, savepoint: SessionTransaction) -> None:

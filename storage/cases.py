@@ -9,7 +9,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import selectinload
 
-from storage.deferred import any_held, barrier, held, hold_or_run, mark_safe
+from storage.deferred import HeldCounter, any_held, barrier, held, hold_or_run, mark_safe
 from storage.models import (
     Attachment,
     Case,
@@ -46,6 +46,11 @@ _BUMP_REF = mark_safe(
     .values(value=_counters.value + 1)
     .returning(_counters.value)
 )
+_SET_REF = (
+    update(table_of(Counter))
+    .where(_counters.name == REF_COUNTER)
+    .values(value=bindparam("value", type_=_counters.value.type))
+)
 _CASES = table_of(Case)
 _MESSAGES = table_of(Message)
 _CLOCKS = table_of(SlaClock)
@@ -64,6 +69,11 @@ _BY_MESSAGE_IDS = mark_safe(
 )
 _BY_DEDUPE_KEY = mark_safe(
     select(Message.id, Message.case_id).where(Message.dedupe_key == bindparam("key"))
+)
+_BY_DEDUPE_KEYS = mark_safe(
+    select(Message.dedupe_key, Message.id, Message.case_id).where(
+        Message.dedupe_key.in_(bindparam("keys", expanding=True))
+    )
 )
 _BY_REF = mark_safe(select(Case).where(Case.ref == bindparam("ref")))
 _CUSTOMER_BY_NAME = mark_safe(select(Customer.id).where(Customer.name == bindparam("name")))
@@ -87,9 +97,19 @@ def prepare_ref_counter(session: Session, first_ref: int) -> None:
 
 
 def next_ref(session: Session, first_ref: int) -> int:
-    """Allocate the next case reference (atomic: the counter row is locked by the update)."""
+    """Allocate the next case reference (atomic: the counter row is locked by the update).
+
+    In a group's case work (``storage.deferred``) only the first reference is an UPDATE;
+    the row stays locked, the next ones are counted on from it and the last is written
+    with the group's rows.
+    """
+    rows = held(session)
+    if rows is not None and rows.counter is not None:
+        return rows.counter.give()
     bumped: int | None = session.execute(_BUMP_REF).scalar_one_or_none()
     if bumped is not None:
+        if rows is not None:
+            rows.counter = HeldCounter(_SET_REF, given=bumped, written=bumped)
         return bumped
     highest = session.scalar(select(func.max(Case.ref)))
     start = max(first_ref, (highest or 0) + 1)
@@ -157,8 +177,33 @@ def message_by_dedupe_key(session: Session, key: str) -> tuple[int, int] | None:
         same = next((r for r in rows.rows_of(_MESSAGES) if r.get("dedupe_key") == key), None)
         if same is not None:
             return (same["id"], same["case_id"])
+        looked_up = rows.memo.get(_DEDUPE_MEMO)
+        # Answered by the group's lookup, unless held rows were written since (one of
+        # them may carry the key; the table is asked again).
+        if looked_up is not None and looked_up[0] == rows.flushes and key in looked_up[1]:
+            answer: tuple[int, int] | None = looked_up[1][key]
+            return answer
     found = session.execute(_BY_DEDUPE_KEY, {"key": key}).first()
     return (found[0], found[1]) if found is not None else None
+
+
+_DEDUPE_MEMO = "dedupe_keys"
+
+
+def look_up_dedupe_keys(session: Session, keys: Collection[str]) -> None:
+    """Read in one query which of a group's content keys are stored already.
+
+    :func:`message_by_dedupe_key` then answers for these keys without a query of its
+    own, until held rows are next written. Only in a group's case work
+    (``storage.deferred``); elsewhere this does nothing.
+    """
+    rows = held(session)
+    if rows is None or not keys:
+        return
+    stored: dict[str, tuple[int, int] | None] = dict.fromkeys(keys)
+    found = session.execute(_BY_DEDUPE_KEYS, {"keys": list(stored)})
+    stored.update({k: (i, c) for k, i, c in found})
+    rows.memo[_DEDUPE_MEMO] = (rows.flushes, stored)
 
 
 def customer_id(session: Session, name: str, now: datetime) -> int | None:

@@ -74,11 +74,31 @@ class _Held:
 
 
 @dataclass
+class HeldCounter:
+    """A counter row this transaction has locked: values given out, the last one written.
+
+    The first value is taken with an UPDATE that locks the row; later ones are given out
+    here and the last one written with the held rows (``stmt`` takes it as ``value``).
+    The row stays locked until the commit, so nobody else reads it in between.
+    """
+
+    stmt: Update
+    given: int
+    written: int
+
+    def give(self) -> int:
+        """The next value."""
+        self.given += 1
+        return self.given
+
+
+@dataclass
 class _Scope:
     """A message's savepoint: how many rows were held before it, and those written in it."""
 
     before: int
     written_before: list[_Held] = field(default_factory=list)
+    counter: tuple[int, int] | None = None  # the counter's (given, written) when it began
 
 
 class DeferredRows:
@@ -91,6 +111,8 @@ class DeferredRows:
         self._ids: dict[str, list[int]] = {}  # PostgreSQL: ids taken, not given out yet
         self._next_id: dict[str, int] = {}  # SQLite: the next id to give out
         self.memo: dict[Any, Any] = {}  # lookups that hold for the transaction
+        self.flushes = 0  # how many times held rows were written: lookups older are stale
+        self.counter: HeldCounter | None = None  # the case-reference counter, once taken
 
     def add(self, table: Table, stmt: Insert | Update, row: dict[str, Any]) -> None:
         """Hold ``row`` for ``stmt`` (an INSERT or UPDATE on ``table``)."""
@@ -132,8 +154,17 @@ class DeferredRows:
         self._next_id[table.name] = given + 1
         return given
 
+    def forget_ids(self, tables: set[str]) -> None:
+        """Ids of ``tables`` are taken by another writer (an ORM flush): ask the table again."""
+        for name in tables:
+            self._next_id.pop(name, None)
+
     def flush(self, session: Session) -> None:
         """Write every held row: one ``executemany`` per statement and set of columns."""
+        counter = self.counter
+        if counter is not None and counter.given != counter.written:
+            session.connection().execute(counter.stmt, {"value": counter.given})
+            counter.written = counter.given
         if not self.held:
             return
         held, self.held = self.held, []
@@ -157,13 +188,14 @@ class DeferredRows:
                 start = end
         for obj, row in attach:
             _attach(session, obj, row)
-        if not self.is_postgres:
-            # Another writer in this transaction (an ORM flush) may take ids next.
-            self._next_id.clear()
+        self.flushes += 1
 
     def begin_scope(self) -> None:
         """A message's savepoint begins."""
-        self.scope = _Scope(len(self.held))
+        counter = self.counter
+        self.scope = _Scope(
+            len(self.held), counter=(counter.given, counter.written) if counter else None
+        )
 
     def end_scope(self, *, rolled_back: bool) -> None:
         """The message's savepoint ended; if rolled back, hold again what it undid."""
@@ -171,6 +203,11 @@ class DeferredRows:
         if scope is None or not rolled_back:
             return
         self.held = scope.written_before + self.held[: scope.before]
+        # The values given out in the savepoint are given again (references stay gapless).
+        if scope.counter is None:
+            self.counter = None  # taken in the savepoint: its UPDATE was undone
+        elif self.counter is not None:
+            self.counter.given, self.counter.written = scope.counter
 
 
 def _attach(session: Session, obj: Base, row: dict[str, Any]) -> None:
@@ -286,3 +323,6 @@ def _barrier_before_flush(session: Session, _context: UOWTransaction, _objects: 
     # objects cannot (their rows are in the database), so only inserts need the barrier.
     if session.new:
         barrier(session)
+        rows = held(session)
+        if rows is not None:
+            rows.forget_ids({obj.__table__.name for obj in session.new})

@@ -81,9 +81,11 @@ class Site:
         self.engine, self.sessions = app.open_database(config)
         self.processor: Processor = app.build_processor(config, self.sessions)
         self.written: Counter[tuple[str, str]] = Counter()
+        self.statements: list[str] = []
         event.listen(self.engine, "before_cursor_execute", self._record)
 
     def _record(self, *args: Any) -> None:
+        self.statements.append(args[2])
         found = WRITTEN.match(args[2])
         if found:
             self.written[found[1].upper(), found[2].lower()] += 1
@@ -96,6 +98,7 @@ class Site:
                 for raw in raws
             ]
         self.written.clear()
+        self.statements.clear()
         return [o for _, o in self.processor.handle_many([(i, NOW) for i in ids])]
 
     def count(self, stmt: Any) -> int:
@@ -125,6 +128,31 @@ def test_a_group_of_new_cases_is_one_insert_per_table(site: Site) -> None:
     for table in ("cases", "contacts", "messages", "sla_clocks", "case_events", "outbox"):
         assert site.written["INSERT INTO", table] == 1, site.written
     assert site.written["UPDATE", "inbound"] == 2, site.written  # the claims, the settling
+    # The reference counter: the bump that locks it, and the last reference given.
+    assert site.written["UPDATE", "counters"] == 2, site.written
+    with site.sessions() as s:
+        assert list(s.scalars(select(Case.ref).order_by(Case.id))) == list(range(1000, 1012))
+    # The twelve duplicate checks in one query.
+    checks = [sql for sql in site.statements if sql.startswith("SELECT") and "dedupe_key" in sql]
+    assert len(checks) == 1, checks
+
+
+@pytest.mark.usefixtures("one_transaction")
+def test_a_copy_of_a_message_written_earlier_in_the_group_is_a_duplicate(site: Site) -> None:
+    """The group's duplicate lookup goes stale once held rows are written: the copy is found.
+
+    The reply makes the group write the first mail's rows; the copy after it is checked
+    against the table again, not against the lookup made before the rows were there.
+    """
+    first = customer_mail(1, subject="Export broken")
+    reply = customer_mail(2, subject="Re: Export broken", reply_to="<m1@client.example>")
+    done = site.handle([first, reply, first])
+    assert [o.status if o else None for o in done] == [
+        InboundStatus.PROCESSED,
+        InboundStatus.PROCESSED,
+        InboundStatus.DUPLICATE,
+    ]
+    assert site.count(select(func.count()).where(Message.direction == "in")) == 2
 
 
 @pytest.mark.usefixtures("one_transaction")
@@ -189,3 +217,31 @@ def test_a_failure_after_a_read_of_held_rows_keeps_the_others(site: Site) -> Non
         kinds = Counter(s.scalars(select(CaseEvent.kind)))
     assert len(cases) == 2
     assert kinds["opened"] == 2
+
+
+class _BrokenAfterOpening(CaseStep):
+    """The case step, failing on a message whose subject says boom once its case is made."""
+
+    def _create_case(self, *args: Any, **kwargs: Any) -> Case:
+        case = super()._create_case(*args, **kwargs)
+        if "boom" in self.mail.subject:
+            raise RuntimeError("a bug after the case was opened")
+        return case
+
+
+@pytest.mark.usefixtures("one_transaction")
+def test_a_case_undone_in_its_savepoint_gives_its_reference_back(site: Site) -> None:
+    """References stay gapless: the failed message's reference goes to the next case."""
+    site.processor.step = _BrokenAfterOpening
+    done = site.handle([customer_mail(1), customer_mail(2, subject="boom"), customer_mail(3)])
+    assert [o.status if o else None for o in done] == [
+        InboundStatus.PROCESSED,
+        InboundStatus.QUARANTINED,
+        InboundStatus.PROCESSED,
+    ]
+    with site.sessions() as s:
+        assert list(s.scalars(select(Case.ref).order_by(Case.id))) == [1000, 1001]
+    # The counter holds the last reference given: the next case is 1002.
+    assert site.handle([customer_mail(4)])[0] is not None
+    with site.sessions() as s:
+        assert s.scalar(select(func.max(Case.ref))) == 1002
