@@ -210,6 +210,7 @@ class Processor:
                 # The rows of every message ready now, in one query (not one each).
                 ready = [w.inbound_id for w in todo if w.is_ready()]
                 rows = inbound.lock_claimed(s, ready, status=self.status)
+                deferred.expect_messages(s, len(rows))
                 # Their duplicate checks likewise, in one query.
                 cases.look_up_dedupe_keys(s, _content_keys(todo))
                 # At least one message; more while the transaction is young, so that a
@@ -224,6 +225,7 @@ class Processor:
                         # others that did, in one query again.
                         late = [work.inbound_id, *(w.inbound_id for w in todo if w.is_ready())]
                         rows.update(inbound.lock_claimed(s, late, status=self.status))
+                        deferred.expect_messages(s, len(rows))
                     done = self._settle_one(s, work, rows.get(work.inbound_id))
                     outcomes[work.inbound_id] = done[1] if done else None
                     if done:

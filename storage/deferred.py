@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, literal, select, union_all
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -59,8 +59,11 @@ TABLE_ORDER = (
     "inbound",
 )
 DEFERRED_TABLES = frozenset(TABLE_ORDER) - {"inbound"}
-# PostgreSQL ids are taken from the sequence this many at a time (a gap is harmless).
-_ID_BLOCK = 16
+# PostgreSQL ids are taken from the sequences ahead, as many as the transaction's
+# messages may need at most: a case each, their own message and acknowledgement. Ids
+# not given out are lost (a gap is harmless), so no more are taken than may be used:
+# the ids are 32-bit.
+_IDS_PER_MESSAGE = {"cases": 1, "messages": 2}
 
 
 @dataclass
@@ -109,6 +112,8 @@ class DeferredRows:
         self.held: list[_Held] = []
         self.scope: _Scope | None = None
         self._ids: dict[str, list[int]] = {}  # PostgreSQL: ids taken, not given out yet
+        self._taken: dict[str, int] = {}  # PostgreSQL: how many ids were taken, by table
+        self._expected = 0  # how many messages the transaction works (expect_messages)
         self._next_id: dict[str, int] = {}  # SQLite: the next id to give out
         self.memo: dict[Any, Any] = {}  # lookups that hold for the transaction
         self.flushes = 0  # how many times held rows were written: lookups older are stale
@@ -139,12 +144,9 @@ class DeferredRows:
     def next_id(self, session: Session, table: Table) -> int:
         """An id for a new row of ``table`` that no other row has or will take."""
         if self.is_postgres:
-            ids = self._ids.setdefault(table.name, [])
-            if not ids:
-                seq = select(func.pg_get_serial_sequence(table.name, "id")).scalar_subquery()
-                block = select(func.nextval(seq)).select_from(func.generate_series(1, _ID_BLOCK))
-                ids.extend(session.connection().scalars(block))
-            return ids.pop(0)
+            if not self._ids.get(table.name):
+                self._take_ids(session, table.name)
+            return self._ids[table.name].pop(0)
         if table.name not in self._next_id:
             written = session.connection().scalar(select(func.max(table.c.id)))
             # Rows held again after a savepoint rolled back are not in the table any more.
@@ -153,6 +155,29 @@ class DeferredRows:
         given = self._next_id[table.name]
         self._next_id[table.name] = given + 1
         return given
+
+    def expect_messages(self, count: int) -> None:
+        """The transaction works ``count`` messages in all (PostgreSQL takes their ids ahead)."""
+        self._expected = max(self._expected, count)
+
+    def _take_ids(self, session: Session, needed: str) -> None:
+        """Ids from the sequences, in one statement: for every id table with none left."""
+        blocks = {
+            name: max(1, self._expected * per - self._taken.get(name, 0))
+            for name, per in _IDS_PER_MESSAGE.items()
+            if name == needed or not self._ids.get(name)
+        }
+        parts = [
+            select(
+                literal(name), func.nextval(func.pg_get_serial_sequence(name, "id"))
+            ).select_from(func.generate_series(1, count))
+            for name, count in blocks.items()
+        ]
+        for name, value in session.connection().execute(union_all(*parts)):
+            self._ids.setdefault(name, []).append(value)
+        for name, count in blocks.items():
+            self._ids[name].sort()
+            self._taken[name] = self._taken.get(name, 0) + count
 
     def forget_ids(self, tables: set[str]) -> None:
         """Ids of ``tables`` are taken by another writer (an ORM flush): ask the table again."""
@@ -285,6 +310,13 @@ def hold_or_run(
         return
     for row in rows:
         found.add(table, stmt, row)
+
+
+def expect_messages(session: Session, count: int) -> None:
+    """The transaction works ``count`` messages in all (``DeferredRows.expect_messages``)."""
+    rows = held(session)
+    if rows is not None:
+        rows.expect_messages(count)
 
 
 def mark_safe(stmt: Any) -> Any:

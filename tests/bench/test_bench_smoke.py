@@ -25,6 +25,7 @@ BENCHMARKS = [
     ("processing_cpu", ["--db", "postgresql"]),
     ("smtp_e2e", ["--db", "postgresql"]),
     ("priority_cpu", []),
+    ("scale_out", ["--db", "postgresql"]),
 ]
 
 

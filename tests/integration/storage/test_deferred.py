@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, text
 
 from ingest import process
 from ingest.case_step import CaseStep
@@ -153,6 +153,21 @@ def test_a_copy_of_a_message_written_earlier_in_the_group_is_a_duplicate(site: S
         InboundStatus.DUPLICATE,
     ]
     assert site.count(select(func.count()).where(Message.direction == "in")) == 2
+
+
+@pytest.mark.usefixtures("one_transaction")
+def test_postgresql_ids_are_taken_for_the_group_in_one_statement(site: Site) -> None:
+    """The ids of a group's cases and messages: one query, no more than it may use (32-bit ids)."""
+    if site.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite gives ids after the table's highest, under its write lock")
+    site.handle([customer_mail(n) for n in range(12)])
+    taken = [sql for sql in site.statements if "nextval" in sql]
+    assert len(taken) == 1, taken
+    with site.sessions() as s:
+        cases = s.scalar(text("SELECT last_value FROM cases_id_seq"))
+        messages = s.scalar(text("SELECT last_value FROM messages_id_seq"))
+    # A case, its message and its acknowledgement's for each of the twelve.
+    assert (cases, messages) == (12, 24)
 
 
 @pytest.mark.usefixtures("one_transaction")
