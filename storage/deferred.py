@@ -165,7 +165,7 @@ class DeferredRows:
         blocks = {
             name: max(1, self._expected * per - self._taken.get(name, 0))
             for name, per in _IDS_PER_MESSAGE.items()
-            if name == needed or not self._ids.get(name)
+            if name == needed or name not in self._taken
         }
         parts = [
             select(
@@ -228,6 +228,8 @@ class DeferredRows:
         if scope is None or not rolled_back:
             return
         self.held = scope.written_before + self.held[: scope.before]
+        # What was looked up may have been written in the savepoint (a customer): ask again.
+        self.memo.clear()
         # The values given out in the savepoint are given again (references stay gapless).
         if scope.counter is None:
             self.counter = None  # taken in the savepoint: its UPDATE was undone

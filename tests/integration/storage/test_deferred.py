@@ -22,7 +22,7 @@ from ingest.case_step import CaseStep
 from mail2case import app
 from mail2case.config.settings import config_from_mapping
 from storage import inbound
-from storage.models import Case, CaseEvent, Inbound, Message, Outbox, SlaClock
+from storage.models import Case, CaseEvent, Customer, Inbound, Message, Outbox, SlaClock
 from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
@@ -75,7 +75,13 @@ class Site:
     """A migrated database with a processor on it, and the statements it ran."""
 
     def __init__(self, url: str) -> None:
-        config = config_from_mapping({"database": {"url": url}, "support": {"address": SUPPORT}})
+        config = config_from_mapping(
+            {
+                "database": {"url": url},
+                "support": {"address": SUPPORT},
+                "customers": [{"name": "Acme", "domains": ["acme.example"], "plan": "premier"}],
+            }
+        )
         self.engine: Engine
         self.sessions: sessionmaker[Session]
         self.engine, self.sessions = app.open_database(config)
@@ -260,3 +266,22 @@ def test_a_case_undone_in_its_savepoint_gives_its_reference_back(site: Site) -> 
     assert site.handle([customer_mail(4)])[0] is not None
     with site.sessions() as s:
         assert s.scalar(select(func.max(Case.ref))) == 1002
+
+
+@pytest.mark.usefixtures("one_transaction")
+def test_a_customer_made_in_an_undone_savepoint_is_made_again(site: Site) -> None:
+    """The first mail of a customer fails after creating it; the next one creates it anew."""
+    site.processor.step = _BrokenAfterOpening
+    boom = customer_mail(1, subject="boom").replace(b"c1@client.example", b"ann@acme.example")
+    fine = customer_mail(2).replace(b"c2@client.example", b"bob@acme.example")
+    done = site.handle([boom, fine])
+    assert [o.status if o else None for o in done] == [
+        InboundStatus.QUARANTINED,
+        InboundStatus.PROCESSED,
+    ]
+    with site.sessions() as s:
+        customer = s.scalar(
+            select(Case.customer_id).where(Case.customer_address == "bob@acme.example")
+        )
+        assert customer is not None
+        assert s.scalar(select(Customer.name).where(Customer.id == customer)) == "Acme"
