@@ -61,7 +61,7 @@ def main() -> None:
         parse_rates,
         unit="msgs/s",
         runs=args.runs,
-        target=">= 0.9",
+        target=">= 0.5",  # issue 20 (issue 10 asked for 0.9)
         ours_label=f"mail2case import ({args.db})",
         baseline_label="stdlib parse, one core",
     )

@@ -80,7 +80,7 @@ def main() -> None:
         scale=1000,
         unit="ms",
         runs=args.runs,
-        target="<= 1.5",
+        target="<= 2",  # issue 20 (issue 8 asked for 1.5)
         ours_label=f"Processor ({args.db})",
         baseline_label="stdlib parse",
         extra={"wall_ms_per_message": round(median(walls) * 1000, 3)},

@@ -8,9 +8,12 @@ import smtplib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 SUPPORT = "support@example.com"
 
@@ -34,13 +37,18 @@ class Load:
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def send_all(port: int, mix: list[bytes], connections: int) -> Load:
-    """Send ``mix`` over ``connections`` parallel sessions (round robin); time DATA to 250."""
+def send_all(port: int | Sequence[int], mix: list[bytes], connections: int) -> Load:
+    """Send ``mix`` over ``connections`` parallel sessions (round robin); time DATA to 250.
+
+    With several ports (instances of the daemon), session i connects to port i mod n.
+    """
     load = Load()
+    ports = [port] if isinstance(port, int) else list(port)
     queues = [mix[i::connections] for i in range(connections)]
     start = threading.Barrier(connections + 1)
     threads = [
-        threading.Thread(target=_client, args=(port, q, load, start), daemon=True) for q in queues
+        threading.Thread(target=_client, args=(ports[i % len(ports)], q, load, start), daemon=True)
+        for i, q in enumerate(queues)
     ]
     for t in threads:
         t.start()

@@ -166,12 +166,11 @@ class CaseStep:
             opened_at=self.now,
             updated_at=self.now,
         )
-        self.s.add(case)
         if start_clock:
-            # Before the case's INSERT, so that its deadline goes in with it; flushes.
+            # Before the case's INSERT, so that its deadline goes in with it; inserts it.
             tracking.record_opened(self.s, case, context=self.cfg.sla)
         else:
-            self.s.flush()
+            cases.add_case(self.s, case)
         if customer is None:
             cases.touch_contact(self.s, self.sender, self._sender_name(), cust_id, self.now)
         else:  # opened by an agent (#customer): the contact is the customer
@@ -329,6 +328,7 @@ class CaseStep:
             references=refs[-20:],
             dedupe_key=f"ack:case:{case.ref}",
             now=self.now,
+            is_fresh_key=True,  # the case is new: its reference was never acknowledged
         )
         if queued:
             # A row only: nothing in this transaction reads the acknowledgement back.

@@ -20,13 +20,13 @@ from ingest.analysis.sandbox import Analyser, InProcess
 from ingest.case_step import CaseStep, UnitOfWork
 from ingest.errors import PoisonError
 from ingest.outcome import Outcome
-from storage import cases, inbound
+from storage import cases, deferred, inbound
 from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from sqlalchemy.orm import Session, sessionmaker
+    from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
     from ingest.analysis.core import Analysis
     from ingest.mime.parsed import ParsedMail
@@ -205,10 +205,14 @@ class Processor:
             todo[0].wait()  # outside the transaction
             began = time.monotonic()
             settled: list[tuple[str, Outcome]] = []
-            with self.sessions.begin() as s:
+            # The case work's rows are written at the end, one statement per table.
+            with self.sessions.begin() as s, deferred.deferring(s):
                 # The rows of every message ready now, in one query (not one each).
                 ready = [w.inbound_id for w in todo if w.is_ready()]
                 rows = inbound.lock_claimed(s, ready, status=self.status)
+                deferred.expect_messages(s, len(rows))
+                # Their duplicate checks likewise, in one query.
+                cases.look_up_dedupe_keys(s, _content_keys(todo))
                 # At least one message; more while the transaction is young, so that a
                 # writer queued behind it (an SMTP commit) waits a bounded time.
                 while todo and (
@@ -221,6 +225,7 @@ class Processor:
                         # others that did, in one query again.
                         late = [work.inbound_id, *(w.inbound_id for w in todo if w.is_ready())]
                         rows.update(inbound.lock_claimed(s, late, status=self.status))
+                        deferred.expect_messages(s, len(rows))
                     done = self._settle_one(s, work, rows.get(work.inbound_id))
                     outcomes[work.inbound_id] = done[1] if done else None
                     if done:
@@ -256,18 +261,20 @@ class Processor:
         """
         with structlog.contextvars.bound_contextvars(inbound_id=work.inbound_id):
             savepoint = s.begin_nested()
+            deferred.begin_scope(s)
             try:
                 done = self._case_work(s, work, row)
             except DBAPIError:
                 raise  # transient: the whole transaction goes, the messages stay pending
             except Exception as exc:
                 log.exception("message.process_failed")
-                savepoint.rollback()
+                _roll_back(s, savepoint)
                 return self._quarantine(s, work, f"processing failed: {type(exc).__name__}: {exc}")
             if isinstance(done, PoisonError):
-                savepoint.rollback()
+                _roll_back(s, savepoint)
                 return self._poisoned(s, work, done)
             savepoint.commit()
+            deferred.end_scope(s, rolled_back=False)
             return done
 
     def _case_work(
@@ -378,6 +385,24 @@ def _exhausted(s: Session, row: inbound.Exhausted, now: datetime) -> Outcome:
     outcome = Outcome(InboundStatus.QUARANTINED, reason=reason)
     inbound.settle(s, row.inbound_id, status=outcome.status, now=now, reason=reason)
     return outcome
+
+
+def _content_keys(todo: list[_Work]) -> list[str]:
+    """The content keys of the messages whose analysis is done and parsed them."""
+    keys: list[str] = []
+    for work in todo:
+        if work.is_ready():
+            work.wait()  # done: this only takes the result
+            found = work.analysis
+            if found is not None and not isinstance(found, Exception) and found.mail is not None:
+                keys.append(found.mail.content_key)
+    return keys
+
+
+def _roll_back(s: Session, savepoint: SessionTransaction) -> None:
+    """Undo one message's savepoint, and hold again the rows of others it had written."""
+    savepoint.rollback()
+    deferred.end_scope(s, rolled_back=True)
 
 
 def _poison_reason(exc: PoisonError, attempts: int) -> str:

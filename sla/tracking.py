@@ -75,16 +75,16 @@ class _Cause:
 
 
 def record_opened(session: Session, case: Case, *, context: SlaContext) -> None:
-    """Start the clocks of a case just opened; it flushes the case (the clocks need its id).
+    """Start the clocks of a case just opened; it inserts the case (the clocks need its id).
 
-    Called before the case's first flush, the deadline goes in with its INSERT instead of
+    Called before the case is inserted, the deadline goes in with its INSERT instead of
     an UPDATE after.
     """
     decision = on_opened(context.terms(case), case.opened_at)
     # A new case has no clock to end: opening only starts sla_clocks.
     started = [c for c in decision.changes if isinstance(c, Started)]
     sla_clocks.mirror(case, {c.kind: c.due_at for c in started})
-    session.flush()
+    cases.add_case(session, case)
     for change in started:
         sla_clocks.insert_clock(session, case, change.kind, **_times(change))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import selectinload
 
+from storage.deferred import HeldCounter, any_held, barrier, held, hold_or_run, mark_safe
 from storage.models import (
     Attachment,
     Case,
@@ -18,42 +20,65 @@ from storage.models import (
     Message,
     SlaClock,
 )
-from storage.upserts import insert_if_absent, table_of
+from storage.upserts import insert_for, insert_if_absent, table_of
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
     from datetime import datetime
     from typing import Unpack
 
+    from sqlalchemy.dialects.postgresql import Insert
     from sqlalchemy.orm import Session
+
+    from storage.deferred import DeferredRows
 
 REF_COUNTER = "case_ref"
 OPEN_STATUSES = ("open", "pending")
 
 # Built once: statements on the tables (Core) skip the ORM's bulk paths and autoflush,
 # and building one cost about as much as executing it.
+# The statements marked safe (storage.deferred) are right while a group's rows are held:
+# they read no table with held rows, or their callers first check the held rows.
 _counters = table_of(Counter).c
-_BUMP_REF = (
+_BUMP_REF = mark_safe(
     update(table_of(Counter))
     .where(_counters.name == REF_COUNTER)
     .values(value=_counters.value + 1)
     .returning(_counters.value)
 )
+_SET_REF = (
+    update(table_of(Counter))
+    .where(_counters.name == REF_COUNTER)
+    .values(value=bindparam("value", type_=_counters.value.type))
+)
+_CASES = table_of(Case)
+_MESSAGES = table_of(Message)
+_CLOCKS = table_of(SlaClock)
+_INSERT_CASE = insert(_CASES)
 _INSERT_EVENT = insert(table_of(CaseEvent))
-_INSERT_MESSAGE = insert(table_of(Message))
-_INSERT_MESSAGE_ID = _INSERT_MESSAGE.returning(table_of(Message).c.id)
+_INSERT_MESSAGE = insert(_MESSAGES)
+_INSERT_MESSAGE_ID = _INSERT_MESSAGE.returning(_MESSAGES.c.id)
 _INSERT_ATTACHMENT = insert(table_of(Attachment))
 # The reads every message makes, built once likewise; their values come at execution.
-_BY_MESSAGE_IDS = (
+_BY_MESSAGE_IDS = mark_safe(
     select(Message.message_id, Message.direction == "out", Message.id, Case)
     .join(Case, Message.case_id == Case.id)
     .where(Message.message_id.in_(bindparam("ids", expanding=True)))
     .order_by(Message.id)
     .limit(200)
 )
-_BY_DEDUPE_KEY = select(Message.id, Message.case_id).where(Message.dedupe_key == bindparam("key"))
-_RUNNING_CLOCKS = select(SlaClock).where(
-    SlaClock.case_id == bindparam("case_id"), SlaClock.state == "running"
+_BY_DEDUPE_KEY = mark_safe(
+    select(Message.id, Message.case_id).where(Message.dedupe_key == bindparam("key"))
+)
+_BY_DEDUPE_KEYS = mark_safe(
+    select(Message.dedupe_key, Message.id, Message.case_id).where(
+        Message.dedupe_key.in_(bindparam("keys", expanding=True))
+    )
+)
+_BY_REF = mark_safe(select(Case).where(Case.ref == bindparam("ref")))
+_CUSTOMER_BY_NAME = mark_safe(select(Customer.id).where(Customer.name == bindparam("name")))
+_RUNNING_CLOCKS = mark_safe(
+    select(SlaClock).where(SlaClock.case_id == bindparam("case_id"), SlaClock.state == "running")
 )
 
 
@@ -72,9 +97,19 @@ def prepare_ref_counter(session: Session, first_ref: int) -> None:
 
 
 def next_ref(session: Session, first_ref: int) -> int:
-    """Allocate the next case reference (atomic: the counter row is locked by the update)."""
+    """Allocate the next case reference (atomic: the counter row is locked by the update).
+
+    In a group's case work (``storage.deferred``) only the first reference is an UPDATE;
+    the row stays locked, the next ones are counted on from it and the last is written
+    with the group's rows.
+    """
+    rows = held(session)
+    if rows is not None and rows.counter is not None:
+        return rows.counter.give()
     bumped: int | None = session.execute(_BUMP_REF).scalar_one_or_none()
     if bumped is not None:
+        if rows is not None:
+            rows.counter = HeldCounter(_SET_REF, given=bumped, written=bumped)
         return bumped
     highest = session.scalar(select(func.max(Case.ref)))
     start = max(first_ref, (highest or 0) + 1)
@@ -85,9 +120,27 @@ def next_ref(session: Session, first_ref: int) -> int:
     return value
 
 
+def add_case(session: Session, case: Case) -> None:
+    """Insert a new case; it has its id on return.
+
+    In a group's case work (``storage.deferred``) the row is held with the group's and
+    the id given out now; otherwise the case is flushed at once.
+    """
+    rows = held(session)
+    if rows is None:
+        session.add(case)
+        session.flush()
+        return
+    case.id = rows.next_id(session, _CASES)
+    rows.add_object(_CASES, _INSERT_CASE, case)
+
+
 def case_by_ref(session: Session, ref: int) -> Case | None:
     """The case with reference ``ref``."""
-    return session.scalars(select(Case).where(Case.ref == ref)).first()
+    rows = held(session)
+    if rows is not None and ref in rows.values_of(_CASES, "ref"):
+        barrier(session)  # opened in this group: found once written
+    return session.scalars(_BY_REF, {"ref": ref}).first()
 
 
 def case_by_external_ref(session: Session, ref: str) -> Case | None:
@@ -108,26 +161,65 @@ def thread_hits(session: Session, message_ids: Sequence[str]) -> list[ThreadHit]
     """The stored messages carrying any of ``message_ids``, oldest first, with their cases."""
     if not message_ids:
         return []
+    held_rows = held(session)
+    if held_rows is not None and not held_rows.values_of(_MESSAGES, "message_id").isdisjoint(
+        message_ids
+    ):
+        barrier(session)  # a reply to a message of this group: threaded once it is written
     rows = session.execute(_BY_MESSAGE_IDS, {"ids": list(message_ids)})
     return [ThreadHit(mid or "", bool(ours), row_id, case) for mid, ours, row_id, case in rows]
 
 
 def message_by_dedupe_key(session: Session, key: str) -> tuple[int, int] | None:
     """(id, case id) of the case message already stored for this content key, if any."""
+    rows = held(session)
+    if rows is not None:
+        same = next((r for r in rows.rows_of(_MESSAGES) if r.get("dedupe_key") == key), None)
+        if same is not None:
+            return (same["id"], same["case_id"])
+        looked_up = rows.memo.get(_DEDUPE_MEMO)
+        # Answered by the group's lookup, unless held rows were written since (one of
+        # them may carry the key; the table is asked again).
+        if looked_up is not None and looked_up[0] == rows.flushes and key in looked_up[1]:
+            answer: tuple[int, int] | None = looked_up[1][key]
+            return answer
     found = session.execute(_BY_DEDUPE_KEY, {"key": key}).first()
     return (found[0], found[1]) if found is not None else None
+
+
+_DEDUPE_MEMO = "dedupe_keys"
+
+
+def look_up_dedupe_keys(session: Session, keys: Collection[str]) -> None:
+    """Read in one query which of a group's content keys are stored already.
+
+    :func:`message_by_dedupe_key` then answers for these keys without a query of its
+    own, until held rows are next written. Only in a group's case work
+    (``storage.deferred``); elsewhere this does nothing.
+    """
+    rows = held(session)
+    if rows is None or not keys:
+        return
+    stored: dict[str, tuple[int, int] | None] = dict.fromkeys(keys)
+    found = session.execute(_BY_DEDUPE_KEYS, {"keys": list(stored)})
+    stored.update({k: (i, c) for k, i, c in found})
+    rows.memo[_DEDUPE_MEMO] = (rows.flushes, stored)
 
 
 def customer_id(session: Session, name: str, now: datetime) -> int | None:
     """The id of customer ``name``, created on first use; None for the anonymous default."""
     if not name:
         return None
-    by_name = select(Customer.id).where(Customer.name == name)
-    found = session.scalars(by_name).first()
-    if found is not None:
-        return found
-    insert_if_absent(session, Customer, {"name": name, "created_at": now})
-    return session.scalars(by_name).one()
+    rows = held(session)
+    memo = rows.memo if rows is not None else {}
+    if ("customer", name) not in memo:
+        found = session.scalars(_CUSTOMER_BY_NAME, {"name": name}).first()
+        if found is None:
+            insert_if_absent(session, Customer, {"name": name, "created_at": now})
+            found = session.scalars(_CUSTOMER_BY_NAME, {"name": name}).one()
+        memo["customer", name] = found  # customers are never removed
+    known: int = memo["customer", name]
+    return known
 
 
 def touch_contact(
@@ -141,12 +233,41 @@ def touch_contact(
         "customer_id": cust_id,
         "created_at": now,
     }
+    rows = held(session)
+    if rows is not None:
+        _hold_contact(rows, values)
+        return
     if insert_if_absent(session, Contact, values) or cust_id is None:
         return
     session.execute(
         update(Contact)
         .where(Contact.address == key, Contact.customer_id.is_(None))
         .values(customer_id=cust_id)
+    )
+
+
+def _hold_contact(rows: DeferredRows, values: dict[str, Any]) -> None:
+    """Hold a contact as an upsert with the same outcome as :func:`touch_contact`'s two steps.
+
+    One held row per address (a statement may not upsert a row twice on PostgreSQL):
+    the first sight's name, the first customer id given.
+    """
+    contacts = table_of(Contact)
+    same = next((r for r in rows.rows_of(contacts) if r["address"] == values["address"]), None)
+    if same is None:
+        rows.add(contacts, _contact_upsert(is_postgres=rows.is_postgres), values)
+    elif same["customer_id"] is None:
+        same["customer_id"] = values["customer_id"]
+
+
+@cache
+def _contact_upsert(*, is_postgres: bool) -> Insert:
+    # Built once per dialect: an existing contact keeps its name and gains a customer.
+    contacts = table_of(Contact)
+    stmt = insert_for(contacts, is_postgres=is_postgres)
+    return stmt.on_conflict_do_update(
+        index_elements=[contacts.c.address],
+        set_={"customer_id": func.coalesce(contacts.c.customer_id, stmt.excluded.customer_id)},
     )
 
 
@@ -192,8 +313,7 @@ def add_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     Inserted at once rather than at the next flush: ids follow the calls, whoever calls,
     and nothing reads the entries back as objects. The case must be in the database.
     """
-    if rows:
-        session.execute(_INSERT_EVENT, list(rows))
+    hold_or_run(session, table_of(CaseEvent), _INSERT_EVENT, list(rows))
 
 
 def assign_owner(session: Session, case: Case, owner: str, now: datetime, *, actor: str) -> bool:
@@ -258,6 +378,8 @@ def case_detail(session: Session, ref: int) -> Case | None:
 
 def running_clocks(session: Session, case_id: int) -> list[SlaClock]:
     """The case's SLA clocks that are still running."""
+    if any_held(session, _CLOCKS, lambda row: row["case_id"] == case_id):
+        barrier(session)
     return list(session.scalars(_RUNNING_CLOCKS, {"case_id": case_id}))
 
 
@@ -270,22 +392,50 @@ def add_message_row(session: Session, values: Mapping[str, Any]) -> int:
     """Insert a case message from its columns; its id.
 
     A row, not an object: INSERT ... RETURNING costs a fraction of a flush, and what
-    follows needs the message's id only.
+    follows needs the message's id only. In a group's case work (``storage.deferred``)
+    the row is held with the group's, its id given out now.
     """
+    rows = held(session)
+    if rows is not None:
+        row = _with_message_columns(values, rows.next_id(session, _MESSAGES))
+        rows.add(_MESSAGES, _INSERT_MESSAGE, row)
+        given: int = row["id"]
+        return given
     message_id: int = session.execute(_INSERT_MESSAGE_ID, dict(values)).scalar_one()
     return message_id
 
 
 def add_message_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert case messages from their columns, in one statement, for nothing to read back."""
-    if rows:
-        session.execute(_INSERT_MESSAGE, [dict(row) for row in rows])
+    found = held(session)
+    if found is None:
+        if rows:
+            session.execute(_INSERT_MESSAGE, [dict(row) for row in rows])
+        return
+    # Held rows get their ids here too: on SQLite a row written without one would take
+    # the table's next id, which may already be given to a held row.
+    for row in rows:
+        given = found.next_id(session, _MESSAGES)
+        found.add(_MESSAGES, _INSERT_MESSAGE, _with_message_columns(row, given))
+
+
+def _with_message_columns(values: Mapping[str, Any], message_id: int) -> dict[str, Any]:
+    """Every optional column named (at its default where unset): held rows share a statement."""
+    return {**_MESSAGE_OPTIONAL, **values, "id": message_id}
+
+
+# The message columns some rows leave unset, with the value an unset column takes.
+_MESSAGE_OPTIONAL: dict[str, Any] = {
+    "inbound_id": None,
+    "cc_addrs": [],
+    "in_reply_to": None,
+    "dedupe_key": None,
+}
 
 
 def add_attachment_rows(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert a message's attachment rows (their blobs stored already), in one statement."""
-    if rows:
-        session.execute(_INSERT_ATTACHMENT, [dict(row) for row in rows])
+    hold_or_run(session, table_of(Attachment), _INSERT_ATTACHMENT, [dict(row) for row in rows])
 
 
 def latest_customer_message(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import defer
 
+from storage.deferred import hold_or_run, mark_safe
 from storage.engine import is_sqlite
 from storage.models import Inbound
 from storage.statuses import SETTLED, InboundStatus, SettledStatus
@@ -71,7 +72,8 @@ class Pending:
     rcpt_to: list[str]
 
 
-_PENDING = select(Inbound.id, Inbound.source, Inbound.mail_from, Inbound.rcpt_to)
+# Marked safe (storage.deferred): a row being settled is not read again in its group.
+_PENDING = mark_safe(select(Inbound.id, Inbound.source, Inbound.mail_from, Inbound.rcpt_to))
 
 
 def lock_pending(
@@ -290,17 +292,16 @@ def settle(
     """
     if status not in SETTLED:
         raise ValueError(f"unknown inbound status {status!r}")
-    session.execute(
-        _SETTLE,
-        {
-            "b_id": inbound_id,
-            "b_status": status,
-            "b_reason": reason,
-            "b_case_id": case_id,
-            "b_processed_at": now,
-            "b_counted": 1 if count_attempt else 0,
-        },
-    )
+    row = {
+        "b_id": inbound_id,
+        "b_status": status,
+        "b_reason": reason,
+        "b_case_id": case_id,
+        "b_processed_at": now,
+        "b_counted": 1 if count_attempt else 0,
+    }
+    # In a group's case work, one UPDATE for the group's rows (storage.deferred).
+    hold_or_run(session, table_of(Inbound), _SETTLE, [row])
 
 
 # One compiled statement on the table (not the ORM entity): an ORM-enabled UPDATE built

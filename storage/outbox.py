@@ -7,10 +7,11 @@ import secrets
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from storage.deferred import held, mark_safe
 from storage.models import Case, Outbox
 from storage.statuses import OutboxStatus
 from storage.upserts import table_of
@@ -48,14 +49,21 @@ def enqueue(
     dedupe_key: str,
     now: datetime,
     extra: Mapping[str, Any] | None = None,
+    is_fresh_key: bool = False,
 ) -> bool:
     """Queue a mail unless one with ``dedupe_key`` exists; True when this call added it.
 
     ``extra`` sets further columns (Cc, sender name, Reply-To, attachments). Safe when
     two instances race on one key: the database decides (ON CONFLICT DO NOTHING on
     SQLite and PostgreSQL, a SAVEPOINT elsewhere), neither raises.
+
+    ``is_fresh_key``: the key names a row this transaction created (a new case's
+    reference, a new message's id), so no row can have it yet. In a group's case work
+    (``storage.deferred``) such a row is held and written with the group's; it keeps
+    the ON CONFLICT clause, and the call returns True.
     """
     values: dict[str, Any] = {
+        **_OPTIONAL,
         "kind": kind,
         "case_id": case_id,
         "to_addrs": list(to_addrs),
@@ -73,10 +81,19 @@ def enqueue(
         **(extra or {}),
     }
     dialect = session.get_bind().dialect.name
+    rows = held(session)
+    if is_fresh_key and rows is not None:
+        rows.add(table_of(Outbox), _insert_ignoring_duplicates(dialect), values)
+        return True
     if dialect in {"sqlite", "postgresql"}:
         stmt = _insert_ignoring_duplicates(dialect)
         return session.execute(stmt, values).first() is not None
     return _insert_in_savepoint(session, values)
+
+
+# The columns ``extra`` may set, at their defaults: every row names the same columns,
+# so that rows held together share one statement.
+_OPTIONAL: dict[str, Any] = {"cc_addrs": [], "from_name": None, "reply_to": None, "attachments": []}
 
 
 @cache
@@ -87,6 +104,14 @@ def _insert_ignoring_duplicates(dialect: str) -> Insert:
     table = table_of(Outbox)
     stmt = insert_for(table).on_conflict_do_nothing(index_elements=[table.c.dedupe_key])
     return stmt.returning(table.c.id)
+
+
+_FIRST_NOTIFICATION = mark_safe(
+    select(Outbox.message_id)
+    .where(Outbox.case_id == bindparam("case_id"), Outbox.kind == "notify")
+    .order_by(Outbox.id)
+    .limit(1)
+)
 
 
 def _insert_in_savepoint(session: Session, values: dict[str, Any]) -> bool:
@@ -167,13 +192,17 @@ def first_notification_id(session: Session, case_id: int) -> str | None:
     Later mail to the agents about the case (notifications, reminders, escalations)
     replies to it, so that it all threads in their mail client.
     """
-    stmt = (
-        select(Outbox.message_id)
-        .where(Outbox.case_id == case_id, Outbox.kind == "notify")
-        .order_by(Outbox.id)
-        .limit(1)
+    # Rows held for this group's write are newer than any written: the written one first.
+    found = session.scalars(_FIRST_NOTIFICATION, {"case_id": case_id}).first()
+    rows = held(session)
+    if found is not None or rows is None:
+        return found
+    held_ids = (
+        r["message_id"]
+        for r in rows.rows_of(table_of(Outbox))
+        if r["case_id"] == case_id and r["kind"] == "notify"
     )
-    return session.scalars(stmt).first()
+    return next(held_ids, None)
 
 
 def list_rows(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 from sqlalchemy import insert, select
 
 from storage.cases import OPEN_STATUSES, running_clocks
+from storage.deferred import hold_or_run
 from storage.models import Case, SlaClock
 from storage.upserts import table_of
 
@@ -50,7 +51,8 @@ def insert_clock(session: Session, case: Case, kind: str, **times: Unpack[ClockT
 
     For a case just opened: nothing in its transaction reads the clock back as an object.
     """
-    session.execute(_INSERT_CLOCK, {"case_id": case.id, "kind": kind, "state": RUNNING, **times})
+    row = {"case_id": case.id, "kind": kind, "state": RUNNING, **times}
+    hold_or_run(session, table_of(SlaClock), _INSERT_CLOCK, [row])
 
 
 def end_clock(case: Case, running: list[SlaClock], kind: str, *, at: datetime, state: str) -> bool:

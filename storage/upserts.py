@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import literal
 from sqlalchemy.dialects import postgresql, sqlite
 
+from storage.deferred import DEFERRED_TABLES, mark_safe
+
 if TYPE_CHECKING:
     from sqlalchemy import Table
     from sqlalchemy.orm import Session
@@ -32,9 +34,20 @@ def insert_if_absent(session: Session, model: type[Base], values: dict[str, Any]
 def _insert_ignoring(model: type[Base], *, is_postgres: bool) -> Insert:
     # Built once per table: building the statement cost more than executing it. On the
     # table, not the class: a Core insert skips the ORM's bulk-insert path and autoflush.
-    insert_for = postgresql.insert if is_postgres else sqlite.insert
+    table = table_of(model)
     # RETURNING tells whether a row went in; rowcount is -1 here (SQLAlchemy 2.1 with psycopg).
-    return insert_for(table_of(model)).on_conflict_do_nothing().returning(literal(1))
+    stmt = insert_for(table, is_postgres=is_postgres).on_conflict_do_nothing().returning(literal(1))
+    # A table whose rows a group's case work never holds back (blobs, customers, the
+    # counter) is written at once without first writing the held rows (storage.deferred).
+    return stmt if table.name in DEFERRED_TABLES else mark_safe(stmt)
+
+
+def insert_for(table: Table, *, is_postgres: bool) -> postgresql.Insert:
+    """An INSERT on ``table`` with the dialect's ON CONFLICT clauses (SQLite or PostgreSQL)."""
+    # SQLite's Insert has the same on_conflict_* methods; typed as PostgreSQL's for both.
+    if is_postgres:
+        return postgresql.insert(table)
+    return cast("postgresql.Insert", sqlite.insert(table))
 
 
 def table_of(model: type[Base]) -> Table:

@@ -213,6 +213,8 @@ def queue_notification(
         references=[first] if first else [],
         dedupe_key=f"notify:msg:{message_id}",
         extra={"reply_to": signed_reply_to(case.ref, desk)},
+        # The message was stored by this transaction: nothing was queued for it yet.
+        is_fresh_key=True,
     )
 
 
@@ -254,9 +256,9 @@ def queue_command_error(
     )
 
 
-def _enqueue(turn: Turn, *, extra: dict[str, Any], **row: Any) -> bool:
+def _enqueue(turn: Turn, *, extra: dict[str, Any], is_fresh_key: bool = False, **row: Any) -> bool:
     """outbox.enqueue with the columns it does not name (Cc, sender name, Reply-To, files)."""
-    return outbox.enqueue(turn.session, **row, now=turn.now, extra=extra)
+    return outbox.enqueue(turn.session, **row, now=turn.now, extra=extra, is_fresh_key=is_fresh_key)
 
 
 def _notify_context(

@@ -27,6 +27,7 @@ BENCHMARKS = [
     ("priority_cpu", []),
     ("board_queue", ["--db", "sqlite"]),
     ("board_queue", ["--db", "postgresql"]),
+    ("scale_out", ["--db", "postgresql"]),
 ]
 
 
