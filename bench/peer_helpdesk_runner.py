@@ -31,8 +31,8 @@ URLCONF = "bench_peer_urls"
 
 def configure(options: dict[str, Any]) -> None:
     """Django settings for the throwaway project, then ``django.setup()``."""
-    import django  # noqa: PLC0415 - only in the peer's virtualenv
-    from django.conf import settings  # noqa: PLC0415
+    import django
+    from django.conf import settings
 
     settings.configure(
         INSTALLED_APPS=[
@@ -69,7 +69,7 @@ def configure(options: dict[str, Any]) -> None:
     )
     django.setup()
     # The ticket URLs in its mails reverse "helpdesk:…": mount its URLs as a site would.
-    from django.urls import include, path  # noqa: PLC0415
+    from django.urls import include, path
 
     urls = types.ModuleType(URLCONF)
     urls.urlpatterns = [path("helpdesk/", include("helpdesk.urls"))]  # type: ignore[attr-defined]  # a module made here
@@ -78,7 +78,7 @@ def configure(options: dict[str, Any]) -> None:
 
 def migrate() -> None:
     """Create every table and load django-helpdesk's email templates."""
-    from django.core.management import call_command  # noqa: PLC0415
+    from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
 
@@ -100,9 +100,9 @@ def plain_imap() -> None:
 
 def process(options: dict[str, Any]) -> dict[str, Any]:
     """One ``process_email()`` over the folder; the seconds it took and what it stored."""
-    from django.core import mail  # noqa: PLC0415
-    from helpdesk.email import process_email  # noqa: PLC0415
-    from helpdesk.models import FollowUp, Queue, Ticket  # noqa: PLC0415
+    from django.core import mail
+    from helpdesk.email import process_email
+    from helpdesk.models import FollowUp, Queue, Ticket
 
     Queue.objects.create(
         title="Bench",
