@@ -256,7 +256,11 @@ def main() -> None:
             target=">= 0.6",
             ours_label=f"mail2case ({args.db}, Dovecot to case + ack queued)",
             baseline_label="reference pipeline (fetch, parse, SQLite FULL, thread, ack row)",
-            extra={"verdicts": [asdict(v) | {"ok": v.ok} for v in verdicts]},
+            extra={
+                "ours_runs": rates,
+                "reference_runs": reference_rates,
+                "verdicts": [asdict(v) | {"ok": v.ok} for v in verdicts],
+            },
         ),
         Figure(
             name="IMAP received (same run)",

@@ -151,10 +151,11 @@ def ours(dbs: Databases, workdir: Path, server: DovecotServer, mix: list[bytes])
     """mail2case's settled rate for the mix (``imap_e2e``'s daemon run), after its check."""
     timings = daemon_run(dbs, workdir, server, mix)
     verdict = mail2case_verdict(timings.url, expected(mix))
-    print(f"  {verdict.line()}", flush=True)
+    rate = len(mix) / timings.settled
+    print(f"  {verdict.line()} ({rate:.1f} msgs/s)", flush=True)
     if not verdict.ok:
         raise SystemExit("mail2case did not thread the mix as its headers say")
-    return len(mix) / timings.settled
+    return rate
 
 
 def parse_args() -> argparse.Namespace:
@@ -196,8 +197,8 @@ def _peer_run(peer: Peer, server: DovecotServer, mix: list[bytes], want: Expecte
     began = time.monotonic()
     run = peer.run(server, mix, want)
     print(
-        f"  {run.verdict.line()} ({run.tickets} tickets, {run.left_in_folder} left in the"
-        f" folder; {time.monotonic() - began:.1f} s with set-up)",
+        f"  {run.verdict.line()} ({len(mix) / run.seconds:.1f} msgs/s; {run.tickets} tickets,"
+        f" {run.left_in_folder} left in the folder; {time.monotonic() - began:.1f} s with set-up)",
         flush=True,
     )
     if run.verdict.placed == 0:
