@@ -1,7 +1,9 @@
 """IMAP end to end: the mix moved into a real Dovecot folder until processed, vs stdlib parse.
 
 Besides the settled figure: when every message was received (committed to ``inbound``) in
-that same run, and the IMAP source alone (one poller pass, no processing) on a fresh folder.
+that same run, the IMAP source alone (one poller pass, no processing) on a fresh folder, and
+the single-process reference pipeline (``bench.reference_pipeline``) on the same messages,
+landed the same way. Both sides' results are checked against the mix's threads.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import tempfile
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import asdict
 from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
@@ -20,8 +23,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from bench.databases import Databases, databases
 from bench.mix import generate, stats
+from bench.reference_pipeline import Mailbox, ReferencePipeline
 from bench.report import Figure, emit, median, mix_parser, parse_mix_args
 from bench.sites import make_site, start_daemon, status_json
+from bench.threads import Expected, Verdict, check, expected, mail2case_placed
 from ingest.sources.imap import MailboxPoller
 from ingest.sources.imap_settings import ImapSettings
 from mail2case.log_setup import configure_logging
@@ -86,6 +91,7 @@ class Timings(NamedTuple):
 
     received: float  # every message committed to inbound (the IMAP source's part)
     settled: float  # every message processed (case + ack queued)
+    url: str  # the run's database, to check what it holds
 
 
 def daemon_run(dbs: Databases, workdir: Path, server: DovecotServer, mix: list[bytes]) -> Timings:
@@ -106,7 +112,38 @@ def daemon_run(dbs: Databases, workdir: Path, server: DovecotServer, mix: list[b
         print(f"  status: {status_json(site)}")
     finally:
         daemon.stop(timeout=300)
-    return Timings(received - began, settled - began)
+    return Timings(received - began, settled - began, url)
+
+
+def mail2case_verdict(url: str, want: Expected) -> Verdict:
+    """Cases opened, replies threaded and acks queued by the run that used ``url``."""
+    placed, acks = mail2case_placed(url)
+    return check("mail2case", want, placed, acks)
+
+
+def reference_run(workdir: Path, server: DovecotServer, mix: list[bytes]) -> tuple[float, Verdict]:
+    """Seconds the reference pipeline takes from the same landing until all is stored; its result.
+
+    Landed like the daemon's run: the pipeline waits in IDLE on an empty folder and one
+    ``UID MOVE`` puts the whole mix there.
+    """
+    staging, inbox = stage(server, mix), server.new_folder()
+    with server.client() as c:
+        c.create_folder(f"{inbox}-done")
+    mailbox = Mailbox(server.host, server.port, "alice", USERS["alice"], inbox)
+    pipeline = ReferencePipeline(mailbox, workdir / f"{inbox}.db")
+    try:
+        pipeline.watch()
+        with server.client() as c:
+            c.select_folder(staging)
+            began = time.perf_counter()
+            c.move(c.search("ALL"), inbox)
+        pipeline.drain(len(mix))
+        took = time.perf_counter() - began
+        placed, acks = pipeline.placed()
+    finally:
+        pipeline.close()
+    return took, check("reference", expected(mix), placed, acks)
 
 
 def _wait_stages(url: str, count: int, timeout: float = 1800.0) -> tuple[float, float]:
@@ -177,7 +214,10 @@ def _wait_idle(log: Path, timeout: float = 60.0) -> None:
 def main() -> None:
     args = parse_mix_args(mix_parser(__doc__))
     mix = generate(args.messages)
+    want = expected(mix)
     rates, received_rates, source_rates, parse_rates = [], [], [], []
+    reference_rates: list[float] = []
+    verdicts: list[Verdict] = []
     with (
         databases(args.db) as dbs,
         dovecot() as server,
@@ -188,6 +228,10 @@ def main() -> None:
             timings = daemon_run(dbs, Path(tmp), server, mix)
             rates.append(len(mix) / timings.settled)
             received_rates.append(len(mix) / timings.received)
+            verdicts.append(mail2case_verdict(timings.url, want))
+            took, verdict = reference_run(Path(tmp), server, mix)
+            reference_rates.append(len(mix) / took)
+            verdicts.append(verdict)
             source_rates.append(len(mix) / source_run(dbs, Path(tmp), server, mix))
     parse = median(parse_rates)
     figures = [
@@ -201,6 +245,22 @@ def main() -> None:
             target=">= 0.9",
             ours_label=f"mail2case ({args.db}, Dovecot to case + ack queued)",
             baseline_label="stdlib parse, one core",
+        ),
+        Figure(
+            name="IMAP vs reference pipeline",
+            ours=median(rates),
+            baseline=median(reference_rates),
+            unit="msgs/s",
+            ratio=median(rates) / median(reference_rates),
+            runs=args.runs,
+            target=">= 0.6",
+            ours_label=f"mail2case ({args.db}, Dovecot to case + ack queued)",
+            baseline_label="reference pipeline (fetch, parse, SQLite FULL, thread, ack row)",
+            extra={
+                "ours_runs": rates,
+                "reference_runs": reference_rates,
+                "verdicts": [asdict(v) | {"ok": v.ok} for v in verdicts],
+            },
         ),
         Figure(
             name="IMAP received (same run)",
@@ -225,7 +285,11 @@ def main() -> None:
             baseline_label="stdlib parse, one core",
         ),
     ]
+    for verdict in verdicts:
+        print(f"  {verdict.line()}")
     emit("imap_e2e", figures, db=args.db, mix=stats(mix), run_id=uuid.uuid4().hex[:8])
+    if not all(v.ok for v in verdicts):
+        raise SystemExit("a side did not thread the mix as its headers say (see above)")
 
 
 if __name__ == "__main__":
