@@ -16,8 +16,14 @@ MODEL = PriorityModel.from_document(document())
 # "how" makes it Low.
 SERIOUS_HOW = (
     "How bad",
-    "How? Since 09:00 every request to the API returns HTTP 503 in production. Nobody can work.",
+    (
+        "How? Since 09:00 every request to the API returns HTTP 503 in production. Nobody can"
+        " work. We are a firm of accountants with three offices and use it every day for our"
+        " clients' books."
+    ),
 )
+# The same complaint, short: too few words for the model, so the rules' High decides.
+SHORT_HOW = ("How bad", "How? Every request to the API returns HTTP 503 in production.")
 
 
 def test_serious_how_is_high_for_the_rules_and_low_for_the_model() -> None:
@@ -104,3 +110,17 @@ def test_no_claim_no_customer_priority() -> None:
     decision = decide_priority("Question", "How do I export?", {}, RULES, model=MODEL)
     assert decision.customer_priority is None
     assert "customer claimed" not in decision.reason
+
+
+def test_a_short_mail_that_the_rules_call_high_is_high_without_a_floor() -> None:
+    """Under 30 words the model has little to read; a rules' High decides, and says so."""
+    assert MODEL.predict(*SHORT_HOW).priority is Priority.LOW
+    decision = decide_priority(*SHORT_HOW, {}, RULES, model=MODEL, floor=Floor.NONE)
+    assert decision.priority is Priority.HIGH
+    assert "raised to High by the rules on a short mail: " in decision.reason
+
+
+def test_a_long_mail_is_the_models_without_a_floor() -> None:
+    """From 30 words on, and with no floor, the rules' High does not move the model's Low."""
+    decision = decide_priority(*SERIOUS_HOW, {}, RULES, model=MODEL, floor=Floor.NONE)
+    assert decision.priority is Priority.LOW
