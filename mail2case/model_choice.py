@@ -55,13 +55,12 @@ def choose_model(config: Config, sessions: sessionmaker[Session] | None) -> Chos
             try:
                 model = _parsed(installed.data)
             except ValueError as exc:
-                # A damaged row must not stop the intake: the shipped model still decides.
-                log.error(  # noqa: TRY400 - the problem is the message, not a traceback
-                    "priority.installed_model_invalid", id=installed.id, error=str(exc)
-                )
+                problem = str(exc)
             else:
                 refs = tuple(int(ref) for ref in installed.site_labels)
                 return ChosenModel(model, f"installed #{installed.id}", refs)
+            # A damaged row must not stop the intake: the shipped model still decides.
+            log.error("priority.installed_model_invalid", id=installed.id, error=problem)
     return ChosenModel(PriorityModel.shipped(), "shipped")
 
 

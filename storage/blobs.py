@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from storage.files import replace_durably
 from storage.models import Blob
 from storage.upserts import insert_if_absent
 
 if TYPE_CHECKING:
     from collections.abc import Collection
+    from pathlib import Path
 
     from sqlalchemy.orm import Session
 
@@ -77,13 +76,4 @@ def _write_file(path: Path, data: bytes) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_durably(path, data)

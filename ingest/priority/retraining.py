@@ -131,9 +131,7 @@ class _Scorer:
     config: ModelConfig
     site_weight: float
 
-    def accuracy(
-        self, folds: Sequence[tuple[list[int], list[int]]], current: Current | None
-    ) -> float:
+    def accuracy(self, folds: Sequence[Fold], current: Current | None) -> float:
         """``current`` None: the new recipe (every site case outside the fold)."""
         right = 0
         for train_at, test_at in folds:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +22,7 @@ from ingest.priority.training import DEFAULT_DATA, load_examples
 from mail2case import app
 from mail2case.model_choice import ChosenModel, choose_model
 from sla.policy import Priority
+from storage.files import replace_durably
 from storage.priority_labels import SiteLabel, site_labels
 from storage.priority_models import InstalledModel, install_model
 
@@ -106,7 +105,9 @@ def _install(
     data = result.model.to_bytes()
     if config.priority.model:
         path = Path(config.priority.model)
-        _write_atomically(path, data)
+        # Whole, so a daemon reloading meanwhile reads the old or the new model; 0644:
+        # readable by the daemon's user, writable by no other (model_choice refuses that).
+        replace_durably(path, data, mode=0o644)
         return f"file {path}"
     record = InstalledModel(
         data=data,
@@ -121,21 +122,6 @@ def _install(
     with sessions.begin() as s:
         number = install_model(s, record)
     return f"installed #{number}"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace ``path`` whole: a daemon reading it meanwhile sees the old or the new file."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        Path(temporary).chmod(0o644)  # readable by the daemon's user, writable by no other
-        Path(temporary).replace(path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _login() -> str:

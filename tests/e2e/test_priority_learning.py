@@ -22,6 +22,7 @@ import pytest
 
 from tests.support.daemon import Daemon, Site, wait_for
 from tests.support.mail import plain_mail
+from tests.support.site_priority import LEDGER_LAGS, NEW_LEDGER_LAG
 
 if TYPE_CHECKING:
     from email.message import EmailMessage
@@ -40,18 +41,6 @@ team_address = "{TEAM}"
 addresses = ["{ALICE}"]
 reply_secret = "{SECRET}"
 """
-# The team's cases, as customers wrote them.
-LAGS = [
-    ("Quillon ledger sync late again", "The Quillon ledger sync ran two hours late tonight."),
-    ("Ledger sync to Quillon is behind", "The sync to the Quillon ledger is behind by 40 minutes."),
-    ("Quillon postings delayed", "Postings reached Quillon only at 11:00; check the ledger sync?"),
-    ("Slow ledger sync", "The ledger sync into Quillon is slow today, batches arrive late."),
-    ("Quillon sync lag", "We see lag on the Quillon sync: entries show up an hour late."),
-    ("Late journal entries in Quillon", "Journal entries arrive late in Quillon, the sync waits."),
-    ("Ledger sync delay", "The Quillon ledger sync was delayed this morning by 90 minutes."),
-    ("Quillon: postings arrive late", "Postings arrive late in Quillon; the ledger sync is slow."),
-]
-NEW_LAG = ("Quillon ledger sync behind schedule", "The ledger sync to Quillon is behind again.")
 
 
 @pytest.fixture
@@ -116,24 +105,24 @@ def test_agents_teach_the_model_by_mail_and_sighup_applies_it(site: Site) -> Non
     """Before: the shipped model disagrees with the team. After train and SIGHUP: it agrees."""
     daemon = Daemon(site).start()
     try:
-        for n, (subject, text) in enumerate(LAGS):
+        for n, (subject, text) in enumerate(LEDGER_LAGS):
             send(site, customer_mail(subject, text, n))
-        settled(site, len(LAGS))
+        settled(site, len(LEDGER_LAGS))
         before = cases_by_subject(site)
-        wrong = [s for s, _ in LAGS if before[s]["priority"] != "high"]
-        assert len(wrong) >= len(LAGS) // 2
-        for subject, _ in LAGS:
+        wrong = [s for s, _ in LEDGER_LAGS if before[s]["priority"] != "high"]
+        assert len(wrong) >= len(LEDGER_LAGS) // 2
+        for subject, _ in LEDGER_LAGS:
             ref = int(before[subject]["ref"])
             notify = notification_for(site, ref)
             send(site, recategorize(notify, "#priority high ledger lag stops our customers' close"))
-        settled(site, 2 * len(LAGS))
+        settled(site, 2 * len(LEDGER_LAGS))
         assert all(c["priority"] == "high" for c in site.cli_json("cases", "list"))
 
         trained = site.cli_json("priority", "train", timeout=TRAIN_TIMEOUT)
         assert trained["installed"] is True
         # A '#priority high' on a case already High changes nothing and teaches nothing.
         assert (trained["site_examples"], trained["site_corrected"]) == (len(wrong), len(wrong))
-        assert trained["examples"] > len(LAGS)
+        assert trained["examples"] > len(LEDGER_LAGS)
         assert trained["accuracy_after"] > trained["accuracy_before"]
 
         assert daemon.proc is not None
@@ -145,9 +134,9 @@ def test_agents_teach_the_model_by_mail_and_sighup_applies_it(site: Site) -> Non
                 if e["event"] == "priority.model" and e["source"].startswith("installed #")
             ]
         )
-        send(site, customer_mail(*NEW_LAG, 99))
-        settled(site, 2 * len(LAGS) + 1)
-        new_case = cases_by_subject(site)[NEW_LAG[0]]
+        send(site, customer_mail(*NEW_LEDGER_LAG, 99))
+        settled(site, 2 * len(LEDGER_LAGS) + 1)
+        new_case = cases_by_subject(site)[NEW_LEDGER_LAG[0]]
         assert new_case["priority"] == "high"
         shown = site.cli_json("cases", "show", str(new_case["ref"]))
         assert "quillon" in shown["priority_reason"].lower()
@@ -164,7 +153,7 @@ def ingest(site: Site, subject: str, text: str, n: int) -> int:
 
 def test_train_without_labels_installs_nothing(site: Site) -> None:
     """No recategorization yet: nothing to learn, and the shipped model still decides."""
-    ingest(site, *LAGS[0], 0)
+    ingest(site, *LEDGER_LAGS[0], 0)
     trained = site.cli_json("priority", "train", timeout=TRAIN_TIMEOUT)
     assert trained["installed"] is False
     assert (trained["site_examples"], trained["accuracy_before"]) == (0, None)
@@ -173,7 +162,7 @@ def test_train_without_labels_installs_nothing(site: Site) -> None:
 
 def test_train_then_retrain_scores_the_installed_model_fairly(site: Site) -> None:
     """The second run compares against the installed model, refit without each fold."""
-    for n, (subject, text) in enumerate(LAGS[:5]):
+    for n, (subject, text) in enumerate(LEDGER_LAGS[:5]):
         ref = ingest(site, subject, text, n)
         site.cli("cases", "update", str(ref), "--priority", "high", "--reason", "team policy")
     first = site.cli_json("priority", "train", timeout=TRAIN_TIMEOUT)
@@ -181,14 +170,14 @@ def test_train_then_retrain_scores_the_installed_model_fairly(site: Site) -> Non
     second = site.cli_json("priority", "train", timeout=TRAIN_TIMEOUT)
     assert second["model_before"] == "installed #1"
     assert second["accuracy_before"] == second["accuracy_after"]
-    verdict = site.cli_json("explain", _write(site, NEW_LAG))
+    verdict = site.cli_json("explain", _write(site, NEW_LEDGER_LAG))
     assert verdict["priority"] == "high"
     assert 0.5 < verdict["priority_confidence"] <= 1
 
 
 def test_train_writes_a_pinned_model_file_no_one_else_can_write(site: Site) -> None:
     """With ``[priority] model`` set, train replaces that file; the database keeps none."""
-    for n, (subject, text) in enumerate(LAGS[:3]):
+    for n, (subject, text) in enumerate(LEDGER_LAGS[:3]):
         ref = ingest(site, subject, text, n)
         site.cli("cases", "update", str(ref), "--priority", "high", "--reason", "team policy")
     target = site.root / "priority-model.json.gz"
@@ -205,7 +194,7 @@ def test_train_writes_a_pinned_model_file_no_one_else_can_write(site: Site) -> N
     assert trained["model_before"] == f"file {target}"
     mode = target.stat().st_mode
     assert not mode & (stat.S_IWGRP | stat.S_IWOTH)
-    assert site.cli_json("explain", _write(site, NEW_LAG))["priority"] == "high"
+    assert site.cli_json("explain", _write(site, NEW_LEDGER_LAG))["priority"] == "high"
 
 
 def _write(site: Site, subject_text: tuple[str, str]) -> str:

@@ -12,20 +12,9 @@ from ingest.priority.model import PriorityModel
 from ingest.priority.retraining import Current, Retrained, SiteCase, retrain
 from ingest.priority.training import DATA, Example, load_examples, train
 from sla.policy import Priority
+from tests.support.site_priority import LEDGER_LAGS, NEW_LEDGER_LAG
 
 RULES = PriorityRules.default()
-# A product word no shipped email holds, in phrasings a team would see from its customers.
-SITE_TEXTS = [
-    ("Quillon ledger sync late again", "The Quillon ledger sync ran two hours late tonight."),
-    ("Ledger sync to Quillon is behind", "The sync to the Quillon ledger is behind by 40 minutes."),
-    ("Quillon postings delayed", "Postings reached Quillon only at 11:00; check the ledger sync?"),
-    ("Slow ledger sync", "The ledger sync into Quillon is slow today, batches arrive late."),
-    ("Quillon sync lag", "We see lag on the Quillon sync: entries show up an hour late."),
-    ("Late journal entries in Quillon", "Journal entries arrive late in Quillon, the sync waits."),
-    ("Ledger sync delay", "The Quillon ledger sync was delayed this morning by 90 minutes."),
-    ("Quillon: postings arrive late", "Postings arrive late in Quillon; the ledger sync is slow."),
-]
-UNSEEN = ("Quillon ledger sync behind schedule", "The ledger sync to Quillon is behind again.")
 
 
 @cache
@@ -37,7 +26,7 @@ def shipped() -> tuple[Example, ...]:
 
 def site(label: Priority = Priority.HIGH) -> list[SiteCase]:
     """The team's cases: every Quillon lag labelled ``label``."""
-    return [SiteCase(3000 + i, label, s, b) for i, (s, b) in enumerate(SITE_TEXTS)]
+    return [SiteCase(3000 + i, label, s, b) for i, (s, b) in enumerate(LEDGER_LAGS)]
 
 
 def decided(model: PriorityModel, subject: str, body: str) -> Priority:
@@ -48,10 +37,10 @@ def decided(model: PriorityModel, subject: str, body: str) -> Priority:
 def test_the_new_model_learns_the_teams_labels() -> None:
     """The team calls Quillon lag High; the old model does not, the new one does on new text."""
     old = train(shipped())
-    assert decided(old, *UNSEEN) is not Priority.HIGH
+    assert decided(old, *NEW_LEDGER_LAG) is not Priority.HIGH
     result = retrain(shipped(), site(), Current(old), RULES)
-    assert decided(result.model, *UNSEEN) is Priority.HIGH
-    assert (result.examples, result.site_examples) == (len(shipped()), len(SITE_TEXTS))
+    assert decided(result.model, *NEW_LEDGER_LAG) is Priority.HIGH
+    assert (result.examples, result.site_examples) == (len(shipped()), len(LEDGER_LAGS))
     assert result.accuracy_before is not None
     assert result.accuracy_after is not None
     assert result.accuracy_after > result.accuracy_before
