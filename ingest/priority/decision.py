@@ -1,10 +1,11 @@
 """The model decides the priority; the rules keep a floor under it; the claim is kept apart.
 
-A High read as Low is the costliest error (the case runs on the slowest clock), so
-where the rules find a serious problem (High) and the model says Low, the result is
-raised to the floor. Cross-validation on the labelled data chose the floor's level
-(``bench/priority_model.py``). Everything else is the model's call, with its
-confidence and the words that decided it as the reason.
+A High read as Low is the costliest error (the case runs on the slowest clock), so a
+model Low that gives High a fair chance is read as Medium, and where the rules find a
+serious problem (High) and the model says Low, the result may be raised to a floor.
+Cross-validation on the labelled data chose both (``bench/priority_model.py``).
+Everything else is the model's call, with its confidence and the words that decided it
+as the reason.
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ if TYPE_CHECKING:
 
     from ingest.priority.model import ModelPrediction, PriorityModel
 
-__all__ = ["DEFAULT_FLOOR", "Floor", "decide_priority", "model_reason"]
+__all__ = [
+    "DEFAULT_FLOOR",
+    "HIGH_SHARE_FOR_MEDIUM",
+    "Floor",
+    "decide_priority",
+    "model_reason",
+]
 
 # Below this confidence the reason names the runner-up too: the call was close.
 CLOSE_CALL = 0.6
@@ -54,6 +61,12 @@ DEFAULT_FLOOR = Floor.NONE
 # mail. There a rules' High decides. Over 1,625 emails (grouped CV) this cost 0.4 points
 # and saved one High->Low; on the 750 blind emails it changed one answer (bench/README.md).
 SHORT_MAIL_WORDS = 30
+# A High read as Low puts a real emergency on the slowest clock, so a model Low with this
+# much of its probability on High is read as Medium: the worst error becomes a lesser one.
+# Chosen by grouped cross-validation over 3,875 emails (bench/README.md): High->Low
+# 12 -> 3 for 2.3 points of accuracy (0.932 -> 0.909), paid by Lows that merely sound
+# serious going a step up. 0.25 left 7, 0.15 still 3 at 4 points.
+HIGH_SHARE_FOR_MEDIUM = 0.2
 
 
 def decide_priority(
@@ -74,6 +87,10 @@ def decide_priority(
     clean_subject, text = reduced(subject, body)
     prediction = model.predict_text(f"{clean_subject}\n{text}")
     priority, why = prediction.priority, model_reason(prediction)
+    if priority is Priority.LOW and prediction.share(Priority.HIGH) >= HIGH_SHARE_FOR_MEDIUM:
+        priority = Priority.MEDIUM
+        high = prediction.share(Priority.HIGH)
+        why = f"{why}; read as Medium: High at {high:.2f} is too likely for Low"
     short = len(clean_subject.split()) + len(text.split()) < SHORT_MAIL_WORDS
     lift = Priority.HIGH if short else _floor_target(floor, priority)
     if lift is not None and priority is not Priority.HIGH:
@@ -85,7 +102,8 @@ def decide_priority(
             why = f"{why}; raised to {priority.value.title()} by {by}: {rules_why}"
     claim = customer_claim(clean_subject, text, headers, rules)
     reason = with_claim(why, priority, claim)
-    return PriorityDecision(priority, claim[0] if claim else None, reason, prediction.confidence)
+    confidence = prediction.share(priority) if prediction.shares else prediction.confidence
+    return PriorityDecision(priority, claim[0] if claim else None, reason, confidence)
 
 
 def _floor_target(floor: Floor, priority: Priority) -> Priority | None:

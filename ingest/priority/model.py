@@ -68,6 +68,11 @@ class ModelPrediction:
     runner_up_confidence: float
     margin: float  # the winner's decision value minus the runner-up's
     terms: tuple[str, ...]  # strongest evidence for the winner over the runner-up first
+    shares: tuple[tuple[Priority, float], ...] = ()  # every class's share, in model order
+
+    def share(self, priority: Priority) -> float:
+        """The model's share (probability, for logistic regression) of ``priority``."""
+        return next((value for cls, value in self.shares if cls is priority), 0.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +193,7 @@ class PriorityModel:
             runner_up_confidence=shares[second],
             margin=values[best] - values[second],
             terms=self._evidence(scored, best, second, terms),
+            shares=tuple(zip(self.classes, shares, strict=True)),
         )
 
     def _score(self, text: str) -> _Scored:

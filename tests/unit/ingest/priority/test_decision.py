@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.priority.decision import Floor, decide_priority, model_reason
+from ingest.priority.decision import HIGH_SHARE_FOR_MEDIUM, Floor, decide_priority, model_reason
 from ingest.priority.inference import PriorityRules, infer_priority
 from ingest.priority.model import ModelPrediction, PriorityModel
 from sla.policy import Priority
@@ -124,3 +124,49 @@ def test_a_long_mail_is_the_models_without_a_floor() -> None:
     """From 30 words on, and with no floor, the rules' High does not move the model's Low."""
     decision = decide_priority(*SERIOUS_HOW, {}, RULES, model=MODEL, floor=Floor.NONE)
     assert decision.priority is Priority.LOW
+
+
+# With Low's intercept raised, "how" and "outage" together leave Low ahead and High at
+# about a third: a Low the model is unsure of, with High close behind.
+UNSURE_MODEL = PriorityModel.from_document(document(intercepts=[0.0, 0.5, 0.5]))
+# Long enough (30 words and more) that the model's call stands without the rules.
+UNSURE = (
+    "Outage",
+    (
+        "How? We saw a message on our reporting page this morning and wondered what it meant"
+        " for our team, who use the reports every week to plan their work for the coming days."
+    ),
+)
+
+
+def test_a_low_with_high_close_behind_is_read_as_medium() -> None:
+    """A model Low that gives High at least HIGH_SHARE_FOR_MEDIUM becomes Medium, and says so."""
+    prediction = UNSURE_MODEL.predict(*UNSURE)
+    assert prediction.priority is Priority.LOW
+    assert prediction.share(Priority.HIGH) >= HIGH_SHARE_FOR_MEDIUM
+    decision = decide_priority(*UNSURE, {}, RULES, model=UNSURE_MODEL)
+    assert decision.priority is Priority.MEDIUM
+    assert decision.reason.startswith("model: Low (")
+    high = prediction.share(Priority.HIGH)
+    assert f"read as Medium: High at {high:.2f} is too likely for Low" in decision.reason
+    assert decision.confidence == pytest.approx(prediction.share(Priority.MEDIUM))
+
+
+def test_a_sure_low_stays_low() -> None:
+    """A Low with High far behind is not touched by the guard."""
+    prediction = UNSURE_MODEL.predict("Question", "How do I export a report?")
+    assert prediction.share(Priority.HIGH) < HIGH_SHARE_FOR_MEDIUM
+    decision = decide_priority(
+        "Question", "How do I export a report?", {}, RULES, model=UNSURE_MODEL
+    )
+    assert decision.priority is Priority.LOW
+    assert "read as Medium" not in decision.reason
+    assert decision.confidence == pytest.approx(prediction.confidence)
+
+
+def test_shares_cover_every_class_and_sum_to_one() -> None:
+    """The prediction carries every class's share; the winner's is its confidence."""
+    prediction = MODEL.predict("Outage", "The outage hits all users since noon.")
+    assert {cls for cls, _ in prediction.shares} == set(Priority)
+    assert sum(value for _, value in prediction.shares) == pytest.approx(1.0)
+    assert prediction.share(prediction.priority) == prediction.confidence
