@@ -10,6 +10,10 @@ Sections (``--section``, default all but ``options``, which takes an hour on 2 c
 - ``floor``: the default model, grouped folds, combined with the rules' floor
   (none, at least Medium, High): accuracy and High→Low, on all files and on the
   files written after the rules (which the rules were never tuned on).
+- ``guard``: the whole decision the daemon runs (model, the rules on short mail, no
+  floor), grouped folds, for each level of the Low guard (a model Low becomes Medium
+  when the model gives High at least that share): accuracy and High→Low. This chose
+  ``HIGH_SHARE_FOR_MEDIUM``.
 - ``curve``: a site's corrections, for a product kind the shipped data does not cover
   (``bench/data/priority_site_telephony.jsonl``: 400 emails to a business telephony
   service, written from the policy alone). Each seed holds 100 of them out as the
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.model_selection import GroupKFold
 
 from bench.report import machine
 from ingest.priority.decision import Floor, decide_priority
@@ -43,6 +48,7 @@ from ingest.priority.model import PriorityModel
 from ingest.priority.training import (
     DEFAULT_CONFIG,
     DEFAULT_DATA,
+    GROUP_FOLDS,
     Example,
     ModelConfig,
     cross_validated,
@@ -78,6 +84,7 @@ OPTIONS = {
 }
 QUICK = ModelConfig("logistic", 10, (1, 1), None)
 SITE_SIZES = (0, 25, 50, 100, 200, 300)
+GUARD_LEVELS = (1.01, 0.35, 0.3, 0.25, 0.22, 0.2, 0.18, 0.15)  # 1.01: never
 SITE_TEST = 100  # held out per seed, the same for every n
 SITE_WEIGHTS = (1.0, 3.0, 10.0)
 
@@ -140,6 +147,35 @@ def floor(examples: list[Example], config: ModelConfig) -> dict[str, Any]:
     for name, figures in out.items():
         if name != "per_group":
             print(f"  {name:<22} {figures}", flush=True)
+    return out
+
+
+def guard(examples: list[Example], config: ModelConfig) -> dict[str, Any]:
+    """Grouped CV of ``decide_priority`` at each Low-guard level (one model per fold)."""
+    labels = [e.label.value for e in examples]
+    folds = GroupKFold(min(GROUP_FOLDS, len({e.group for e in examples}))).split(
+        labels, labels, [e.group for e in examples]
+    )
+    rules = PriorityRules.default()
+    tested = [
+        (export(fit([examples[i] for i in train_at], config)), test_at)
+        for train_at, test_at in folds
+    ]
+    out: dict[str, Any] = {}
+    for level in GUARD_LEVELS:
+        decided: list[Priority] = [Priority.MEDIUM] * len(examples)
+        for model, test_at in tested:
+            for i in test_at:
+                e = examples[i]
+                decided[i] = decide_priority(
+                    e.subject, e.body, {}, rules, model=model, high_share_for_medium=level
+                ).priority
+        name = "never" if level > 1 else f"{level:g}"
+        out[name] = scores(examples, decided).to_json()
+        print(
+            f"  guard {name:<6} accuracy {out[name]['accuracy']}  H→L {out[name]['high_as_low']}",
+            flush=True,
+        )
     return out
 
 
@@ -232,12 +268,12 @@ def main() -> None:
     parser.add_argument(
         "--section",
         action="append",
-        choices=["options", *OPTIONS, "floor", "curve", "shared"],
+        choices=["options", *OPTIONS, "floor", "guard", "curve", "shared"],
     )
     parser.add_argument("--seeds", type=int, default=3, help="draws per point of the curve")
     parser.add_argument("--quick", action="store_true", help="word-only model, few folds")
     args = parser.parse_args()
-    sections = args.section or ["floor", "curve", "shared"]
+    sections = args.section or ["floor", "guard", "curve", "shared"]
     examples = load_examples(DEFAULT_DATA)
     config = DEFAULT_CONFIG
     if args.quick:
@@ -252,6 +288,8 @@ def main() -> None:
             result[section] = options(examples, [QUICK] if args.quick else chosen)
         elif section == "floor":
             result["floor"] = floor(examples, config)
+        elif section == "guard":
+            result["guard"] = guard(examples, config)
         elif section == "curve":
             site = load_examples([SITE_DATA])
             if args.quick:

@@ -77,6 +77,7 @@ def decide_priority(
     *,
     model: PriorityModel,
     floor: Floor = DEFAULT_FLOOR,
+    high_share_for_medium: float = HIGH_SHARE_FOR_MEDIUM,
 ) -> PriorityDecision:
     """The model's priority for an email, raised by the rules where they know better.
 
@@ -87,7 +88,7 @@ def decide_priority(
     clean_subject, text = reduced(subject, body)
     prediction = model.predict_text(f"{clean_subject}\n{text}")
     priority, why = prediction.priority, model_reason(prediction)
-    if priority is Priority.LOW and prediction.share(Priority.HIGH) >= HIGH_SHARE_FOR_MEDIUM:
+    if priority is Priority.LOW and prediction.share(Priority.HIGH) >= high_share_for_medium:
         priority = Priority.MEDIUM
         high = prediction.share(Priority.HIGH)
         why = f"{why}; read as Medium: High at {high:.2f} is too likely for Low"
