@@ -6,11 +6,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy import bindparam, case, func, select, update
-from sqlalchemy.orm import defer
 
 from storage.deferred import hold_or_run, mark_safe
 from storage.engine import is_sqlite
-from storage.models import Inbound
+from storage.models import Inbound, InboundRaw
 from storage.statuses import SETTLED, InboundStatus, SettledStatus
 from storage.upserts import table_of
 
@@ -38,7 +37,7 @@ def add_inbound(
         source_ref=source_ref,
         mail_from=mail_from,
         rcpt_to=list(rcpt_to),
-        raw=raw,
+        raw_row=InboundRaw(raw=raw),
         size=len(raw),
         status=InboundStatus.RECEIVED,
     )
@@ -213,11 +212,7 @@ def _lock_for_claim(
     session: Session, inbound_ids: Sequence[int], status: InboundStatus, *, is_shared: bool
 ) -> dict[int, Inbound]:
     """The rows still in ``status``, by id, without their raw bytes; locked when shared."""
-    stmt = (
-        select(Inbound)
-        .where(Inbound.id.in_(inbound_ids), Inbound.status == status)
-        .options(defer(Inbound.raw))
-    )
+    stmt = select(Inbound).where(Inbound.id.in_(inbound_ids), Inbound.status == status)
     if is_shared:
         stmt = stmt.with_for_update(skip_locked=True)
     return {row.id: row for row in session.scalars(stmt)}
@@ -247,7 +242,9 @@ def _with_claims(
 def _raw_of(session: Session, inbound_ids: list[int]) -> dict[int, bytes]:
     if not inbound_ids:
         return {}
-    found = session.execute(select(Inbound.id, Inbound.raw).where(Inbound.id.in_(inbound_ids)))
+    found = session.execute(
+        select(InboundRaw.inbound_id, InboundRaw.raw).where(InboundRaw.inbound_id.in_(inbound_ids))
+    )
     return {row[0]: row[1] for row in found}
 
 

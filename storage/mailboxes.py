@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import case, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage.models import Inbound, MailboxState
+from storage.models import Inbound, InboundRaw, MailboxState
 from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
@@ -55,14 +55,17 @@ def add_received(
             "source_ref": ref,
             "mail_from": mail_from,
             "rcpt_to": [],
-            "raw": raw,
             "size": len(raw),
             "status": InboundStatus.RECEIVED,
         }
         for ref, mail_from, raw in chunk
     ]
     rows = session.execute(insert(Inbound).returning(Inbound.source_ref, Inbound.id), values)
-    return {ref: row_id for ref, row_id in rows if ref is not None}
+    ids = {ref: row_id for ref, row_id in rows if ref is not None}
+    session.execute(
+        insert(InboundRaw), [{"inbound_id": ids[ref], "raw": raw} for ref, _, raw in chunk]
+    )
+    return ids
 
 
 def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.ext.associationproxy import AssociationProxy, association_proxy
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from storage.statuses import InboundStatus, OutboxStatus
@@ -95,6 +96,11 @@ class Contact(Base):
     created_at: Mapped[datetime]
 
 
+def _raw_row(raw: bytes) -> InboundRaw:
+    """The row that holds ``Inbound.raw`` (the association proxy's creator)."""
+    return InboundRaw(raw=raw)
+
+
 class Inbound(Base):
     """Raw mail exactly as received, committed before any acknowledgement (invariant 1)."""
 
@@ -106,7 +112,6 @@ class Inbound(Base):
     source_ref: Mapped[str | None] = mapped_column(String(300))
     mail_from: Mapped[str] = mapped_column(String(320), default="")
     rcpt_to: Mapped[list[str]] = mapped_column(default=list)
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int]
     # An InboundStatus: received (or held, by an import) → processed | duplicate |
     # suppressed | quarantined.
@@ -124,6 +129,23 @@ class Inbound(Base):
         Index("ix_inbound_status_id", "status", "id"),
         UniqueConstraint("source", "source_ref", name="uq_inbound_source_ref"),
     )
+
+    # The bytes live in a table of their own (InboundRaw): this row's status, attempts
+    # and claimed_at are updated at claim and at settle, and SQLite rewrites a whole row
+    # on UPDATE, so with the mail in it every message was written three times over.
+    raw_row: Mapped[InboundRaw] = relationship(cascade="all, delete-orphan")
+    raw: AssociationProxy[bytes] = association_proxy("raw_row", "raw", creator=_raw_row)
+
+
+class InboundRaw(Base):
+    """The bytes of one raw message, written once with its ``Inbound`` row (migration 0005)."""
+
+    __tablename__ = "inbound_raw"
+
+    inbound_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("inbound.id"), primary_key=True
+    )
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class Case(Base):

@@ -5,10 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from storage.blobs import blob_path
-from storage.models import Attachment, Blob, Case, CaseEvent, Inbound, Message, Outbox
+from storage.models import (
+    Attachment,
+    Blob,
+    Case,
+    CaseEvent,
+    Inbound,
+    InboundRaw,
+    Message,
+    Outbox,
+)
 from storage.statuses import OutboxStatus
 
 if TYPE_CHECKING:
@@ -75,21 +84,31 @@ def purge_case(
     result = CasePurge(
         ref=case.ref,
         inbound=len(rows),
-        raw_bytes=sum(len(r.raw) for r in rows),
+        raw_bytes=_raw_bytes(session, [r.id for r in rows]),
         blobs=len(blobs),
         blob_bytes=sum(b.size for b in blobs),
         files=files,
     )
     if dry_run or result.is_empty:
         return result
-    session.execute(
-        update(Inbound).where(Inbound.id.in_([r.id for r in rows])).values(raw=b"", reason=PURGED)
-    )
+    ids = [r.id for r in rows]
+    session.execute(update(InboundRaw).where(InboundRaw.inbound_id.in_(ids)).values(raw=b""))
+    session.execute(update(Inbound).where(Inbound.id.in_(ids)).values(reason=PURGED))
     for blob in blobs:
         blob.data = b""  # empty, not None: None means "on disk", and the file goes too
     data = {"inbound": result.inbound, "raw_bytes": result.raw_bytes, "blobs": result.blobs}
     session.add(CaseEvent(case_id=case_id, at=now, kind=PURGED, detail=_detail(result), data=data))
     return result
+
+
+def _raw_bytes(session: Session, inbound_ids: list[int]) -> int:
+    """How many bytes of raw mail the rows hold (read without loading them)."""
+    if not inbound_ids:
+        return 0
+    total = session.scalar(
+        select(func.sum(func.length(InboundRaw.raw))).where(InboundRaw.inbound_id.in_(inbound_ids))
+    )
+    return int(total or 0)
 
 
 def _unpurged_inbound(session: Session, case_id: int) -> list[Inbound]:

@@ -219,7 +219,7 @@ def _burst(site: Site, accepted: list[str], stop_at: threading.Event) -> None:
 def stored_message_ids(site: Site) -> set[str]:
     """Message-IDs of every raw message in the site's database."""
     with sqlite3.connect(site.root / "cases.db") as db:
-        rows = db.execute("SELECT raw FROM inbound").fetchall()
+        rows = db.execute("SELECT raw FROM inbound_raw").fetchall()
     return {str(email.message_from_bytes(r[0])["Message-ID"]) for r in rows}
 
 

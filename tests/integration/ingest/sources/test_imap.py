@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trustme
 from sqlalchemy import event, select
+from sqlalchemy.orm import selectinload
 from structlog.testing import capture_logs
 
 from ingest.sources import imap
@@ -131,7 +132,9 @@ def poller_for(
 def stored(sessions: sessionmaker[Session]) -> list[Inbound]:
     """Every inbound row, oldest first."""
     with sessions() as s:
-        return list(s.scalars(select(Inbound).order_by(Inbound.id)))
+        # The raw bytes are a row of their own (inbound_raw): loaded here, for use after.
+        with_raw = select(Inbound).options(selectinload(Inbound.raw_row))
+        return list(s.scalars(with_raw.order_by(Inbound.id)))
 
 
 def state(sessions: sessionmaker[Session], name: str) -> MailboxState:
