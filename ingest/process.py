@@ -201,38 +201,63 @@ class Processor:
         self._start_analyses(claims)
         outcomes: dict[int, Outcome | None] = {}
         todo = list(claims)
+        is_careful = False
         while todo:
             todo[0].wait()  # outside the transaction
-            began = time.monotonic()
-            settled: list[tuple[str, Outcome]] = []
-            # The case work's rows are written at the end, one statement per table.
-            with self.sessions.begin() as s, deferred.deferring(s):
-                # The rows of every message ready now, in one query (not one each).
-                ready = [w.inbound_id for w in todo if w.is_ready()]
-                rows = inbound.lock_claimed(s, ready, status=self.status)
-                deferred.expect_messages(s, len(rows))
-                # Their duplicate checks likewise, in one query.
-                cases.look_up_dedupe_keys(s, _content_keys(todo))
-                # At least one message; more while the transaction is young, so that a
-                # writer queued behind it (an SMTP commit) waits a bounded time.
-                while todo and (
-                    not settled
-                    or (time.monotonic() - began < _GROUP_SECONDS and todo[0].is_ready())
-                ):
-                    work = todo.pop(0)
-                    if work.inbound_id not in rows:
-                        # Its analysis came in during the transaction: lock it with the
-                        # others that did, in one query again.
-                        late = [work.inbound_id, *(w.inbound_id for w in todo if w.is_ready())]
-                        rows.update(inbound.lock_claimed(s, late, status=self.status))
-                        deferred.expect_messages(s, len(rows))
-                    done = self._settle_one(s, work, rows.get(work.inbound_id))
-                    outcomes[work.inbound_id] = done[1] if done else None
-                    if done:
-                        settled.append((done[0].source, done[1]))
+            try:
+                done, settled = self._transaction(todo, is_careful=is_careful)
+            except _CaseWorkFailedError:
+                # Its transaction is undone; again, with a savepoint per message, so
+                # that only the failing message is quarantined (rare: a bug).
+                is_careful = True
+                continue
+            outcomes.update(done)
+            todo = todo[len(done) :]
             for source, outcome in settled:
                 _log_outcome(source, outcome)
         return outcomes
+
+    def _transaction(
+        self, todo: list[_Work], *, is_careful: bool
+    ) -> tuple[dict[int, Outcome | None], list[tuple[str, Outcome]]]:
+        """Settle the first messages of ``todo`` in one transaction; their outcomes in order.
+
+        ``is_careful``: each message in a savepoint of its own. Otherwise none (two
+        statements a message fewer), and a message whose case work fails undoes the
+        whole transaction (:class:`_CaseWorkFailedError`) for the caller to redo.
+        """
+        began = time.monotonic()
+        outcomes: dict[int, Outcome | None] = {}
+        settled: list[tuple[str, Outcome]] = []
+        # The case work's rows are written at the end, one statement per table.
+        with self.sessions.begin() as s, deferred.deferring(s):
+            # The rows of every message ready now, in one query (not one each).
+            ready = [w.inbound_id for w in todo if w.is_ready()]
+            rows = inbound.lock_claimed(s, ready, status=self.status)
+            deferred.expect_messages(s, len(rows))
+            # Their duplicate checks likewise, in one query.
+            cases.look_up_dedupe_keys(s, _content_keys(todo))
+            # At least one message; more while the transaction is young, so that a
+            # writer queued behind it (an SMTP commit) waits a bounded time.
+            for index, work in enumerate(todo):
+                if settled and (time.monotonic() - began >= _GROUP_SECONDS or not work.is_ready()):
+                    break
+                if work.inbound_id not in rows:
+                    # Its analysis came in during the transaction: lock it with the
+                    # others that did, in one query again.
+                    later = todo[index + 1 :]
+                    late = [work.inbound_id, *(w.inbound_id for w in later if w.is_ready())]
+                    rows.update(inbound.lock_claimed(s, late, status=self.status))
+                    deferred.expect_messages(s, len(rows))
+                row = rows.get(work.inbound_id)
+                if is_careful:
+                    done = self._settle_one(s, work, row)
+                else:
+                    done = self._settle_trusting(s, work, row)
+                outcomes[work.inbound_id] = done[1] if done else None
+                if done:
+                    settled.append((done[0].source, done[1]))
+        return outcomes, settled
 
     def _start_analyses(self, claims: list[_Work]) -> None:
         if not self.analyser.runs_elsewhere:
@@ -275,6 +300,26 @@ class Processor:
                 return self._poisoned(s, work, done)
             savepoint.commit()
             deferred.end_scope(s, rolled_back=False)
+            return done
+
+    def _settle_trusting(
+        self, s: Session, work: _Work, row: inbound.Pending | None = None
+    ) -> tuple[inbound.Pending, Outcome] | None:
+        """One message with no savepoint: its case work, trusted not to fail.
+
+        A poisoned analysis is known before the case work writes anything, so it is
+        recorded here as in a savepoint; a failure of the case work itself raises
+        :class:`_CaseWorkFailedError`, which undoes the transaction.
+        """
+        with structlog.contextvars.bound_contextvars(inbound_id=work.inbound_id):
+            try:
+                done = self._case_work(s, work, row)
+            except DBAPIError:
+                raise  # transient: the whole transaction goes, the messages stay pending
+            except Exception as exc:
+                raise _CaseWorkFailedError from exc
+            if isinstance(done, PoisonError):
+                return self._poisoned(s, work, done)
             return done
 
     def _case_work(
@@ -340,6 +385,10 @@ class Processor:
         if known is not None:
             return lambda: known
         return functools.partial(self.analyser.priority, mail)
+
+
+class _CaseWorkFailedError(Exception):
+    """A message's case work failed in a transaction without savepoints: redo it with them."""
 
 
 @dataclass

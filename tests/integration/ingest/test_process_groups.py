@@ -1,4 +1,4 @@
-"""The process stage works in groups: few commits, one savepoint per message, bounded bytes."""
+"""The process stage in groups: few commits, savepoints only to redo a failure, bounded bytes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ingest.case_step import CaseStep
 from mail2case import app
 from mail2case.config.settings import config_from_mapping
 from storage import inbound
-from storage.models import Inbound
+from storage.models import Case, Inbound, Message
 from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
@@ -109,6 +109,42 @@ def test_a_failing_message_is_quarantined_and_the_rest_of_its_group_commits(
         assert rows[ids[1]].status == "quarantined"
         assert rows[ids[1]].case_id is None  # nothing of its case work survived
         assert None not in {rows[ids[0]].case_id, rows[ids[2]].case_id}
+    engine.dispose()
+
+
+def test_a_group_that_does_not_fail_takes_no_savepoint(tmp_path: Path) -> None:
+    """Messages whose case work succeeds cost no SAVEPOINT and no RELEASE each."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(6)])
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 6
+    assert not [sql for sql in seen if "SAVEPOINT" in sql.upper()]
+    engine.dispose()
+
+
+def test_a_failing_message_undoes_its_transaction_and_the_redo_leaves_no_trace(
+    tmp_path: Path,
+) -> None:
+    """After the redo with savepoints: each other message once, references without a gap."""
+    raws = [_mail(0), _mail(1), _mail(2, "boom here"), _mail(3), _mail(4)]
+    config, engine, sessions, ids = _site(tmp_path, raws)
+    processor = app.build_processor(config, sessions)
+    processor.step = _BrokenOnBoom
+    done = dict(processor.handle_many([(i, NOW) for i in ids]))
+    statuses = [o.status if o else None for o in done.values()]
+    assert (
+        statuses
+        == [InboundStatus.PROCESSED] * 2
+        + [InboundStatus.QUARANTINED]
+        + [InboundStatus.PROCESSED] * 2
+    )
+    with sessions() as s:
+        refs = sorted(s.scalars(select(Case.ref)))
+        received = s.scalars(select(Message.inbound_id).where(Message.direction == "in")).all()
+    assert len(refs) == 4
+    assert refs == list(range(refs[0], refs[0] + 4))  # none given out twice, none lost
+    assert sorted(i or 0 for i in received) == [ids[0], ids[1], ids[3], ids[4]]
     engine.dispose()
 
 
