@@ -39,7 +39,7 @@ log = structlog.get_logger("mail2case.process")
 # A group of messages shares one commit for its attempts and, in turn, transactions of
 # its case work; each bounded so that neither memory (the raw bytes of the group are
 # held) nor a writer queued behind the transaction (an SMTP commit) waits long.
-_GROUP_SIZE = 16
+GROUP_SIZE = 16
 _GROUP_BYTES = 32 * 1024 * 1024
 _GROUP_SECONDS = 0.03
 
@@ -55,8 +55,13 @@ class Processor:
         step: type[CaseStep] | None = None,
         status: InboundStatus = InboundStatus.RECEIVED,
         analyser: Analyser | None = None,
+        group_size: int = GROUP_SIZE,
     ) -> None:
         self.sessions = sessions
+        # Messages claimed at once; their analyses are fed to the worker ahead, and the
+        # worker waits at each group's start and end: an import, with no SMTP writer
+        # behind it, takes bigger groups.
+        self.group_size = group_size
         self._settings = settings
         # An import processes its own held rows with a step that sends nothing.
         self.step = step or CaseStep
@@ -127,8 +132,8 @@ class Processor:
         if todo[0][0] in self._unsettled:
             return todo[:1], todo[1:]
         size = next(
-            (n for n, (i, _) in enumerate(todo[:_GROUP_SIZE]) if i in self._unsettled),
-            min(len(todo), _GROUP_SIZE),
+            (n for n, (i, _) in enumerate(todo[: self.group_size]) if i in self._unsettled),
+            min(len(todo), self.group_size),
         )
         return todo[:size], todo[size:]
 

@@ -82,6 +82,7 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
         analyser=app.bounded_analyser(config, settings),
         step=ArchiveStep,
         status=InboundStatus.HELD,
+        group_size=importer.PROCESS_GROUP,
     )
     code = 0
     try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import event, select
@@ -17,6 +17,7 @@ from storage.models import Case, Inbound, Message
 from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from sqlalchemy.engine import Engine
@@ -211,4 +212,27 @@ def test_claim_answers_each_row_with_what_the_caller_must_do(tmp_path: Path) -> 
     assert claimed.claim.raw == _mail(0)
     assert exhausted == inbound.Exhausted(ids[1], "smtp", 3, "timeout: analysis took over 20 s")
     assert skipped == inbound.Skipped(ids[2])
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("group_size", "claims"), [(None, [16, 16, 8]), (64, [40])])
+def test_the_group_size_sets_how_many_messages_are_claimed_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group_size: int | None, claims: list[int]
+) -> None:
+    """Forty messages: claimed 16 at a time by default, at once with a group of 64 (imports)."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(40)])
+    sizes: list[int] = []
+    claim_attempts = inbound.claim_attempts
+
+    def counting(s: Session, group: Sequence[int], **kwargs: Any) -> list[inbound.ClaimResult]:
+        sizes.append(len(group))
+        return claim_attempts(s, group, **kwargs)
+
+    monkeypatch.setattr(inbound, "claim_attempts", counting)
+    processor = app.build_processor(config, sessions)
+    if group_size is not None:
+        processor.group_size = group_size
+    done = processor.handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 40
+    assert sizes == claims
     engine.dispose()
