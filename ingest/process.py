@@ -39,9 +39,32 @@ log = structlog.get_logger("mail2case.process")
 # A group of messages shares one commit for its attempts and, in turn, transactions of
 # its case work; each bounded so that neither memory (the raw bytes of the group are
 # held) nor a writer queued behind the transaction (an SMTP commit) waits long.
-GROUP_SIZE = 16
 _GROUP_BYTES = 32 * 1024 * 1024
-_GROUP_SECONDS = 0.03
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How a processor cuts its work into claims and transactions.
+
+    ``group_size``: messages claimed at once; their analyses are fed to the worker
+    ahead, and the worker waits at each group's start and end. ``transaction_seconds``:
+    a case-work transaction takes more messages while younger than this, so that a
+    writer queued behind it waits a bounded time. ``is_waiting_for_analysis``: the
+    transaction waits for a message's analysis instead of committing to let others
+    write meanwhile.
+    """
+
+    group_size: int = 16
+    transaction_seconds: float = 0.03
+    is_waiting_for_analysis: bool = False
+
+
+# The daemon's: an SMTP commit queued behind a transaction waits at most ~30 ms.
+LIVE_PACE = Pace()
+# An import's: bigger groups and transactions, a commit (an fsync) every quarter of a
+# second rather than every few messages; a daemon on the same database meanwhile
+# waits up to that long to commit.
+IMPORT_PACE = Pace(group_size=64, transaction_seconds=0.25, is_waiting_for_analysis=True)
 
 
 class Processor:
@@ -55,13 +78,10 @@ class Processor:
         step: type[CaseStep] | None = None,
         status: InboundStatus = InboundStatus.RECEIVED,
         analyser: Analyser | None = None,
-        group_size: int = GROUP_SIZE,
+        pace: Pace | None = None,
     ) -> None:
         self.sessions = sessions
-        # Messages claimed at once; their analyses are fed to the worker ahead, and the
-        # worker waits at each group's start and end: an import, with no SMTP writer
-        # behind it, takes bigger groups.
-        self.group_size = group_size
+        self.pace = pace or LIVE_PACE
         self._settings = settings
         # An import processes its own held rows with a step that sends nothing.
         self.step = step or CaseStep
@@ -132,8 +152,8 @@ class Processor:
         if todo[0][0] in self._unsettled:
             return todo[:1], todo[1:]
         size = next(
-            (n for n, (i, _) in enumerate(todo[: self.group_size]) if i in self._unsettled),
-            min(len(todo), self.group_size),
+            (n for n, (i, _) in enumerate(todo[: self.pace.group_size]) if i in self._unsettled),
+            min(len(todo), self.pace.group_size),
         )
         return todo[:size], todo[size:]
 
@@ -245,7 +265,7 @@ class Processor:
             # At least one message; more while the transaction is young, so that a
             # writer queued behind it (an SMTP commit) waits a bounded time.
             for index, work in enumerate(todo):
-                if settled and (time.monotonic() - began >= _GROUP_SECONDS or not work.is_ready()):
+                if settled and self._is_time_to_commit(began, work):
                     break
                 if work.inbound_id not in rows:
                     # Its analysis came in during the transaction: lock it with the
@@ -263,6 +283,13 @@ class Processor:
                 if done:
                     settled.append((done[0].source, done[1]))
         return outcomes, settled
+
+    def _is_time_to_commit(self, began: float, work: _Work) -> bool:
+        """Whether the transaction begun at ``began`` ends before ``work``."""
+        pace = self.pace
+        if time.monotonic() - began >= pace.transaction_seconds:
+            return True
+        return not (work.is_ready() or pace.is_waiting_for_analysis)
 
     def _start_analyses(self, claims: list[_Work]) -> None:
         if not self.analyser.runs_elsewhere:

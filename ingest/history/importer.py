@@ -27,9 +27,6 @@ SOURCE = "import"
 STAGE_BATCH = 200
 # Held rows handed to the processor at a time: its progress is reported per chunk.
 _CHUNK = 64
-# The processor's group (Processor.group_size): a whole chunk, so that the analysis
-# worker stops once a chunk instead of once every 16 messages.
-PROCESS_GROUP = _CHUNK
 
 
 @dataclass

@@ -231,8 +231,27 @@ def test_the_group_size_sets_how_many_messages_are_claimed_at_once(
     monkeypatch.setattr(inbound, "claim_attempts", counting)
     processor = app.build_processor(config, sessions)
     if group_size is not None:
-        processor.group_size = group_size
+        processor.pace = process.Pace(group_size=group_size)
     done = processor.handle_many([(i, NOW) for i in ids])
     assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 40
     assert sizes == claims
+    engine.dispose()
+
+
+def test_a_pace_that_waits_for_the_analysis_commits_a_group_at_once(tmp_path: Path) -> None:
+    """Analysed in the worker, 40 messages: one commit for their claims, one for their case work."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(40)])
+    processor = app.build_processor(config, sessions)
+    processor.analyser = app.bounded_analyser(config, processor.settings)
+    processor.pace = process.Pace(
+        group_size=64, transaction_seconds=600.0, is_waiting_for_analysis=True
+    )
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
+    try:
+        done = processor.handle_many([(i, NOW) for i in ids])
+    finally:
+        processor.analyser.close()
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 40
+    assert len(commits) == 3  # and the case-reference counter's set-up, once per processor
     engine.dispose()
