@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -285,11 +286,18 @@ class Processor:
         return outcomes, settled
 
     def _is_time_to_commit(self, began: float, work: _Work) -> bool:
-        """Whether the transaction begun at ``began`` ends before ``work``."""
+        """Whether the transaction begun at ``began`` ends before ``work``.
+
+        A pace that waits for the analysis waits only while the transaction is young:
+        a slow analysis (up to its time bound) never holds the write lock past that.
+        """
         pace = self.pace
-        if time.monotonic() - began >= pace.transaction_seconds:
+        left = pace.transaction_seconds - (time.monotonic() - began)
+        if left <= 0:
             return True
-        return not (work.is_ready() or pace.is_waiting_for_analysis)
+        if pace.is_waiting_for_analysis:
+            work.wait_ready(left)
+        return not work.is_ready()
 
     def _start_analyses(self, claims: list[_Work]) -> None:
         if not self.analyser.runs_elsewhere:
@@ -436,6 +444,11 @@ class _Work:
     def is_ready(self) -> bool:
         """Whether the analysis (if one was started) has finished."""
         return self.pending is None or self.pending.done()
+
+    def wait_ready(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the analysis to finish (it is not taken)."""
+        if self.pending is not None:
+            futures.wait([self.pending], timeout=seconds)
 
     def wait(self) -> None:
         """Take the pipeline's analysis once it is done."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import event, select
 
 from ingest import process
+from ingest.analysis.sandbox import InProcess
 from ingest.case_step import CaseStep
 from mail2case import app
 from mail2case.config.settings import config_from_mapping
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from ingest.analysis.core import Analysis, AnalysisSettings
     from ingest.outcome import Outcome
     from mail2case.config.settings import Config
 
@@ -254,4 +257,40 @@ def test_a_pace_that_waits_for_the_analysis_commits_a_group_at_once(tmp_path: Pa
         processor.analyser.close()
     assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 40
     assert len(commits) == 3  # and the case-reference counter's set-up, once per processor
+    engine.dispose()
+
+
+class _SlowOnSubject(InProcess):
+    """The real analysis, as if on another core, taking ``seconds`` longer for a "slow" subject."""
+
+    runs_elsewhere = True
+
+    def __init__(self, settings: AnalysisSettings, seconds: float) -> None:
+        super().__init__(settings)
+        self.seconds = seconds
+
+    def analyse(self, raw: bytes, *, null_sender: bool) -> Analysis:
+        """Analyse ``raw``, after a pause when its subject says slow."""
+        if b"Subject: slow" in raw:
+            time.sleep(self.seconds)
+        return super().analyse(raw, null_sender=null_sender)
+
+
+def test_waiting_for_a_slow_analysis_never_holds_a_transaction_past_its_budget(
+    tmp_path: Path,
+) -> None:
+    """A 1.5 s analysis is waited for only while the 0.2 s transaction is young: it commits."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(0), _mail(1, "slow one"), _mail(2)])
+    processor = app.build_processor(config, sessions)
+    processor.analyser = _SlowOnSubject(processor.settings.analysis, 1.5)
+    processor.pace = process.Pace(
+        group_size=64, transaction_seconds=0.2, is_waiting_for_analysis=True
+    )
+    opened: list[float] = []
+    held: list[float] = []
+    event.listen(engine, "begin", lambda _conn: opened.append(time.monotonic()))
+    event.listen(engine, "commit", lambda _conn: held.append(time.monotonic() - opened[-1]))
+    done = processor.handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 3
+    assert max(held) < 1.0  # the slow analysis ran between two transactions, not in one
     engine.dispose()
