@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
+from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,9 +40,32 @@ log = structlog.get_logger("mail2case.process")
 # A group of messages shares one commit for its attempts and, in turn, transactions of
 # its case work; each bounded so that neither memory (the raw bytes of the group are
 # held) nor a writer queued behind the transaction (an SMTP commit) waits long.
-_GROUP_SIZE = 16
 _GROUP_BYTES = 32 * 1024 * 1024
-_GROUP_SECONDS = 0.03
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How a processor cuts its work into claims and transactions.
+
+    ``group_size``: messages claimed at once; their analyses are fed to the worker
+    ahead, and the worker waits at each group's start and end. ``transaction_seconds``:
+    a case-work transaction takes more messages while younger than this, so that a
+    writer queued behind it waits a bounded time. ``is_waiting_for_analysis``: the
+    transaction waits for a message's analysis instead of committing to let others
+    write meanwhile.
+    """
+
+    group_size: int = 16
+    transaction_seconds: float = 0.03
+    is_waiting_for_analysis: bool = False
+
+
+# The daemon's: an SMTP commit queued behind a transaction waits at most ~30 ms.
+LIVE_PACE = Pace()
+# An import's: bigger groups and transactions, a commit (an fsync) every quarter of a
+# second rather than every few messages; a daemon on the same database meanwhile
+# waits up to that long to commit.
+IMPORT_PACE = Pace(group_size=64, transaction_seconds=0.25, is_waiting_for_analysis=True)
 
 
 class Processor:
@@ -55,8 +79,10 @@ class Processor:
         step: type[CaseStep] | None = None,
         status: InboundStatus = InboundStatus.RECEIVED,
         analyser: Analyser | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self.sessions = sessions
+        self.pace = pace or LIVE_PACE
         self._settings = settings
         # An import processes its own held rows with a step that sends nothing.
         self.step = step or CaseStep
@@ -127,8 +153,8 @@ class Processor:
         if todo[0][0] in self._unsettled:
             return todo[:1], todo[1:]
         size = next(
-            (n for n, (i, _) in enumerate(todo[:_GROUP_SIZE]) if i in self._unsettled),
-            min(len(todo), _GROUP_SIZE),
+            (n for n, (i, _) in enumerate(todo[: self.pace.group_size]) if i in self._unsettled),
+            min(len(todo), self.pace.group_size),
         )
         return todo[:size], todo[size:]
 
@@ -201,38 +227,77 @@ class Processor:
         self._start_analyses(claims)
         outcomes: dict[int, Outcome | None] = {}
         todo = list(claims)
+        is_careful = False
         while todo:
             todo[0].wait()  # outside the transaction
-            began = time.monotonic()
-            settled: list[tuple[str, Outcome]] = []
-            # The case work's rows are written at the end, one statement per table.
-            with self.sessions.begin() as s, deferred.deferring(s):
-                # The rows of every message ready now, in one query (not one each).
-                ready = [w.inbound_id for w in todo if w.is_ready()]
-                rows = inbound.lock_claimed(s, ready, status=self.status)
-                deferred.expect_messages(s, len(rows))
-                # Their duplicate checks likewise, in one query.
-                cases.look_up_dedupe_keys(s, _content_keys(todo))
-                # At least one message; more while the transaction is young, so that a
-                # writer queued behind it (an SMTP commit) waits a bounded time.
-                while todo and (
-                    not settled
-                    or (time.monotonic() - began < _GROUP_SECONDS and todo[0].is_ready())
-                ):
-                    work = todo.pop(0)
-                    if work.inbound_id not in rows:
-                        # Its analysis came in during the transaction: lock it with the
-                        # others that did, in one query again.
-                        late = [work.inbound_id, *(w.inbound_id for w in todo if w.is_ready())]
-                        rows.update(inbound.lock_claimed(s, late, status=self.status))
-                        deferred.expect_messages(s, len(rows))
-                    done = self._settle_one(s, work, rows.get(work.inbound_id))
-                    outcomes[work.inbound_id] = done[1] if done else None
-                    if done:
-                        settled.append((done[0].source, done[1]))
+            try:
+                done, settled = self._transaction(todo, is_careful=is_careful)
+            except _CaseWorkFailedError:
+                # Its transaction is undone; again, with a savepoint per message, so
+                # that only the failing message is quarantined (rare: a bug).
+                is_careful = True
+                continue
+            outcomes.update(done)
+            todo = todo[len(done) :]
             for source, outcome in settled:
                 _log_outcome(source, outcome)
         return outcomes
+
+    def _transaction(
+        self, todo: list[_Work], *, is_careful: bool
+    ) -> tuple[dict[int, Outcome | None], list[tuple[str, Outcome]]]:
+        """Settle the first messages of ``todo`` in one transaction; their outcomes in order.
+
+        ``is_careful``: each message in a savepoint of its own. Otherwise none (two
+        statements a message fewer), and a message whose case work fails undoes the
+        whole transaction (:class:`_CaseWorkFailedError`) for the caller to redo.
+        """
+        began = time.monotonic()
+        outcomes: dict[int, Outcome | None] = {}
+        settled: list[tuple[str, Outcome]] = []
+        # The case work's rows are written at the end, one statement per table.
+        with self.sessions.begin() as s, deferred.deferring(s):
+            # The rows of every message ready now, in one query (not one each).
+            ready = [w.inbound_id for w in todo if w.is_ready()]
+            rows = inbound.lock_claimed(s, ready, status=self.status)
+            deferred.expect_messages(s, len(rows))
+            # Their duplicate checks likewise, in one query.
+            cases.look_up_dedupe_keys(s, _content_keys(todo))
+            # At least one message; more while the transaction is young, so that a
+            # writer queued behind it (an SMTP commit) waits a bounded time.
+            for index, work in enumerate(todo):
+                if settled and self._is_time_to_commit(began, work):
+                    break
+                if work.inbound_id not in rows:
+                    # Its analysis came in during the transaction: lock it with the
+                    # others that did, in one query again.
+                    later = todo[index + 1 :]
+                    late = [work.inbound_id, *(w.inbound_id for w in later if w.is_ready())]
+                    rows.update(inbound.lock_claimed(s, late, status=self.status))
+                    deferred.expect_messages(s, len(rows))
+                row = rows.get(work.inbound_id)
+                if is_careful:
+                    done = self._settle_one(s, work, row)
+                else:
+                    done = self._settle_trusting(s, work, row)
+                outcomes[work.inbound_id] = done[1] if done else None
+                if done:
+                    settled.append((done[0].source, done[1]))
+        return outcomes, settled
+
+    def _is_time_to_commit(self, began: float, work: _Work) -> bool:
+        """Whether the transaction begun at ``began`` ends before ``work``.
+
+        A pace that waits for the analysis waits only while the transaction is young:
+        a slow analysis (up to its time bound) never holds the write lock past that.
+        """
+        pace = self.pace
+        left = pace.transaction_seconds - (time.monotonic() - began)
+        if left <= 0:
+            return True
+        if pace.is_waiting_for_analysis:
+            work.wait_ready(left)
+        return not work.is_ready()
 
     def _start_analyses(self, claims: list[_Work]) -> None:
         if not self.analyser.runs_elsewhere:
@@ -275,6 +340,26 @@ class Processor:
                 return self._poisoned(s, work, done)
             savepoint.commit()
             deferred.end_scope(s, rolled_back=False)
+            return done
+
+    def _settle_trusting(
+        self, s: Session, work: _Work, row: inbound.Pending | None = None
+    ) -> tuple[inbound.Pending, Outcome] | None:
+        """One message with no savepoint: its case work, trusted not to fail.
+
+        A poisoned analysis is known before the case work writes anything, so it is
+        recorded here as in a savepoint; a failure of the case work itself raises
+        :class:`_CaseWorkFailedError`, which undoes the transaction.
+        """
+        with structlog.contextvars.bound_contextvars(inbound_id=work.inbound_id):
+            try:
+                done = self._case_work(s, work, row)
+            except DBAPIError:
+                raise  # transient: the whole transaction goes, the messages stay pending
+            except Exception as exc:
+                raise _CaseWorkFailedError from exc
+            if isinstance(done, PoisonError):
+                return self._poisoned(s, work, done)
             return done
 
     def _case_work(
@@ -342,6 +427,10 @@ class Processor:
         return functools.partial(self.analyser.priority, mail)
 
 
+class _CaseWorkFailedError(Exception):
+    """A message's case work failed in a transaction without savepoints: redo it with them."""
+
+
 @dataclass
 class _Work:
     """One claimed message on its way through a group: its time, bytes and analysis."""
@@ -355,6 +444,11 @@ class _Work:
     def is_ready(self) -> bool:
         """Whether the analysis (if one was started) has finished."""
         return self.pending is None or self.pending.done()
+
+    def wait_ready(self, seconds: float) -> None:
+        """Wait up to ``seconds`` for the analysis to finish (it is not taken)."""
+        if self.pending is not None:
+            futures.wait([self.pending], timeout=seconds)
 
     def wait(self) -> None:
         """Take the pipeline's analysis once it is done."""

@@ -20,6 +20,7 @@ from notifications.breaker import (
 )
 from notifications.errors import PermanentTransportError, RenderError, TemporaryTransportError
 from notifications.render import Envelope, render_mail
+from notifications.transports import SettlingTransport
 from storage.blobs import load_blob, preload_blobs
 from storage.cases import add_events, event_row
 from storage.outbox import (
@@ -445,6 +446,29 @@ class Sender:
                 batch.released = claims[index:]
                 break
             batch.delivered.append(self._deliver(claim, now))
+        return self._settled(batch)
+
+    def _settled(self, batch: _Batch) -> _Batch:
+        """``batch`` once its delivered mail is durable, which comes before its record.
+
+        A transport that settles in batches (a maildir's one directory fsync) is settled
+        here, once; if that fails, the mail it accepted may be lost, so those rows are
+        due again as after a temporary failure (a copy that did survive is a duplicate
+        with the same Message-ID, as after a crash).
+        """
+        transport = self._transport
+        sent = [d for d in batch.delivered if d.result is _TransportResult.SENT]
+        if not sent or not isinstance(transport, SettlingTransport):
+            return batch
+        try:
+            transport.settle()
+        except TemporaryTransportError as exc:
+            batch.delivered = [
+                _Delivered(d.claim, _TransportResult.TEMPORARY, str(exc))
+                if d.result is _TransportResult.SENT
+                else d
+                for d in batch.delivered
+            ]
         return batch
 
     def _deliver(self, claim: _Claim, now: datetime) -> _Delivered:

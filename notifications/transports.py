@@ -8,7 +8,7 @@ import smtplib
 import socket
 import ssl
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from notifications.errors import (
     PermanentTransportError,
@@ -38,33 +38,76 @@ class Transport(Protocol):
         ...
 
 
+@runtime_checkable
+class SettlingTransport(Transport, Protocol):
+    """A transport whose deliveries of one batch become durable together, at ``settle``.
+
+    ``send`` hands the mail over, but the destination holds it for good only once
+    ``settle`` has returned: whoever records a mail as sent calls ``settle`` first.
+    """
+
+    def settle(self) -> None:
+        """Make every mail handed over since the last ``settle`` durable.
+
+        Raises:
+            TemporaryTransportError: those mails may be lost; send them again later.
+        """
+        ...
+
+
 class MaildirTransport:
     """Delivers into a maildir, durably: tmp/ → fsync → rename into new/ → fsync new/.
 
     Written by hand rather than with :mod:`mailbox`, which never fsyncs: a mail the
     sender has marked sent must survive a power cut. The file holds the message bytes
-    exactly; the envelope is not recorded (the recipients are in To/Cc).
+    exactly; the envelope is not recorded (the recipients are in To/Cc). Each file is
+    written and fsynced by ``send``; the renames into ``new/`` are made durable by one
+    fsync of ``new/`` in ``settle``, for all the mails of a batch at once.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._is_unsettled = False  # a rename into new/ that no fsync of new/ covers yet
+        self._has_folders = False
 
     def __repr__(self) -> str:
         return f"MaildirTransport({str(self.path)!r})"
 
     def send(self, msg: EmailMessage, *, from_addr: str, to_addrs: Sequence[str]) -> None:
-        """Write ``msg`` as one new file in ``new/``; never a partial file there."""
+        """Write ``msg`` as one new file in ``new/``; never a partial file there.
+
+        The file is durable when this returns; its name in ``new/`` once ``settle`` has.
+        """
         del from_addr, to_addrs
         try:
-            for sub in ("tmp", "new", "cur"):
-                (self.path / sub).mkdir(parents=True, exist_ok=True)
+            self._make_folders()
             name = _unique_name()
             tmp, new = self.path / "tmp" / name, self.path / "new" / name
             _write_durably(tmp, msg.as_bytes())
             tmp.rename(new)
-            _fsync_dir(self.path / "new")
+            self._is_unsettled = True
         except OSError as exc:  # disk full, permissions: may clear up; the row retries
+            self._has_folders = False
             raise TemporaryTransportError(f"maildir {self.path}: {exc}") from exc
+
+    def settle(self) -> None:
+        """Fsync ``new/`` once for every rename into it since the last call (none: no fsync)."""
+        if not self._is_unsettled:
+            return
+        try:
+            _fsync_dir(self.path / "new")
+        except OSError as exc:
+            raise TemporaryTransportError(f"maildir {self.path}: {exc}") from exc
+        self._is_unsettled = False
+
+    def _make_folders(self) -> None:
+        # Made once, not per mail; after a failed write (a folder removed under the
+        # daemon, say) they are made again before the next.
+        if self._has_folders:
+            return
+        for sub in ("tmp", "new", "cur"):
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        self._has_folders = True
 
 
 def _unique_name() -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.history import importer
 from ingest.history.archive_source import read_mailbox, read_path
 from ingest.history.archive_step import ArchiveStep
-from ingest.process import Processor
+from ingest.process import IMPORT_PACE, Processor
 from ingest.sources.imap import OAuth2TokenSource
 from ingest.sources.mailbox import ImapClientMailbox
 from mail2case import app
@@ -82,6 +82,7 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
         analyser=app.bounded_analyser(config, settings),
         step=ArchiveStep,
         status=InboundStatus.HELD,
+        pace=IMPORT_PACE,
     )
     code = 0
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -12,7 +13,6 @@ from ingest.priority.evaluation import Evaluation
 from ingest.priority.inference import PriorityRules
 from ingest.priority.model import PriorityModel
 from mail2case import app
-from mail2case.cli import priority_train
 from sla.policy import Priority
 
 if TYPE_CHECKING:
@@ -46,7 +46,33 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         help="what the rules' High does to the model's Low (default: [priority] floor)",
     )
     p.set_defaults(func=evaluate)
-    priority_train.add_parser(actions, common)
+    _add_train_parser(actions, common)
+
+
+def _add_train_parser(actions: Any, common: argparse.ArgumentParser) -> None:
+    """Register ``priority train [--json] [--force] [--actor ADDR]``."""
+    p = actions.add_parser(
+        "train",
+        parents=[common],
+        help="retrain on the shipped data plus the team's labelled cases; install if not worse",
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.add_argument(
+        "--force", action="store_true", help="install the new model even if it scores lower"
+    )
+    p.add_argument("--actor", metavar="ADDR", help="who trains, for the record (default: login)")
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace, config: Config) -> int:
+    """``priority train``, whose module is loaded only when the command runs.
+
+    It brings scikit-learn, most of a second to import; every other command (an
+    import of years of mail, an MTA's ``ingest`` once per delivered mail) goes without.
+    """
+    training = importlib.import_module("mail2case.cli.priority_train")
+    code: int = training.train(args, config)
+    return code
 
 
 def evaluate(args: argparse.Namespace, config: Config) -> int:

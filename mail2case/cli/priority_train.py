@@ -36,21 +36,6 @@ if TYPE_CHECKING:
 EX_OK, EX_USAGE = 0, 2
 
 
-def add_parser(actions: Any, common: argparse.ArgumentParser) -> None:
-    """Register ``priority train [--json] [--force] [--actor ADDR]``."""
-    p = actions.add_parser(
-        "train",
-        parents=[common],
-        help="retrain on the shipped data plus the team's labelled cases; install if not worse",
-    )
-    p.add_argument("--json", action="store_true", help="one JSON object")
-    p.add_argument(
-        "--force", action="store_true", help="install the new model even if it scores lower"
-    )
-    p.add_argument("--actor", metavar="ADDR", help="who trains, for the record (default: login)")
-    p.set_defaults(func=train)
-
-
 def train(args: argparse.Namespace, config: Config) -> int:
     """Train, compare, install if not worse, and report."""
     engine, sessions = app.open_database(config)

@@ -1,27 +1,31 @@
-"""The process stage works in groups: few commits, one savepoint per message, bounded bytes."""
+"""The process stage in groups: few commits, savepoints only to redo a failure, bounded bytes."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import event, select
 
 from ingest import process
+from ingest.analysis.sandbox import InProcess
 from ingest.case_step import CaseStep
 from mail2case import app
 from mail2case.config.settings import config_from_mapping
 from storage import inbound
-from storage.models import Inbound
+from storage.models import Case, Inbound, Message
 from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
+    from ingest.analysis.core import Analysis, AnalysisSettings
     from ingest.outcome import Outcome
     from mail2case.config.settings import Config
 
@@ -112,6 +116,42 @@ def test_a_failing_message_is_quarantined_and_the_rest_of_its_group_commits(
     engine.dispose()
 
 
+def test_a_group_that_does_not_fail_takes_no_savepoint(tmp_path: Path) -> None:
+    """Messages whose case work succeeds cost no SAVEPOINT and no RELEASE each."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(6)])
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    done = app.build_processor(config, sessions).handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 6
+    assert not [sql for sql in seen if "SAVEPOINT" in sql.upper()]
+    engine.dispose()
+
+
+def test_a_failing_message_undoes_its_transaction_and_the_redo_leaves_no_trace(
+    tmp_path: Path,
+) -> None:
+    """After the redo with savepoints: each other message once, references without a gap."""
+    raws = [_mail(0), _mail(1), _mail(2, "boom here"), _mail(3), _mail(4)]
+    config, engine, sessions, ids = _site(tmp_path, raws)
+    processor = app.build_processor(config, sessions)
+    processor.step = _BrokenOnBoom
+    done = dict(processor.handle_many([(i, NOW) for i in ids]))
+    statuses = [o.status if o else None for o in done.values()]
+    assert (
+        statuses
+        == [InboundStatus.PROCESSED] * 2
+        + [InboundStatus.QUARANTINED]
+        + [InboundStatus.PROCESSED] * 2
+    )
+    with sessions() as s:
+        refs = sorted(s.scalars(select(Case.ref)))
+        received = s.scalars(select(Message.inbound_id).where(Message.direction == "in")).all()
+    assert len(refs) == 4
+    assert refs == list(range(refs[0], refs[0] + 4))  # none given out twice, none lost
+    assert sorted(i or 0 for i in received) == [ids[0], ids[1], ids[3], ids[4]]
+    engine.dispose()
+
+
 def test_a_message_tried_before_is_claimed_alone(tmp_path: Path) -> None:
     """A crash during a group counts once against each; after it, each retry goes alone."""
     _config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(4)])
@@ -175,4 +215,82 @@ def test_claim_answers_each_row_with_what_the_caller_must_do(tmp_path: Path) -> 
     assert claimed.claim.raw == _mail(0)
     assert exhausted == inbound.Exhausted(ids[1], "smtp", 3, "timeout: analysis took over 20 s")
     assert skipped == inbound.Skipped(ids[2])
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("group_size", "claims"), [(None, [16, 16, 8]), (64, [40])])
+def test_the_group_size_sets_how_many_messages_are_claimed_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, group_size: int | None, claims: list[int]
+) -> None:
+    """Forty messages: claimed 16 at a time by default, at once with a group of 64 (imports)."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(40)])
+    sizes: list[int] = []
+    claim_attempts = inbound.claim_attempts
+
+    def counting(s: Session, group: Sequence[int], **kwargs: Any) -> list[inbound.ClaimResult]:
+        sizes.append(len(group))
+        return claim_attempts(s, group, **kwargs)
+
+    monkeypatch.setattr(inbound, "claim_attempts", counting)
+    processor = app.build_processor(config, sessions)
+    if group_size is not None:
+        processor.pace = process.Pace(group_size=group_size)
+    done = processor.handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 40
+    assert sizes == claims
+    engine.dispose()
+
+
+def test_a_pace_that_waits_for_the_analysis_commits_a_group_at_once(tmp_path: Path) -> None:
+    """Analysed in the worker, 40 messages: one commit for their claims, one for their case work."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(40)])
+    processor = app.build_processor(config, sessions)
+    processor.analyser = app.bounded_analyser(config, processor.settings)
+    processor.pace = process.Pace(
+        group_size=64, transaction_seconds=600.0, is_waiting_for_analysis=True
+    )
+    commits: list[int] = []
+    event.listen(engine, "commit", lambda _conn: commits.append(1))
+    try:
+        done = processor.handle_many([(i, NOW) for i in ids])
+    finally:
+        processor.analyser.close()
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 40
+    assert len(commits) == 3  # and the case-reference counter's set-up, once per processor
+    engine.dispose()
+
+
+class _SlowOnSubject(InProcess):
+    """The real analysis, as if on another core, taking ``seconds`` longer for a "slow" subject."""
+
+    runs_elsewhere = True
+
+    def __init__(self, settings: AnalysisSettings, seconds: float) -> None:
+        super().__init__(settings)
+        self.seconds = seconds
+
+    def analyse(self, raw: bytes, *, null_sender: bool) -> Analysis:
+        """Analyse ``raw``, after a pause when its subject says slow."""
+        if b"Subject: slow" in raw:
+            time.sleep(self.seconds)
+        return super().analyse(raw, null_sender=null_sender)
+
+
+def test_waiting_for_a_slow_analysis_never_holds_a_transaction_past_its_budget(
+    tmp_path: Path,
+) -> None:
+    """A 1.5 s analysis is waited for only while the 0.2 s transaction is young: it commits."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(0), _mail(1, "slow one"), _mail(2)])
+    processor = app.build_processor(config, sessions)
+    processor.analyser = _SlowOnSubject(processor.settings.analysis, 1.5)
+    processor.pace = process.Pace(
+        group_size=64, transaction_seconds=0.2, is_waiting_for_analysis=True
+    )
+    opened: list[float] = []
+    held: list[float] = []
+    event.listen(engine, "begin", lambda _conn: opened.append(time.monotonic()))
+    event.listen(engine, "commit", lambda _conn: held.append(time.monotonic() - opened[-1]))
+    done = processor.handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 3
+    assert max(held) < 1.0  # the slow analysis ran between two transactions, not in one
     engine.dispose()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import random
+import stat
 import time
 from datetime import timedelta
 from email import message_from_bytes
@@ -269,3 +271,52 @@ def test_crash_mid_batch_resends_the_delivered_and_delays_the_rest(
         *["<k1@example.com>"] * 2,
         "<k2@example.com>",
     ]
+
+
+class SyncsAndCommits:
+    """Notes in order the commits (``C``), file fsyncs (``F``) and directory fsyncs (``D``)."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, is_failing_dirs: bool = False) -> None:
+        self.seen: list[str] = []
+        self.is_failing_dirs = is_failing_dirs
+        self._fsync = os.fsync
+        event.listen(sessions.kw["bind"], "commit", lambda _connection: self.seen.append("C"))
+
+    def fsync(self, fd: int) -> None:
+        """Note the fsync, then do it (or fail it, for a directory when told to)."""
+        is_dir = stat.S_ISDIR(os.fstat(fd).st_mode)
+        self.seen.append("D" if is_dir else "F")
+        if is_dir and self.is_failing_dirs:
+            raise OSError(28, "No space left on device")
+        self._fsync(fd)
+
+
+def test_a_maildir_batch_is_durable_before_it_is_recorded(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch: its files synced, then one fsync of new/, then the commit that marks it sent."""
+    for i in range(6):
+        queue(sessions, i, f"c{i}@customer.example")
+    syncs = SyncsAndCommits(sessions)
+    monkeypatch.setattr(os, "fsync", syncs.fsync)
+    transport = MaildirTransport(tmp_path / "out")
+    assert sender(sessions, transport, claim_batch=4).run_once(NOW + timedelta(minutes=1)) == 6
+    assert "".join(syncs.seen) == "C" + "FFFF" + "D" + "C" + "FF" + "D" + "C"
+    assert {r.status for r in rows(sessions)} == {"sent"}
+    assert len(list((tmp_path / "out" / "new").iterdir())) == 6
+
+
+def test_a_maildir_batch_that_cannot_be_made_durable_is_not_recorded_as_sent(
+    sessions: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed fsync of new/ leaves the batch's rows queued, backing off, with the error."""
+    for i in range(2):
+        queue(sessions, i, f"c{i}@customer.example")
+    syncs = SyncsAndCommits(sessions, is_failing_dirs=True)
+    monkeypatch.setattr(os, "fsync", syncs.fsync)
+    later = NOW + timedelta(minutes=1)
+    assert sender(sessions, MaildirTransport(tmp_path / "out")).run_once(later) == 0
+    found = rows(sessions)
+    assert [(r.status, r.attempts) for r in found] == [("queued", 1), ("queued", 1)]
+    assert all("No space left on device" in (r.last_error or "") for r in found)
+    assert all(r.next_attempt_at > later for r in found)

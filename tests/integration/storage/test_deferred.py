@@ -68,7 +68,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def one_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
     """A whole group in one case-work transaction (not split at 30 ms on a loaded machine)."""
-    monkeypatch.setattr(process, "_GROUP_SECONDS", 600.0)
+    monkeypatch.setattr(process, "LIVE_PACE", process.Pace(transaction_seconds=600.0))
 
 
 class Site:
