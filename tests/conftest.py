@@ -9,7 +9,11 @@ import pytest
 from storage.engine import make_engine, session_factory
 from storage.schema import upgrade
 from tests.support.dovecot import dovecot  # noqa: F401 - re-exported as a fixture
-from tests.support.postgres import database_url, postgres  # noqa: F401 - re-exported as fixtures
+from tests.support.postgres import (  # noqa: F401 - re-exported as fixtures
+    database_url,
+    empty_database_url,
+    postgres,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -199,21 +199,25 @@ def running_server(
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh database migrated to head, once on SQLite and once on PostgreSQL."""
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database (no schema yet), once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'mail2case.db'}"
-        _migrate(url)
-        yield url
+        yield f"sqlite:///{tmp_path / 'mail2case.db'}"
         return
     server: PostgresServer = request.getfixturevalue("postgres")
     name = f"t_{uuid.uuid4().hex}"
     url = server.create_database(name)
-    _migrate(url)
     try:
         yield url
     finally:
         server.drop_database(name)
+
+
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """A fresh database migrated to head, once on SQLite and once on PostgreSQL."""
+    _migrate(empty_database_url)
+    return empty_database_url
 
 
 def _migrate(url: str) -> None:

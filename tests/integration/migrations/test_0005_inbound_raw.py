@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 import pytest
@@ -14,11 +13,8 @@ from storage.engine import make_engine
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from sqlalchemy.engine import Engine
-
-    from tests.support.postgres import PostgresServer
 
 # Every byte value, a CRLF mail and an empty one: the copy must not touch a byte.
 RAWS = (bytes(range(256)) * 40, b"From: a@b.example\r\nSubject: x\r\n\r\nbody\r\n", b"")
@@ -29,22 +25,16 @@ INSERT_AT_0004 = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """An engine on an empty database of each backend."""
-    if request.param == "sqlite":
-        created = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-        yield created
-        created.dispose()
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    name = f"t_{uuid.uuid4().hex}"
-    created = make_engine(server.create_database(name))
-    try:
-        yield created
-    finally:
-        created.dispose()
-        server.drop_database(name)
+@pytest.fixture
+def engine(empty_database_url: str) -> Iterator[Engine]:
+    """An engine on an empty database of each backend, its mail stored at revision 0004."""
+    created = make_engine(empty_database_url)
+    schema.upgrade(created, "0004")
+    with created.begin() as conn:
+        for number, raw in enumerate(RAWS, start=1):
+            conn.execute(text(INSERT_AT_0004), {"id": number, "raw": raw, "size": len(raw)})
+    yield created
+    created.dispose()
 
 
 def _downgrade(engine: Engine, revision: str) -> None:
@@ -61,10 +51,6 @@ def _columns(engine: Engine, table: str) -> set[str]:
 
 def test_upgrade_moves_each_message_to_inbound_raw(engine: Engine) -> None:
     """Rows written at 0004 keep their bytes in inbound_raw at 0005; inbound loses the column."""
-    schema.upgrade(engine, "0004")
-    with engine.begin() as conn:
-        for number, raw in enumerate(RAWS, start=1):
-            conn.execute(text(INSERT_AT_0004), {"id": number, "raw": raw, "size": len(raw)})
     schema.upgrade(engine)
     assert "raw" not in _columns(engine, "inbound")
     with engine.connect() as conn:
@@ -74,10 +60,6 @@ def test_upgrade_moves_each_message_to_inbound_raw(engine: Engine) -> None:
 
 def test_downgrade_puts_the_bytes_back(engine: Engine) -> None:
     """Down to 0004 the raw column is back with every message's bytes; inbound_raw is gone."""
-    schema.upgrade(engine, "0004")
-    with engine.begin() as conn:
-        for number, raw in enumerate(RAWS, start=1):
-            conn.execute(text(INSERT_AT_0004), {"id": number, "raw": raw, "size": len(raw)})
     schema.upgrade(engine)
     _downgrade(engine, "0004")
     assert "inbound_raw" not in inspect(engine).get_table_names()

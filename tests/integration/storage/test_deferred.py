@@ -9,7 +9,6 @@ group undoes its own rows only.
 from __future__ import annotations
 
 import re
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -27,14 +26,12 @@ from storage.statuses import InboundStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
 
     from ingest.outcome import Outcome
     from ingest.process import Processor
-    from tests.support.postgres import PostgresServer
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 SUPPORT = "support@example.com"
@@ -51,18 +48,6 @@ def customer_mail(n: int, *, subject: str = "", reply_to: str = "", body: str = 
         f"{threading}Date: Mon, 07 Dec 2026 09:00:00 +0000\r\n\r\n"
         f"{body or f'Hello, question {n}.'}\r\n"
     ).encode()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database URL of each kind (PostgreSQL a fresh database on the session's server)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'deferred.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    name = f"t_{uuid.uuid4().hex}"
-    yield server.create_database(name)
-    server.drop_database(name)
 
 
 @pytest.fixture
@@ -114,9 +99,9 @@ class Site:
 
 
 @pytest.fixture
-def site(database: str) -> Iterator[Site]:
+def site(empty_database_url: str) -> Iterator[Site]:
     """A site on each kind of database."""
-    made = Site(database)
+    made = Site(empty_database_url)
     yield made
     made.engine.dispose()
 

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +25,6 @@ from tests.support.services import REPO
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from sqlalchemy.engine import Engine
     from sqlalchemy.orm import Session, sessionmaker
@@ -320,29 +318,19 @@ def test_requeue_puts_a_quarantined_message_back_once(sessions: sessionmaker[Ses
         assert inbound.pending_ids(s, 10) == [row_id]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (no schema yet) on each backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    server: PostgresServer = request.getfixturevalue("postgres")
-    name = f"t_{uuid.uuid4().hex}"
-    yield server.create_database(name)
-    server.drop_database(name)
-
-
-def test_instances_starting_together_migrate_once(empty_url: str) -> None:
+def test_instances_starting_together_migrate_once(empty_database_url: str) -> None:
     """Instances (processes) upgrading one empty database at the same moment all succeed."""
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", UPGRADE_SCRIPT, empty_url], cwd=REPO, stderr=subprocess.PIPE
+            [sys.executable, "-c", UPGRADE_SCRIPT, empty_database_url],
+            cwd=REPO,
+            stderr=subprocess.PIPE,
         )
         for _ in range(4)
     ]
     errors = [p.communicate(timeout=JOIN_SECONDS)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, errors
-    engine = make_engine(empty_url)
+    engine = make_engine(empty_database_url)
     assert current_revision(engine) == head_revision(engine)
     engine.dispose()
 
