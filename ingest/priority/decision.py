@@ -88,13 +88,14 @@ def decide_priority(
     clean_subject, text = reduced(subject, body)
     prediction = model.predict_text(f"{clean_subject}\n{text}")
     priority, why = prediction.priority, model_reason(prediction)
-    if priority is Priority.LOW and prediction.share(Priority.HIGH) >= high_share_for_medium:
+    high = prediction.share(Priority.HIGH)
+    if priority is Priority.LOW and high >= high_share_for_medium:
         priority = Priority.MEDIUM
-        high = prediction.share(Priority.HIGH)
         why = f"{why}; read as Medium: High at {high:.2f} is too likely for Low"
     short = len(clean_subject.split()) + len(text.split()) < SHORT_MAIL_WORDS
-    lift = Priority.HIGH if short else _floor_target(floor, priority)
-    if lift is not None and priority is not Priority.HIGH:
+    # The floor is for the model's own Low, whether or not the guard moved it already.
+    lift = Priority.HIGH if short else _floor_target(floor, prediction.priority)
+    if lift is not None and lift.rank < priority.rank:
         evidence = detect([clean_subject, *sentences(text)], rules.features, rules.quote_chars)
         rules_priority, rules_why = rules_decision(evidence, rules)
         if rules_priority is Priority.HIGH:
@@ -103,7 +104,7 @@ def decide_priority(
             why = f"{why}; raised to {priority.value.title()} by {by}: {rules_why}"
     claim = customer_claim(clean_subject, text, headers, rules)
     reason = with_claim(why, priority, claim)
-    confidence = prediction.share(priority) if prediction.shares else prediction.confidence
+    confidence = prediction.share(priority)
     return PriorityDecision(priority, claim[0] if claim else None, reason, confidence)
 
 

@@ -170,3 +170,15 @@ def test_shares_cover_every_class_and_sum_to_one() -> None:
     assert {cls for cls, _ in prediction.shares} == set(Priority)
     assert sum(value for _, value in prediction.shares) == pytest.approx(1.0)
     assert prediction.share(prediction.priority) == prediction.confidence
+
+
+def test_the_floor_still_lifts_a_low_the_guard_read_as_medium() -> None:
+    """The floor acts on the model's Low: a rules' High raises it to High past the guard."""
+    assert infer_priority(*UNSURE, {}, RULES).priority is Priority.HIGH
+    decision = decide_priority(*UNSURE, {}, RULES, model=UNSURE_MODEL, floor=Floor.HIGH)
+    assert decision.priority is Priority.HIGH
+    assert "read as Medium" in decision.reason
+    assert "raised to High by the rules' floor: " in decision.reason
+    at_medium = decide_priority(*UNSURE, {}, RULES, model=UNSURE_MODEL, floor=Floor.MEDIUM)
+    assert at_medium.priority is Priority.MEDIUM
+    assert "raised" not in at_medium.reason
