@@ -25,4 +25,7 @@
   }
   tick();
   setInterval(tick, 1000);
+  // A refreshed table arrives with the server's countdowns, computed on its clock; show
+  // the browser's at once, so a swap between two ticks never sets the countdown back.
+  document.addEventListener("htmx:afterSwap", tick);
 })();
