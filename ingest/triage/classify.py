@@ -30,6 +30,7 @@ from ingest.triage.auto_replies import auto_reply_reason, auto_submitted
 from ingest.triage.delivery_reports import Bounce, find_bounce, is_challenge_response
 from ingest.triage.feedback_reports import feedback_reason
 from ingest.triage.lists import is_our_list, list_reason
+from ingest.triage.machine_reports import machine_report_reason
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -96,7 +97,7 @@ def classify(
     challenge = is_challenge_response(mail)
     finding = None if challenge else find_bounce(mail, null_sender=null_sender)
     via_list = list_reason(mail)
-    automatic = auto_reply_reason(mail, is_list=via_list is not None)
+    automatic = auto_reply_reason(mail, is_list=via_list is not None) or machine_report_reason(mail)
     loop = _loop_reason(mail, settings, is_bounce=finding is not None, automatic=automatic)
     if loop is not None:
         return Classification(Kind.LOOP, loop)

@@ -33,7 +33,15 @@ from ingest.triage.provider_notices import provider_notice
 if TYPE_CHECKING:
     from ingest.mime.parsed import ParsedMail
 
-__all__ = ["Bounce", "BounceFinding", "find_bounce", "is_challenge_response", "report_type"]
+__all__ = [
+    "Bounce",
+    "BounceFinding",
+    "delivery_report_actions",
+    "find_bounce",
+    "is_challenge_response",
+    "is_success",
+    "report_type",
+]
 
 
 # Challenge-response filters ask the sender to prove they are human; they are automatic
@@ -70,6 +78,8 @@ def find_bounce(mail: ParsedMail, *, null_sender: bool = False) -> BounceFinding
     """
     dsn = _dsn_text(mail)
     if dsn or report_type(mail) == "delivery-status":
+        if is_success(_actions(dsn)):
+            return None  # a report that everything went on (machine_reports)
         bounce = _bounce_from_dsn(dsn, mail)
         return BounceFinding(bounce, f"dsn: {summary(bounce)}", is_dsn=True)
     notice = provider_notice(mail)
@@ -80,7 +90,31 @@ def find_bounce(mail: ParsedMail, *, null_sender: bool = False) -> BounceFinding
     return notice_finding(mail, null_sender=null_sender)
 
 
+def delivery_report_actions(mail: ParsedMail) -> list[str]:
+    """The ``Action`` of each recipient of an RFC 3464 report (lower case, "" if none).
+
+    Empty when ``mail`` holds no delivery-status part.
+    """
+    return _actions(_dsn_text(mail))
+
+
 # --- RFC 3464 message/delivery-status -------------------------------------------------
+
+# RFC 3464 section 2.3.3: the actions that say the message went on, not that it failed.
+_SUCCESS_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
+
+
+def _actions(dsn: str) -> list[str]:
+    return [
+        g.get("action", "").split(" ")[0].lower()
+        for g in _field_groups(dsn)
+        if "action" in g or "final-recipient" in g
+    ]
+
+
+def is_success(actions: list[str]) -> bool:
+    """Every recipient went on; a report with no recipient group reports nothing good."""
+    return bool(actions) and set(actions) <= _SUCCESS_ACTIONS
 
 
 def _dsn_text(mail: ParsedMail) -> str:
