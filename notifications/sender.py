@@ -175,6 +175,17 @@ class _Taken:
     cases: set[int] = field(default_factory=set)
 
 
+@dataclass
+class _Claiming:
+    """One claim in progress: its times, what it took, and the suppressed rows' events."""
+
+    now: datetime
+    claimed_at: datetime  # the leases count from here
+    taken: _Taken = field(default_factory=_Taken)
+    leased: list[tuple[Outbox, datetime, datetime]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class _BreakerFigures:
     """The database's side of the breaker for all candidates of one claim, read at once.
@@ -319,55 +330,71 @@ class Sender:
     ) -> None:
         """Take up to ``limit`` due rows, oldest first, skipping those that collide.
 
-        The breaker's figures for every candidate are read up front, three queries for the
-        whole batch (see :class:`_BreakerFigures`): they stay exact while the batch is
+        The breaker's figures for a page of candidates are read up front, three queries for
+        the whole page (see :class:`_BreakerFigures`): they stay exact while the batch is
         decided, since only a sent row changes them and none is sent before it commits.
         """
-        taken = _Taken()
-        candidates = claim_due(session, now, limit * CLAIM_SCAN_FACTOR)
-        figures = self._breaker_figures(session, candidates, now)
-        events: list[dict[str, Any]] = []
-        leased: list[tuple[Outbox, datetime, datetime]] = []
-        for row in candidates:
-            if step.claimed >= limit:
-                break
-            counted = row.to_addrs[0].lower() if row.to_addrs else None
-            if counted in taken.recipients or row.case_id in taken.cases:
-                continue
-            decision = self._held_back(row, figures)
-            if decision.reason is not None:
-                # Nothing is sent: the counts of the rows after it stay as they are.
-                self._suppress(row, now, decision.reason, step, events)
-                continue
-            # The pruned first recipient is the one counted once the row is sent.
-            kept = decision.to_addrs[0].lower() if decision.to_addrs else None
-            if kept in taken.recipients:
-                continue
-            taken.recipients |= {key for key in (counted, kept) if key is not None}
-            if row.case_id is not None:
-                taken.cases.add(row.case_id)
-            row.to_addrs, row.cc_addrs = decision.to_addrs, decision.cc_addrs
-            due_at = row.next_attempt_at
-            # The first row is delivered at once; the others within a lease of the claim
-            # (see _deliver_batch), so two leases leave each of them a whole one.
-            lease_until = claimed_at + self.lease * (1 if not leased else 2)
-            take_lease(row, lease_until)
-            leased.append((row, due_at, lease_until))
-            step.claimed += 1
+        claiming = _Claiming(now, claimed_at)
+        seen: list[int] = []
+        bound = limit * CLAIM_SCAN_FACTOR
+        # The batch's own number of rows first: in a burst to distinct customers it fills
+        # the batch, and no row beyond it is loaded (or, on PostgreSQL, locked). Only when
+        # rows collide or are held back does a second page look on, to the scan's bound.
+        wanted = limit
+        while step.claimed < limit and wanted > 0:
+            page = claim_due(session, now, wanted, excluding=seen)
+            seen += [row.id for row in page]
+            figures = self._breaker_figures(session, page, now)
+            for row in page:
+                if step.claimed >= limit:
+                    break
+                self._consider(row, figures, claiming, step)
+            if len(page) < wanted:
+                break  # no more rows due
+            wanted = bound - len(seen)
         # The suppressed rows' case events, in one statement and in the rows' order.
-        add_events(session, events)
+        add_events(session, claiming.events)
         self._report_held(session, step.held, now)
         # Held while the attachments are read: the session only keeps them weakly.
         blobs = preload_blobs(
-            session, {item["sha256"] for row, _, _ in leased for item in row.attachments}
+            session, {item["sha256"] for row, _, _ in claiming.leased for item in row.attachments}
         )
-        for row, due_at, lease_until in leased:
+        for row, due_at, lease_until in claiming.leased:
             try:
                 attachments, lost_blob = self._attachments(session, row), None
             except RenderError as exc:
                 attachments, lost_blob = [], exc
             step.claims.append(_Claim(row, due_at, lease_until, attachments, lost_blob))
         del blobs
+
+    def _consider(
+        self, row: Outbox, figures: _BreakerFigures, claiming: _Claiming, step: _Step
+    ) -> None:
+        """Lease ``row`` into the batch, hold it back, or leave it queued (a collision)."""
+        taken, leased = claiming.taken, claiming.leased
+        counted = row.to_addrs[0].lower() if row.to_addrs else None
+        if counted in taken.recipients or row.case_id in taken.cases:
+            return
+        decision = self._held_back(row, figures)
+        if decision.reason is not None:
+            # Nothing is sent: the counts of the rows after it stay as they are.
+            self._suppress(row, claiming.now, decision.reason, step, claiming.events)
+            return
+        # The pruned first recipient is the one counted once the row is sent.
+        kept = decision.to_addrs[0].lower() if decision.to_addrs else None
+        if kept in taken.recipients:
+            return
+        taken.recipients |= {key for key in (counted, kept) if key is not None}
+        if row.case_id is not None:
+            taken.cases.add(row.case_id)
+        row.to_addrs, row.cc_addrs = decision.to_addrs, decision.cc_addrs
+        due_at = row.next_attempt_at
+        # The first row is delivered at once; the others within a lease of the claim
+        # (see _deliver_batch), so two leases leave each of them a whole one.
+        lease_until = claiming.claimed_at + self.lease * (1 if not leased else 2)
+        take_lease(row, lease_until)
+        leased.append((row, due_at, lease_until))
+        step.claimed += 1
 
     def _suppress(
         self,

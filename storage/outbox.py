@@ -17,7 +17,7 @@ from storage.statuses import OutboxStatus
 from storage.upserts import table_of
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Collection, Mapping, Sequence
     from datetime import datetime, timedelta
 
     from sqlalchemy.orm import Session
@@ -124,9 +124,12 @@ def _insert_in_savepoint(session: Session, values: dict[str, Any]) -> bool:
     return True
 
 
-def claim_due(session: Session, now: datetime, limit: int) -> list[Outbox]:
+def claim_due(
+    session: Session, now: datetime, limit: int, *, excluding: Collection[int] = ()
+) -> list[Outbox]:
     """Queued rows due by ``now``, oldest due first, locked until the transaction ends.
 
+    ``excluding``: ids looked at already in this transaction (the next page of a scan).
     On PostgreSQL the rows are locked FOR UPDATE SKIP LOCKED, so concurrent senders take
     different rows; SQLite has one writer at a time and a single instance.
     """
@@ -136,6 +139,8 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[Outbox]:
         .order_by(Outbox.next_attempt_at, Outbox.id)
         .limit(limit)
     )
+    if excluding:
+        stmt = stmt.where(Outbox.id.not_in(excluding))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return list(session.scalars(stmt))

@@ -146,6 +146,32 @@ def test_a_pass_commits_once_per_batch_and_once_more(
     assert {r.status for r in rows(sessions)} == {"sent"}
 
 
+def test_a_claim_loads_only_the_rows_its_batch_takes(sessions: sessionmaker[Session]) -> None:
+    """Distinct recipients: each claim of 4 loads 4 rows, not its scan bound of 16.
+
+    Every row is loaded twice in all: by the claim that takes it, and again by the
+    next transaction, which records its outcome. (A scan of 16 at each claim loaded
+    16 + 16 + 12 + 8 + 4 = 56 rows to take these 20.) Collisions still look further:
+    see the tests below, whose batches are filled past rows that collide.
+    """
+    for i in range(20):
+        queue(sessions, i, f"c{i}@customer.example")
+    loaded: list[str] = []
+
+    def note(row: Outbox, _context: object) -> None:
+        loaded.append(row.dedupe_key)
+
+    event.listen(Outbox, "load", note)
+    try:
+        commits = Commits(sessions)
+        transport = Noting(commits)
+        assert sender(sessions, transport, claim_batch=4).run_once(NOW + timedelta(minutes=1)) == 20
+    finally:
+        event.remove(Outbox, "load", note)
+    assert [seen for _, seen in transport.sent] == [n // 4 + 1 for n in range(20)]
+    assert sorted(loaded) == sorted([f"k{i}" for i in range(20)] * 2)
+
+
 def test_one_recipient_never_twice_in_a_batch_and_its_limit_holds(
     sessions: sessionmaker[Session],
 ) -> None:
