@@ -132,7 +132,9 @@ class Processor:
         (the process died, or its transaction failed) is claimed alone, so a poison
         message cannot use up the attempts of the messages around it: a crash during
         a group counts against none of its messages, a crash during a retry against
-        the message then being tried.
+        the message then being tried. With the analysis in a worker, the next group is
+        claimed before a group's case work (see ``_claims_ahead``): a crash then leaves
+        up to two groups to come back one message at a time.
         """
         results: dict[int, Outcome | None] = {}
         todo = list(items)
@@ -140,11 +142,22 @@ class Processor:
             with self.sessions.begin() as s:
                 cases.prepare_ref_counter(s, self.settings.first_ref)
             self._counter_ready = True
-        while todo:
-            group, todo = self._next_group(todo)
-            done, left = self._handle_group(group)
-            results.update(done)
-            todo = left + todo  # over the group's byte budget: first in the next group
+        ahead: _Claimed | None = None
+        while todo or ahead is not None:
+            if ahead is None:
+                current, todo = self._claim_next(todo)
+            else:
+                current, ahead = ahead, None
+            try:
+                if self._claims_ahead(current, todo):
+                    ahead, todo = self._claim_next(todo)
+                results.update(current.outcomes)
+                results.update(self._work(current.claims))
+            except DBAPIError:
+                self._unsettled.update(current.ids)
+                if ahead is not None:
+                    self._unsettled.update(ahead.ids)
+                raise
         return [(i, results.get(i)) for i, _ in items]
 
     def _next_group(
@@ -158,18 +171,42 @@ class Processor:
         )
         return todo[:size], todo[size:]
 
-    def _handle_group(
-        self, group: list[tuple[int, datetime]]
-    ) -> tuple[dict[int, Outcome | None], list[tuple[int, datetime]]]:
+    def _claims_ahead(self, current: _Claimed, todo: list[tuple[int, datetime]]) -> bool:
+        """Whether to claim the next group before ``current``'s case work.
+
+        With the analysis in a worker, the next group is then fed to the worker while
+        this one is worked on, and the worker goes from one group to the next instead of
+        waiting, at each group's end, for its case work to commit and the next claim
+        (measured: a sixth of the IMAP throughput). Never around a message tried before:
+        it is claimed alone, so that a crash it causes is counted against it only.
+        """
+        return (
+            bool(todo)
+            and self.analyser.runs_elsewhere
+            and not current.is_retry
+            and todo[0][0] not in self._unsettled
+        )
+
+    def _claim_next(
+        self, todo: list[tuple[int, datetime]]
+    ) -> tuple[_Claimed, list[tuple[int, datetime]]]:
+        """Claim the next group of ``todo`` and start its analyses; the rest of ``todo``."""
+        group, rest = self._next_group(todo)
+        is_retry = group[0][0] in self._unsettled
         self.analyser.start()  # its start-up is no message's attempt
         try:
             # A message tried before without settling comes back alone (claim_attempts).
             claims, outcomes, left = self._claim(group)
-            outcomes.update(self._work(claims))
         except DBAPIError:
             self._unsettled.update(i for i, _ in group)
             raise
-        return outcomes, left
+        # Before the write transaction (its lock would hold up SMTP commits while the
+        # analysis runs), and on any database: the committed claim already keeps other
+        # instances off these rows (PostgreSQL used to analyse under the row lock).
+        self._start_analyses(claims)
+        ids = [i for i, _ in group[: len(group) - len(left)]]
+        # Over the group's byte budget: first in the next group.
+        return _Claimed(ids, claims, outcomes, is_retry=is_retry), left + rest
 
     def _claim(
         self, group: list[tuple[int, datetime]]
@@ -221,10 +258,6 @@ class Processor:
         message n's case work runs here; a transaction only takes messages whose
         analysis is ready, so it never holds the write lock waiting for the worker.
         """
-        # Before the write transaction (its lock would hold up SMTP commits while the
-        # analysis runs), and on any database: the committed claim already keeps other
-        # instances off these rows (PostgreSQL used to analyse under the row lock).
-        self._start_analyses(claims)
         outcomes: dict[int, Outcome | None] = {}
         todo = list(claims)
         is_careful = False
@@ -429,6 +462,16 @@ class Processor:
 
 class _CaseWorkFailedError(Exception):
     """A message's case work failed in a transaction without savepoints: redo it with them."""
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """A group once claimed: its ids, the claims to work on, the rows settled at the claim."""
+
+    ids: list[int]
+    claims: list[_Work]
+    outcomes: dict[int, Outcome | None]
+    is_retry: bool  # one message tried before, claimed alone
 
 
 @dataclass

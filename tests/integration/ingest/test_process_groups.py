@@ -294,3 +294,88 @@ def test_waiting_for_a_slow_analysis_never_holds_a_transaction_past_its_budget(
     assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 3
     assert max(held) < 1.0  # the slow analysis ran between two transactions, not in one
     engine.dispose()
+
+
+class _Elsewhere(InProcess):
+    """The real analysis, as if on another core: the processor claims the next group ahead."""
+
+    runs_elsewhere = True
+
+
+def _claims_and_work(
+    monkeypatch: pytest.MonkeyPatch, processor: process.Processor
+) -> list[tuple[str, int]]:
+    """What the processor does, in order: ("claim", size) and ("work", messages)."""
+    seen: list[tuple[str, int]] = []
+    claim, work = processor._claim, processor._work  # observed, not replaced
+
+    def claiming(group: list[tuple[int, datetime]]) -> Any:
+        seen.append(("claim", len(group)))
+        return claim(group)
+
+    def working(claims: list[Any]) -> dict[int, Outcome | None]:
+        seen.append(("work", len(claims)))
+        return work(claims)
+
+    monkeypatch.setattr(processor, "_claim", claiming)
+    monkeypatch.setattr(processor, "_work", working)
+    return seen
+
+
+def test_with_the_analysis_elsewhere_the_next_group_is_claimed_before_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty messages: each group of 16 is claimed (and fed to the worker) ahead of its turn."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(40)])
+    processor = app.build_processor(config, sessions)
+    processor.analyser = _Elsewhere(processor.settings.analysis)
+    seen = _claims_and_work(monkeypatch, processor)
+    done = processor.handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 40
+    assert seen == [
+        ("claim", 16),
+        ("claim", 16),
+        ("work", 16),
+        ("claim", 8),
+        ("work", 16),
+        ("work", 8),
+    ]
+    engine.dispose()
+
+
+def test_in_process_analysis_claims_nothing_ahead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Analysed at the claim (the CLI), a group ahead would only be held longer: none is."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(20)])
+    processor = app.build_processor(config, sessions)
+    seen = _claims_and_work(monkeypatch, processor)
+    processor.handle_many([(i, NOW) for i in ids])
+    assert seen == [("claim", 16), ("work", 16), ("claim", 4), ("work", 4)]
+    engine.dispose()
+
+
+def test_a_message_tried_before_has_nothing_claimed_around_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry is claimed alone and worked on alone: a crash it causes is counted against it.
+
+    Neither the group before it claims it ahead (its attempt would be counted for a
+    crash in that group's case work), nor does it claim the group after it.
+    """
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(20)])
+    processor = app.build_processor(config, sessions)
+    processor.analyser = _Elsewhere(processor.settings.analysis)
+    processor._unsettled.add(ids[16])  # as after a failed transaction
+    seen = _claims_and_work(monkeypatch, processor)
+    done = processor.handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 20
+    assert seen == [
+        ("claim", 16),
+        ("work", 16),
+        ("claim", 1),
+        ("work", 1),
+        ("claim", 3),
+        ("work", 3),
+    ]
+    engine.dispose()
