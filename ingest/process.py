@@ -150,7 +150,7 @@ class Processor:
                 current, ahead = ahead, None
             try:
                 if self._claims_ahead(current, todo):
-                    ahead, todo = self._claim_next(todo)
+                    ahead, todo = self._claim_next(todo, _GROUP_BYTES - current.raw_bytes)
                 results.update(current.outcomes)
                 results.update(self._work(current.claims))
             except DBAPIError:
@@ -178,25 +178,30 @@ class Processor:
         this one is worked on, and the worker goes from one group to the next instead of
         waiting, at each group's end, for its case work to commit and the next claim
         (measured: a sixth of the IMAP throughput). Never around a message tried before:
-        it is claimed alone, so that a crash it causes is counted against it only.
+        it is claimed alone, so that a crash it causes is counted against it only. The two
+        groups share one group's byte budget, so the raw mail held stays as bounded.
         """
         return (
             bool(todo)
+            and current.raw_bytes < _GROUP_BYTES
             and self.analyser.runs_elsewhere
             and not current.is_retry
             and todo[0][0] not in self._unsettled
         )
 
     def _claim_next(
-        self, todo: list[tuple[int, datetime]]
+        self, todo: list[tuple[int, datetime]], max_bytes: int = _GROUP_BYTES
     ) -> tuple[_Claimed, list[tuple[int, datetime]]]:
-        """Claim the next group of ``todo`` and start its analyses; the rest of ``todo``."""
+        """Claim the next group of ``todo`` and start its analyses; the rest of ``todo``.
+
+        The group stops once ``max_bytes`` of raw mail is claimed (one message at least).
+        """
         group, rest = self._next_group(todo)
         is_retry = group[0][0] in self._unsettled
         self.analyser.start()  # its start-up is no message's attempt
         try:
             # A message tried before without settling comes back alone (claim_attempts).
-            claims, outcomes, left = self._claim(group)
+            claims, outcomes, left = self._claim(group, max_bytes)
         except DBAPIError:
             self._unsettled.update(i for i, _ in group)
             raise
@@ -209,7 +214,7 @@ class Processor:
         return _Claimed(ids, claims, outcomes, is_retry=is_retry), left + rest
 
     def _claim(
-        self, group: list[tuple[int, datetime]]
+        self, group: list[tuple[int, datetime]], max_bytes: int = _GROUP_BYTES
     ) -> tuple[list[_Work], dict[int, Outcome | None], list[tuple[int, datetime]]]:
         """Claim the group in one commit, before any work: a crash still finds the claims.
 
@@ -231,7 +236,7 @@ class Processor:
                 max_attempts=self.settings.max_attempts,
                 now=datetime.now(UTC),  # wall time, not the messages' ``now`` (imports)
                 claim_periods=periods,
-                max_bytes=_GROUP_BYTES,
+                max_bytes=max_bytes,
             )
             for answer in answers:
                 self._unsettled.discard(answer.inbound_id)
@@ -472,6 +477,11 @@ class _Claimed:
     claims: list[_Work]
     outcomes: dict[int, Outcome | None]
     is_retry: bool  # one message tried before, claimed alone
+
+    @property
+    def raw_bytes(self) -> int:
+        """The raw mail the group holds."""
+        return sum(len(work.claim.raw) for work in self.claims)
 
 
 @dataclass

@@ -305,13 +305,14 @@ class _Elsewhere(InProcess):
 def _claims_and_work(
     monkeypatch: pytest.MonkeyPatch, processor: process.Processor
 ) -> list[tuple[str, int]]:
-    """What the processor does, in order: ("claim", size) and ("work", messages)."""
+    """What the processor does, in order: ("claim", messages claimed), ("work", messages)."""
     seen: list[tuple[str, int]] = []
     claim, work = processor._claim, processor._work  # observed, not replaced
 
-    def claiming(group: list[tuple[int, datetime]]) -> Any:
-        seen.append(("claim", len(group)))
-        return claim(group)
+    def claiming(group: list[tuple[int, datetime]], max_bytes: int) -> Any:
+        claimed = claim(group, max_bytes)
+        seen.append(("claim", len(claimed[0])))
+        return claimed
 
     def working(claims: list[Any]) -> dict[int, Outcome | None]:
         seen.append(("work", len(claims)))
@@ -377,5 +378,35 @@ def test_a_message_tried_before_has_nothing_claimed_around_it(
         ("work", 1),
         ("claim", 3),
         ("work", 3),
+    ]
+    engine.dispose()
+
+
+def test_a_group_claimed_ahead_shares_the_byte_budget_of_the_one_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The raw mail held stays within one group's budget (and one mail over it), as before.
+
+    Six mails of one size, groups of 2, a budget of 2.5 mails: the group ahead gets what
+    the current one left (half a mail: one message), never a budget of its own.
+    """
+    raws = [_mail(n) for n in range(6)]
+    monkeypatch.setattr(process, "_GROUP_BYTES", len(raws[0]) * 5 // 2)
+    config, engine, sessions, ids = _site(tmp_path, raws)
+    processor = app.build_processor(config, sessions)
+    processor.analyser = _Elsewhere(processor.settings.analysis)
+    processor.pace = process.Pace(group_size=2)
+    seen = _claims_and_work(monkeypatch, processor)
+    done = processor.handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 6
+    assert seen == [
+        ("claim", 2),
+        ("claim", 1),
+        ("work", 2),
+        ("claim", 2),
+        ("work", 1),
+        ("claim", 1),
+        ("work", 2),
+        ("work", 1),
     ]
     engine.dispose()
