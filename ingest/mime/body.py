@@ -69,6 +69,9 @@ class BodyReader:
     defects: Defects
     legacy: str | None = None
     text_only: bool = False
+    # Inside a rendition that cannot be chosen (a plain one with text came before it):
+    # its HTML is kept as is, not turned into text nobody reads (see _alternative).
+    _html_unread: bool = field(default=False, init=False, repr=False)
 
     def read(self, msg: Message) -> Body:
         """The body, attachments numbered in document order."""
@@ -105,6 +108,7 @@ class BodyReader:
     def _alternative(self, parts: list[Message], body: Body) -> None:
         """Keep one rendition's text; every rendition's HTML and non-text parts."""
         renditions = []
+        unread_before = self._html_unread
         for child in parts:
             if _is_other_rendition(child):
                 continue  # text/enriched and the like: the same content once more
@@ -112,7 +116,11 @@ class BodyReader:
             self._visit(child, found)
             body.html = body.html if body.html is not None else found.html
             body.forwarded = body.forwarded or found.forwarded
-            renditions.append((child.get_content_type() == "text/plain", found))
+            is_plain = child.get_content_type() == "text/plain"
+            renditions.append((is_plain, found))
+            # The first plain rendition with text is chosen below, whatever follows it.
+            self._html_unread |= is_plain and found.has_text
+        self._html_unread = unread_before
         plain = [found for is_plain, found in renditions if is_plain and found.has_text]
         filled = [found for _, found in renditions if found.has_text]
         chosen = plain[:1] or filled[-1:] or [found for _, found in renditions[:1]]
@@ -127,7 +135,9 @@ class BodyReader:
             text = _part_text(part, self.defects)
             if ctype == "text/html":
                 body.html = body.html if body.html is not None else text
-                text = html_to_text(text)
+                # Unread: kept as the segment all the same, so that what follows in the
+                # rendition sees the body begun (_is_body_text) exactly as before.
+                text = text if self._html_unread else html_to_text(text)
             body.segments.append(normalise_newlines(text))
             return
         if ctype == "message/rfc822" and body.forwarded is None:

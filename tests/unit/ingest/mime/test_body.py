@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+from ingest.mime import body as body_module
+from ingest.mime.html_text import html_to_text
 from ingest.mime.parse import parse_message
 
 HEAD = (
@@ -147,3 +151,47 @@ def test_cover_text_wins_over_the_forwarded_text() -> None:
         "mixed", part(PLAIN, body="FYI"), part("Content-Type: message/rfc822", body=inner)
     )
     assert parse_message(message(entity)).text == "FYI"
+
+
+def _counting_html_to_text(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every HTML the body reader turns into text, noted."""
+    converted: list[str] = []
+
+    def counting(html: str) -> str:
+        converted.append(html)
+        return html_to_text(html)
+
+    monkeypatch.setattr(body_module, "html_to_text", counting)
+    return converted
+
+
+def test_an_html_rendition_after_a_plain_one_is_not_turned_into_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plain rendition is chosen whatever follows: its HTML twin is kept, not read."""
+    converted = _counting_html_to_text(monkeypatch)
+    related = multipart(
+        "related",
+        part(HTML, body="<p>Hello html</p>"),
+        part(PLAIN, 'Content-Disposition: inline; filename="notes.txt"', body="a file"),
+        boundary="R",
+    )
+    entity = multipart("alternative", part(PLAIN, body="Hello plain"), related)
+    parsed = parse_message(message(entity))
+    assert converted == []
+    assert parsed.text == "Hello plain"
+    assert parsed.html == "<p>Hello html</p>"
+    # The named text after the HTML is still a file, as when the HTML was read.
+    assert [a.filename for a in parsed.attachments] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("plain_body", ["  \r\n", None])
+def test_html_is_read_when_no_plain_rendition_with_text_comes_first(
+    monkeypatch: pytest.MonkeyPatch, plain_body: str | None
+) -> None:
+    """A blank plain rendition, or the HTML first: the HTML may be the text, so it is read."""
+    converted = _counting_html_to_text(monkeypatch)
+    html = part(HTML, body="<p>Hi</p>")
+    parts = [part(PLAIN, body=plain_body), html] if plain_body else [html, part(PLAIN, body="Hi")]
+    parse_message(message(multipart("alternative", *parts)))
+    assert converted == ["<p>Hi</p>"]
