@@ -126,9 +126,9 @@ class Processor:
     ) -> list[tuple[int, Outcome | None]]:
         """Process raw messages (each at its own time) in few transactions; outcomes in order.
 
-        Each group of messages shares one commit for the counted attempts and one for
-        the case work, each message in a savepoint of its own: a fsync per group
-        instead of two per message. A message whose earlier attempt never settled
+        Each group of messages shares one commit for the counted attempts and few for
+        the case work (a savepoint per message only to redo a failure): a fsync per
+        group instead of two per message. A message whose earlier attempt never settled
         (the process died, or its transaction failed) is claimed alone, so a poison
         message cannot use up the attempts of the messages around it: a crash during
         a group counts against none of its messages, a crash during a retry against
