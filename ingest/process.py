@@ -145,7 +145,7 @@ class Processor:
         ahead: _Claimed | None = None
         while todo or ahead is not None:
             if ahead is None:
-                current, todo = self._claim_next(todo)
+                current, todo = self._claim_next(todo, _GROUP_BYTES)
             else:
                 current, ahead = ahead, None
             try:
@@ -190,7 +190,7 @@ class Processor:
         )
 
     def _claim_next(
-        self, todo: list[tuple[int, datetime]], max_bytes: int = _GROUP_BYTES
+        self, todo: list[tuple[int, datetime]], max_bytes: int
     ) -> tuple[_Claimed, list[tuple[int, datetime]]]:
         """Claim the next group of ``todo`` and start its analyses; the rest of ``todo``.
 
@@ -214,7 +214,7 @@ class Processor:
         return _Claimed(ids, claims, outcomes, is_retry=is_retry), left + rest
 
     def _claim(
-        self, group: list[tuple[int, datetime]], max_bytes: int = _GROUP_BYTES
+        self, group: list[tuple[int, datetime]], max_bytes: int
     ) -> tuple[list[_Work], dict[int, Outcome | None], list[tuple[int, datetime]]]:
         """Claim the group in one commit, before any work: a crash still finds the claims.
 

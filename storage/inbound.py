@@ -37,7 +37,7 @@ def add_inbound(
         source_ref=source_ref,
         mail_from=mail_from,
         rcpt_to=list(rcpt_to),
-        raw_row=InboundRaw(raw=raw),
+        raw=raw,  # into its own table, by the association proxy (models.Inbound.raw)
         size=len(raw),
         status=InboundStatus.RECEIVED,
     )

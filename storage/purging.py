@@ -79,19 +79,19 @@ def purge_case(
     """Blank the case's raw mail and unshared blobs; add a ``purged`` event (unless dry)."""
     case = session.get_one(Case, case_id)
     rows = _unpurged_inbound(session, case_id)
+    ids = [r.id for r in rows]
     blobs = [b for b in _case_blobs(session, case_id) if _is_purgeable(session, b, closed_before)]
     files = tuple(p for b in blobs if (p := _blob_file(b, attachments_dir)) is not None)
     result = CasePurge(
         ref=case.ref,
         inbound=len(rows),
-        raw_bytes=_raw_bytes(session, [r.id for r in rows]),
+        raw_bytes=_raw_bytes(session, ids),
         blobs=len(blobs),
         blob_bytes=sum(b.size for b in blobs),
         files=files,
     )
     if dry_run or result.is_empty:
         return result
-    ids = [r.id for r in rows]
     session.execute(update(InboundRaw).where(InboundRaw.inbound_id.in_(ids)).values(raw=b""))
     session.execute(update(Inbound).where(Inbound.id.in_(ids)).values(reason=PURGED))
     for blob in blobs:

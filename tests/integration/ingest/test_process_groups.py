@@ -323,14 +323,22 @@ def _claims_and_work(
     return seen
 
 
+def _observed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raws: list[bytes], *, elsewhere: bool = True
+) -> tuple[Engine, process.Processor, list[int], list[tuple[str, int]]]:
+    """A processor over ``raws`` (analysed as if on another core), its claims and work noted."""
+    config, engine, sessions, ids = _site(tmp_path, raws)
+    processor = app.build_processor(config, sessions)
+    if elsewhere:
+        processor.analyser = _Elsewhere(processor.settings.analysis)
+    return engine, processor, ids, _claims_and_work(monkeypatch, processor)
+
+
 def test_with_the_analysis_elsewhere_the_next_group_is_claimed_before_the_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Forty messages: each group of 16 is claimed (and fed to the worker) ahead of its turn."""
-    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(40)])
-    processor = app.build_processor(config, sessions)
-    processor.analyser = _Elsewhere(processor.settings.analysis)
-    seen = _claims_and_work(monkeypatch, processor)
+    engine, processor, ids, seen = _observed(tmp_path, monkeypatch, [_mail(n) for n in range(40)])
     done = processor.handle_many([(i, NOW) for i in ids])
     assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 40
     assert seen == [
@@ -348,9 +356,8 @@ def test_in_process_analysis_claims_nothing_ahead(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Analysed at the claim (the CLI), a group ahead would only be held longer: none is."""
-    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(20)])
-    processor = app.build_processor(config, sessions)
-    seen = _claims_and_work(monkeypatch, processor)
+    raws = [_mail(n) for n in range(20)]
+    engine, processor, ids, seen = _observed(tmp_path, monkeypatch, raws, elsewhere=False)
     processor.handle_many([(i, NOW) for i in ids])
     assert seen == [("claim", 16), ("work", 16), ("claim", 4), ("work", 4)]
     engine.dispose()
@@ -364,11 +371,8 @@ def test_a_message_tried_before_has_nothing_claimed_around_it(
     Neither the group before it claims it ahead (its attempt would be counted for a
     crash in that group's case work), nor does it claim the group after it.
     """
-    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(20)])
-    processor = app.build_processor(config, sessions)
-    processor.analyser = _Elsewhere(processor.settings.analysis)
+    engine, processor, ids, seen = _observed(tmp_path, monkeypatch, [_mail(n) for n in range(20)])
     processor._unsettled.add(ids[16])  # as after a failed transaction
-    seen = _claims_and_work(monkeypatch, processor)
     done = processor.handle_many([(i, NOW) for i in ids])
     assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 20
     assert seen == [
@@ -392,11 +396,8 @@ def test_a_group_claimed_ahead_shares_the_byte_budget_of_the_one_before(
     """
     raws = [_mail(n) for n in range(6)]
     monkeypatch.setattr(process, "_GROUP_BYTES", len(raws[0]) * 5 // 2)
-    config, engine, sessions, ids = _site(tmp_path, raws)
-    processor = app.build_processor(config, sessions)
-    processor.analyser = _Elsewhere(processor.settings.analysis)
+    engine, processor, ids, seen = _observed(tmp_path, monkeypatch, raws)
     processor.pace = process.Pace(group_size=2)
-    seen = _claims_and_work(monkeypatch, processor)
     done = processor.handle_many([(i, NOW) for i in ids])
     assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 6
     assert seen == [
