@@ -23,6 +23,7 @@ from ingest.errors import ParseError
 from ingest.mime.body import BodyReader, children
 from ingest.mime.charsets import clean_text, header_charset
 from ingest.mime.defects import Defects
+from ingest.mime.feed import parse_bytes
 from ingest.mime.header_text import FOLD, decode_header_text, from_surrogates
 from ingest.mime.parsed import Address, ParsedMail
 from ingest.mime.policy import PLAIN_HEADERS, POLICY
@@ -121,7 +122,7 @@ def _precheck_parts(raw: bytes, max_parts: int, max_depth: int) -> None:
 
 def _parse_tree(raw: bytes) -> EmailMessage:
     try:
-        msg = BytesParser(policy=POLICY).parsebytes(raw)
+        msg = parse_bytes(raw, POLICY)
     except RecursionError:
         raise ParseError("MIME nesting too deep for the parser") from None
     if not isinstance(msg, EmailMessage):  # pragma: no cover - POLICY builds EmailMessage
