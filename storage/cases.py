@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy import case as sql_case
 from sqlalchemy.orm import selectinload
 
+from storage.autoflush import autoflush_for
 from storage.deferred import HeldCounter, any_held, barrier, held, hold_or_run, mark_safe
 from storage.models import (
     Attachment,
@@ -166,7 +167,8 @@ def thread_hits(session: Session, message_ids: Sequence[str]) -> list[ThreadHit]
         message_ids
     ):
         barrier(session)  # a reply to a message of this group: threaded once it is written
-    rows = session.execute(_BY_MESSAGE_IDS, {"ids": list(message_ids)})
+    with autoflush_for(session, Message):  # a changed case's columns are not read
+        rows = session.execute(_BY_MESSAGE_IDS, {"ids": list(message_ids)}).all()
     return [ThreadHit(mid or "", bool(ours), row_id, case) for mid, ours, row_id, case in rows]
 
 
@@ -380,7 +382,8 @@ def running_clocks(session: Session, case_id: int) -> list[SlaClock]:
     """The case's SLA clocks that are still running."""
     if any_held(session, _CLOCKS, lambda row: row["case_id"] == case_id):
         barrier(session)
-    return list(session.scalars(_RUNNING_CLOCKS, {"case_id": case_id}))
+    with autoflush_for(session, SlaClock):
+        return list(session.scalars(_RUNNING_CLOCKS, {"case_id": case_id}))
 
 
 def attachment_rows(message: Message) -> list[Attachment]:

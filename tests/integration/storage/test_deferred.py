@@ -270,3 +270,35 @@ def test_a_customer_made_in_an_undone_savepoint_is_made_again(site: Site) -> Non
         )
         assert customer is not None
         assert s.scalar(select(Customer.name).where(Customer.id == customer)) == "Acme"
+
+
+@pytest.mark.usefixtures("one_transaction")
+def test_a_group_of_replies_updates_its_cases_in_one_statement(site: Site) -> None:
+    """Each reply changes its case; the next reply's reads need not write that first.
+
+    The thread lookup and the clock read skip the autoflush when only cases changed
+    (``storage.autoflush``); the cases' new times are written together, and kept.
+    """
+    site.handle([customer_mail(n) for n in range(6)])
+    with site.sessions() as s:
+        before = {row.id: row.updated_at for row in s.execute(select(Case.id, Case.updated_at))}
+    later = NOW.replace(hour=11)
+    with site.sessions.begin() as s:
+        ids = [
+            inbound.add_inbound(
+                s,
+                raw=customer_mail(10 + n, reply_to=f"<m{n}@client.example>"),
+                source="smtp",
+                now=later,
+                mail_from="c@x",
+            ).id
+            for n in range(6)
+        ]
+    site.written.clear()
+    done = [o for _, o in site.processor.handle_many([(i, later) for i in ids])]
+    assert all(o is not None and not o.opened for o in done)
+    assert site.written["UPDATE", "cases"] == 1, site.written
+    with site.sessions() as s:
+        after = {row.id: row.updated_at for row in s.execute(select(Case.id, Case.updated_at))}
+    assert after.keys() == before.keys()
+    assert all(after[case] > before[case] for case in after), (before, after)
