@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
@@ -154,9 +155,18 @@ class BusinessCalendar:
         """Return the UTC opening and closing instants of `day`, or None if closed."""
         if day.weekday() not in self.weekdays or day in self.holidays:
             return None
-        opening = _first_instant_reading(datetime.combine(day, self.opens), self.tz)
-        closing = _first_instant_reading(datetime.combine(day, self.closes), self.tz)
-        return opening, closing
+        return _opening_hours(self.tz, self.opens, self.closes, day)
+
+
+# Each new case's clock walks the same few days' windows three times (due, elapsed,
+# reminder), and every case of a day walks the same days; a window costs a dozen time
+# zone conversions. The arguments are values, so equal calendars share entries.
+@functools.lru_cache(maxsize=4096)
+def _opening_hours(tz: ZoneInfo, opens: time, closes: time, day: date) -> Window:
+    """The UTC instants at which `day` opens and closes in `tz` (see BusinessCalendar)."""
+    opening = _first_instant_reading(datetime.combine(day, opens), tz)
+    closing = _first_instant_reading(datetime.combine(day, closes), tz)
+    return opening, closing
 
 
 def _local_date(at: datetime, tz: ZoneInfo) -> date:

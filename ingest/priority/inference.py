@@ -379,7 +379,10 @@ def customer_claim(
 ) -> tuple[Priority, str] | None:
     """The priority the customer states and where: a label, a statement, or a header."""
     for place, where in ((subject, "subject"), (first_line(text), "first line")):
-        found = _match_claim(place, rules, "label_") or _match_claim(place, rules, "statement_")
+        low = place.lower() if is_plain(place) else None
+        found = _match_claim(place, rules, "label_", low) or _match_claim(
+            place, rules, "statement_", low
+        )
         if found:
             return found[0], f"{where} '{found[1]}'"
     # Each statement pattern scans the whole text; most mails hold none of their words.
