@@ -245,8 +245,9 @@ class CaseStep:
             "dedupe_key": m.content_key,
         }
         msg_id = cases.add_message_row(self.s, values)
-        for att in m.attachments:
-            blobs.store_blob(self.s, att.sha256, att.data, self.cfg.attachments_dir)
+        digests = [att.sha256 for att in m.attachments]  # a property that hashes the content
+        for att, digest in zip(m.attachments, digests, strict=True):
+            blobs.store_blob(self.s, digest, att.data, self.cfg.attachments_dir)
         cases.add_attachment_rows(
             self.s,
             [
@@ -255,10 +256,10 @@ class CaseStep:
                     "filename": att.filename[:255],
                     "content_type": att.content_type[:255],
                     "size": att.size,
-                    "sha256": att.sha256,
+                    "sha256": digest,
                     "is_inline": att.is_inline,
                 }
-                for att in m.attachments
+                for att, digest in zip(m.attachments, digests, strict=True)
             ],
         )
         detail = (

@@ -11,6 +11,7 @@ refused before the full parse, and charset detection reads a bounded sample.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from datetime import UTC, datetime
 from email import policy as email_policy
@@ -153,15 +154,11 @@ def _check_limits(msg: Message, max_parts: int, max_depth: int, defects: Defects
 
 def _header_charset(msg: Message) -> str | None:
     """The legacy charset of the message's raw 8-bit header bytes (see ``charsets``)."""
-    values: list[str] = []
-    labels: list[str] = []
-    for index, part in enumerate(msg.walk()):
-        if index >= _MAX_CHARSET_PARTS:
-            break
-        values += [v for _, v in part.raw_items() if not v.isascii()]
-        labels += [label for label in [part.get_content_charset()] if label]
-    if not values:
+    parts = list(itertools.islice(msg.walk(), _MAX_CHARSET_PARTS))
+    values = [v for part in parts for _, v in part.raw_items() if not v.isascii()]
+    if not values:  # most mail: ASCII headers, and no need to read the parts' charsets
         return None
+    labels = [label for part in parts for label in [part.get_content_charset()] if label]
     labels += [m[1] for _, v in msg.raw_items() for m in _ENCODED_WORD_CHARSET.finditer(v)]
     data = b"\n".join(v.encode("utf-8", "surrogateescape") for v in values)
     return header_charset(data[:_MAX_HEADER_BYTES], list(dict.fromkeys(labels)))

@@ -77,13 +77,21 @@ class ParsedMail:
     content_key: str
     defects: tuple[str, ...] = ()
     tree: EmailMessage | None = field(default=None, compare=False, repr=False)
+    # The headers' values by lower-cased name: the classifier asks for about 35 headers
+    # of each message, and a scan of all of them for each cost more than the index.
+    _by_name: dict[str, list[str]] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            by_name.setdefault(key.lower(), []).append(value)
+        object.__setattr__(self, "_by_name", by_name)
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
-        return next((v for k, v in self.headers if k.lower() == wanted), None)
+        found = self._by_name.get(name.lower())
+        return found[0] if found else None
 
     def header_all(self, name: str) -> list[str]:
         """Every value of header ``name`` (case-insensitive), in order."""
-        wanted = name.lower()
-        return [v for k, v in self.headers if k.lower() == wanted]
+        return list(self._by_name.get(name.lower(), ()))
