@@ -529,6 +529,33 @@ def test_content_key_ignores_line_endings() -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (
+            (
+                b"Message-ID: <k1@example.org>\r\nFrom: A <a@example.org>\r\nSubject: Key\r\n"
+                b"Date: Mon, 07 Dec 2026 09:00:00 +0000\r\n\r\nLine one\r\nLine two\r\n\r\n"
+            ),
+            "9a37736b233cc2f8f73d9e93af9d269f3e547fb3c33facf8037d9d56318b185e",
+        ),
+        (
+            (
+                b"Message-ID: <k2@example.org>\r\nFrom: A <a@example.org>\r\nSubject: Key\r\n"
+                b"\r\nOld Mac\rline\r\nend\r\r\n"
+            ),
+            "c5878a039eb520671903e635fb57d7f5e81621e663bdb350a415cf58fc60249b",
+        ),
+    ],
+)
+def test_content_key_is_the_one_stored_by_earlier_releases(raw: bytes, key: str) -> None:
+    """Keys are stored: a copy that arrives after an upgrade must still be found a duplicate.
+
+    Pinned from release 431417b, before the CRLF fast path (with and without lone CRs).
+    """
+    assert parse_message(raw).content_key == key
+
+
+@pytest.mark.parametrize(
     "changed",
     [
         mail(body="A different message reusing the Message-ID.\n"),

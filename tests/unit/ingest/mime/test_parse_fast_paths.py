@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.mime.parse import _policy_addresses, _simple_addresses
+from ingest.mime.parse import _policy_addresses, _simple_addresses, crlf_to_lf
 from ingest.mime.parsed import Address
 from ingest.mime.policy import POLICY
 
@@ -91,3 +91,10 @@ def test_cached_header_reads_equal_the_stock_read(value: str) -> None:
             getattr(stock, "params", None),
         )
         assert POLICY.header_fetch_parse(name, ours) is ours  # a header object as is
+
+
+@given(st.lists(st.sampled_from(["\r\n", "\r", "\n", "a", "\r\r\n", "\n\r", "é"]), max_size=20))
+def test_crlf_to_lf_is_replace(pieces: list[str]) -> None:
+    """Lone CRs, lone LFs and pairs in any order: the same bytes as ``replace``."""
+    data = "".join(pieces).encode()
+    assert crlf_to_lf(data) == data.replace(b"\r\n", b"\n")
