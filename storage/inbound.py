@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import bindparam, case, func, select, update
 
@@ -183,8 +183,8 @@ def claim_attempts(
     is_shared = not is_sqlite(session.get_bind())  # type: ignore[arg-type]
     rows = _lock_for_claim(session, inbound_ids, status, is_shared=is_shared)
     # A chosen row stands in for its Claimed until the group's raw bytes are read.
-    answers: list[ClaimResult | Inbound] = []
-    chosen: list[Inbound] = []
+    answers: list[ClaimResult | _ClaimRow] = []
+    chosen: list[_ClaimRow] = []
     loaded = 0
     for inbound_id in inbound_ids:
         if loaded >= max_bytes:
@@ -199,41 +199,83 @@ def claim_attempts(
         is_retry = row.attempts > 0 or row.claimed_at is not None
         if is_retry and chosen:
             break  # it comes first, and alone, in the next group
-        row.claimed_at = now
         chosen.append(row)
         loaded += row.size or 0
         answers.append(row)
         if is_retry:
             break
-    return _with_claims(session, answers, chosen)
+    return _with_claims(session, answers, chosen, now)
+
+
+class _ClaimRow(NamedTuple):
+    """What the claim reads of a pending row (no raw bytes: those only for the chosen)."""
+
+    id: int
+    source: str
+    mail_from: str
+    attempts: int
+    claimed_at: datetime | None
+    size: int | None
+    reason: str | None
+
+
+# Columns and one UPDATE, not loaded objects: an object for each row of a group and a
+# unit-of-work flush to mark them cost more than the claim's two queries.
+_CLAIM_ROWS = select(
+    Inbound.id,
+    Inbound.source,
+    Inbound.mail_from,
+    Inbound.attempts,
+    Inbound.claimed_at,
+    Inbound.size,
+    Inbound.reason,
+)
+_INBOUND = table_of(Inbound)
+_MARK_CLAIMED = update(_INBOUND).where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _lock_for_claim(
     session: Session, inbound_ids: Sequence[int], status: InboundStatus, *, is_shared: bool
-) -> dict[int, Inbound]:
+) -> dict[int, _ClaimRow]:
     """The rows still in ``status``, by id, without their raw bytes; locked when shared."""
-    stmt = select(Inbound).where(Inbound.id.in_(inbound_ids), Inbound.status == status)
+    stmt = _CLAIM_ROWS.where(Inbound.id.in_(inbound_ids), Inbound.status == status)
     if is_shared:
         stmt = stmt.with_for_update(skip_locked=True)
-    return {row.id: row for row in session.scalars(stmt)}
+    return {row.id: _ClaimRow(*row) for row in session.execute(stmt)}
 
 
-def _is_claimed(row: Inbound, now: datetime, period: timedelta) -> bool:
+def _is_claimed(row: _ClaimRow, now: datetime, period: timedelta) -> bool:
     """Whether another instance's claim on ``row`` still holds."""
     return row.claimed_at is not None and now - row.claimed_at < period
 
 
 def _with_claims(
-    session: Session, answers: list[ClaimResult | Inbound], chosen: list[Inbound]
+    session: Session,
+    answers: list[ClaimResult | _ClaimRow],
+    chosen: list[_ClaimRow],
+    now: datetime,
 ) -> list[ClaimResult]:
     """The answers, each chosen row as its Claimed: counted if alone, raw bytes read at once."""
     alone = len(chosen) == 1
-    if alone:
-        chosen[0].attempts += 1
+    if chosen:
+        marks: dict[str, Any] = {"claimed_at": now}
+        if alone:
+            marks["attempts"] = _INBOUND.c.attempts + 1
+        session.execute(_MARK_CLAIMED.values(marks), {"ids": [row.id for row in chosen]})
     raw = _raw_of(session, [row.id for row in chosen])
     return [
-        Claimed(a.id, Claim(raw[a.id], a.source, a.mail_from, a.attempts, a.reason, counted=alone))
-        if isinstance(a, Inbound)
+        Claimed(
+            a.id,
+            Claim(
+                raw[a.id],
+                a.source,
+                a.mail_from,
+                a.attempts + 1 if alone else a.attempts,
+                a.reason,
+                counted=alone,
+            ),
+        )
+        if isinstance(a, _ClaimRow)
         else a
         for a in answers
     ]
