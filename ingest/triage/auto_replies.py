@@ -32,6 +32,7 @@ import re
 from typing import TYPE_CHECKING
 
 from ingest.mime.header_text import header_addresses
+from ingest.priority.literal_factors import is_plain
 from ingest.triage.lists import is_list_robot
 
 if TYPE_CHECKING:
@@ -115,7 +116,8 @@ _AUTOMATIC_BODY = re.compile(
     r"je suis (actuellement )?absent|estoy (fuera de la oficina|de vacaciones)",
     re.IGNORECASE,
 )
-# The same pattern, case-sensitive, for lower-cased ASCII text: on ASCII, IGNORECASE
+# The same pattern, case-sensitive, for lower-cased plain text: where every character
+# lowers as the engine folds it (``is_plain``: ASCII, and most other letters), IGNORECASE
 # and lower-casing agree, and the case-sensitive search is a third of the cost (the
 # engine can skip ahead by the alternatives' first characters). The pattern is lower case.
 _AUTOMATIC_BODY_LOWERED = re.compile(_AUTOMATIC_BODY.pattern)
@@ -206,8 +208,8 @@ def _weak_reason(mail: ParsedMail) -> str | None:
 
 
 def _automatic_body(text: str) -> re.Match[str] | None:
-    """``_AUTOMATIC_BODY.search(text)``; most mail is ASCII and says nothing automatic."""
-    if text.isascii() and _AUTOMATIC_BODY_LOWERED.search(text.lower()) is None:
+    """``_AUTOMATIC_BODY.search(text)``; most mail is plain text and says nothing automatic."""
+    if is_plain(text) and _AUTOMATIC_BODY_LOWERED.search(text.lower()) is None:
         return None
     return _AUTOMATIC_BODY.search(text)
 

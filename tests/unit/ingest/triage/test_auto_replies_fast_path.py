@@ -30,6 +30,12 @@ PHRASES = [
 # Characters the engine folds to ASCII letters under IGNORECASE (dotted I, long s,
 # Kelvin, dotless i): the fast path must leave such text to the full search.
 FILLER = [
+    # Plain non-ASCII letters (the fast path takes them) and some that are not plain.
+    "é",
+    "ß",
+    "\u1e9e",
+    "Ω",
+    "\u2126",
     "a",
     " ",
     "\n",
