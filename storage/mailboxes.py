@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, insert, or_, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage.models import Inbound, InboundRaw, MailboxState
-from storage.statuses import InboundStatus
+from storage.inbound import NewMail, add_mail
+from storage.models import Inbound, MailboxState
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Sequence
@@ -43,29 +43,12 @@ def add_received(
 ) -> dict[str, int]:
     """Insert a chunk of ``(source_ref, mail_from, raw)`` as received mail; id per source_ref.
 
-    One multi-row INSERT instead of a flush per message (``add_inbound``); the caller's
-    transaction commits the chunk as a whole.
+    One INSERT per table for the chunk (``inbound.add_mail``); the caller's transaction
+    commits the chunk as a whole.
     """
-    if not chunk:
-        return {}
-    values = [
-        {
-            "received_at": now,
-            "source": source,
-            "source_ref": ref,
-            "mail_from": mail_from,
-            "rcpt_to": [],
-            "size": len(raw),
-            "status": InboundStatus.RECEIVED,
-        }
-        for ref, mail_from, raw in chunk
-    ]
-    rows = session.execute(insert(Inbound).returning(Inbound.source_ref, Inbound.id), values)
-    ids = {ref: row_id for ref, row_id in rows if ref is not None}
-    session.execute(
-        insert(InboundRaw), [{"inbound_id": ids[ref], "raw": raw} for ref, _, raw in chunk]
-    )
-    return ids
+    mails = [NewMail(raw, mail_from, source_ref=ref) for ref, mail_from, raw in chunk]
+    ids = add_mail(session, source=source, now=now, mails=mails)
+    return {ref: row_id for (ref, _, _), row_id in zip(chunk, ids, strict=True)}
 
 
 def take_lease(session: Session, name: str, owner: str, now: datetime, ttl: timedelta) -> bool:

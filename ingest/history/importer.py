@@ -84,16 +84,21 @@ def _stage_batch(
 ) -> None:
     with sessions.begin() as s:
         known = history.staged_refs(s, SOURCE, (m.ref for m in batch))
+        new: list[inbound.NewMail] = []
         for message in batch:
             if message.ref in known:
                 summary.already_imported += 1
                 continue
             known.add(message.ref)
-            row = inbound.add_inbound(
-                s, raw=message.raw, source=SOURCE, now=now, source_ref=message.ref
+            new.append(
+                inbound.NewMail(
+                    message.raw,
+                    source_ref=message.ref,
+                    status=InboundStatus.HELD,
+                    written_at=written_at(message.raw, message.file_time, latest=now),
+                )
             )
-            row.status = InboundStatus.HELD
-            row.written_at = written_at(message.raw, message.file_time, latest=now)
+        inbound.add_mail(s, source=SOURCE, now=now, mails=new)
 
 
 def held_ids(session: Session) -> list[int]:

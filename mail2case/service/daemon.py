@@ -155,13 +155,12 @@ class Daemon:
         now = datetime.now(UTC)
         # Ahead of the stages' transactions in this process's write queue: a 250 waits.
         with urgent(), self.sessions.begin() as s:
-            rows = [
-                inbound.add_inbound(
-                    s, raw=d.raw, source="smtp", now=now, mail_from=d.mail_from, rcpt_to=d.rcpt_to
-                )
-                for d in deliveries
-            ]
-            ids = [row.id for row in rows]
+            ids = inbound.add_mail(
+                s,
+                source="smtp",
+                now=now,
+                mails=[inbound.NewMail(d.raw, d.mail_from, d.rcpt_to) for d in deliveries],
+            )
         self.received += len(ids)
         return ids
 
