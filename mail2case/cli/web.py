@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mail2case import app
-from mail2case.web.site import make_signin
 
 if TYPE_CHECKING:
     import argparse
@@ -35,6 +34,9 @@ def web_link(args: argparse.Namespace, config: Config) -> int:
     The link is the one the sign-in page mails (single-use, short-lived), printed instead:
     whoever runs this command can read the configuration and the database anyway.
     """
+    # Here, not at the top: the web stack (Starlette) costs every other command 0.1 s.
+    from mail2case.web.site import make_signin  # noqa: PLC0415
+
     engine, sessions = app.open_database(config)
     try:
         signin = make_signin(config, sessions)
