@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from concurrent import futures
@@ -342,10 +343,26 @@ class Processor:
             for work in claims:
                 work.analysis = self._analyse_bounded(work)
             return
+        for work in claims:
+            null_sender = _is_null_sender(work.claim)
+            work.pending = self.analyser.submit(work.claim.raw, null_sender=null_sender)
         if self._pipeline is None:
             self._pipeline = ThreadPoolExecutor(1, thread_name_prefix="analysis")
-        for work in claims:
-            work.pending = self._pipeline.submit(self._analyse_bounded, work)
+        self._pipeline.submit(self._run_analyses, [w.pending for w in claims if w.pending])
+
+    def _run_analyses(self, pending: list[Future[Analysis]]) -> None:
+        """In the pipeline thread: carry out the analyses, in order, until each is done.
+
+        The analyser keeps the next message in flight while this one's result is taken
+        (``ingest.analysis.sandbox``), including the next group's, claimed ahead.
+        """
+        for future in pending:
+            try:
+                self.analyser.run_until(future)
+            except Exception as exc:  # noqa: BLE001 - a bug: each message's case work sees it
+                for left in pending:
+                    _fail_quietly(left, exc)
+                return
 
     def _analyse_bounded(self, work: _Work) -> Analysis | Exception:
         """The analysis, or what stopped it: handled with the message's case work."""
@@ -439,8 +456,7 @@ class Processor:
         return None
 
     def _analyse(self, claim: inbound.Claim) -> Analysis:
-        null_sender = claim.source == "smtp" and not claim.mail_from
-        return self.analyser.analyse(claim.raw, null_sender=null_sender)
+        return self.analyser.analyse(claim.raw, null_sender=_is_null_sender(claim))
 
     def _process(
         self, s: Session, row: inbound.Pending, analysis: Analysis, now: datetime
@@ -492,7 +508,7 @@ class _Work:
     now: datetime
     claim: inbound.Claim
     analysis: Analysis | Exception | None = None
-    pending: Future[Analysis | Exception] | None = None  # the analysis, in the pipeline
+    pending: Future[Analysis] | None = None  # the analysis, in the pipeline
 
     def is_ready(self) -> bool:
         """Whether the analysis (if one was started) has finished."""
@@ -504,9 +520,13 @@ class _Work:
             futures.wait([self.pending], timeout=seconds)
 
     def wait(self) -> None:
-        """Take the pipeline's analysis once it is done."""
+        """Take the pipeline's analysis once it is done (what stopped it, if it failed)."""
         if self.pending is not None:
-            self.analysis, self.pending = self.pending.result(), None
+            exc = self.pending.exception()
+            if exc is not None and not isinstance(exc, Exception):
+                raise exc  # KeyboardInterrupt and the like are not the message's
+            self.analysis = exc if exc is not None else self.pending.result()
+            self.pending = None
 
     def settle(
         self, s: Session, row: inbound.Pending, outcome: Outcome
@@ -522,6 +542,17 @@ class _Work:
             count_attempt=not self.claim.counted,
         )
         return row, outcome
+
+
+def _is_null_sender(claim: inbound.Claim) -> bool:
+    """Whether SMTP gave the message a null reverse path (bounces, automatic replies)."""
+    return claim.source == "smtp" and not claim.mail_from
+
+
+def _fail_quietly(future: Future[Analysis], exc: Exception) -> None:
+    """Fail ``future`` unless it is done already."""
+    with contextlib.suppress(futures.InvalidStateError):
+        future.set_exception(exc)
 
 
 def _exhausted(s: Session, row: inbound.Exhausted, now: datetime) -> Outcome:

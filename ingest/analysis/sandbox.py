@@ -14,10 +14,11 @@ after too many tries:
    leave the row alone for a claim period (twice the timeout plus 30 s), so
    one message is analysed once and its count is not inflated by racing peers.
 2. The CPU-heavy pure part (parse, classify, priority; ``ingest.analysis.core``)
-   runs in one long-lived child process (``Sandbox``): the parent sends the raw
-   bytes over a pipe and receives the picklable ``Analysis``. The child caps
-   its own address space with ``RLIMIT_AS`` (its size at start plus
-   ``message_memory_mb``); the parent waits at most ``message_timeout_seconds``.
+   runs in one long-lived child process (``Sandbox``, its side in
+   ``ingest.analysis.worker``): the parent sends the raw bytes over a socket pair
+   and receives the picklable ``Analysis``. The child caps its own address space
+   with ``RLIMIT_AS`` (its size at start plus ``message_memory_mb``); the parent
+   waits at most ``message_timeout_seconds`` for each reply.
 3. On a timeout the parent SIGKILLs the child; on ``MemoryError`` the child
    reports it and exits; on a crash the pipe closes. Each raises
    ``PoisonError`` with ``poison: exceeded N s`` / ``poison: exceeded M MiB`` /
@@ -29,37 +30,63 @@ The child is reused for every message, so the bound costs a socket round
 trip and a pickle of the result, not a process start. It is a fresh
 interpreter (``python -c``), never a fork of the threaded daemon.
 ``InProcess`` is the unbounded variant for one-shot CLI commands and tests.
+
+**Two requests in flight.** The parent sends the next message before it has read
+the reply to the last one, so the worker goes from one message to the next without
+waiting for the parent (which is busy with case work, and must win the GIL back to
+read a reply and send the next request: measured, the worker idled a third of the
+time). The worker still reads a request only after replying to the one before, so
+replies come in the order of the requests and each failure is the request's it
+was working on:
+
+- the deadline of a request runs from the moment the reply before it arrived (or
+  from its sending, when nothing was ahead of it): from when the worker began it;
+- a crash or a ``MemoryError`` is the oldest unanswered request's; the one behind it
+  was never started, and is sent again to the fresh worker.
+
+Both sides writing big messages at once could wait for each other forever (the
+worker writing a reply nobody reads while the parent writes a request nobody
+reads), so the parent writes without blocking and reads a reply whenever its write
+cannot go on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import resource
+import select
+import socket
+import struct
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from datetime import timedelta
-from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ingest.analysis import interpreters
+from ingest.analysis import interpreters, worker
 from ingest.analysis.core import Analysis, AnalysisSettings, analyse, prioritise
 from ingest.errors import PoisonError
-from ingest.priority.features import prepare
 
 if TYPE_CHECKING:
     import subprocess
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+    from multiprocessing.connection import Connection
 
     from ingest.mime.parsed import ParsedMail
     from ingest.priority.inference import PriorityDecision
 
     AnalyseFn = Callable[[bytes, AnalysisSettings, bool], Analysis]
 
-_MIB = 1024 * 1024
 _STOP_TIMEOUT = 5.0
 _START_TIMEOUT = 60.0
+# Requests the worker holds at once: the one it works on and the one it takes next.
+DEPTH = 2
+# The biggest payload a frame gives with a 4-byte length; bigger ones get 8 more bytes.
+_SHORT_FRAME = 0x7FFFFFFF
 
 
 class Analyser(Protocol):
@@ -71,6 +98,12 @@ class Analyser(Protocol):
 
     def analyse(self, raw: bytes, *, null_sender: bool) -> Analysis:
         """Parse, classify and (for likely new cases) prioritise ``raw``."""
+
+    def submit(self, raw: bytes, *, null_sender: bool) -> Future[Analysis]:
+        """Queue the analysis of ``raw``; ``run_until`` carries it out."""
+
+    def run_until(self, future: Future[Analysis]) -> None:
+        """Carry out the queued analyses, in order, until ``future`` (one of them) is done."""
 
     def priority(self, mail: ParsedMail) -> PriorityDecision:
         """The priority of a message analysed earlier."""
@@ -99,16 +132,40 @@ class Limits:
 
 
 class InProcess:
-    """The analysis in the calling thread, unbounded (one-shot CLI commands, tests)."""
+    """The analysis in the calling thread, unbounded (one-shot CLI commands, tests).
+
+    ``submit`` only queues; the analysis runs in the thread that calls ``run_until``.
+    """
 
     runs_elsewhere = False
 
     def __init__(self, settings: AnalysisSettings) -> None:
         self.settings = settings
+        self._queued: deque[tuple[Future[Analysis], bytes, bool]] = deque()
+        self._lock = threading.Lock()
 
     def analyse(self, raw: bytes, *, null_sender: bool) -> Analysis:
         """Parse, classify and (for likely new cases) prioritise ``raw``."""
         return analyse(raw, self.settings, null_sender=null_sender)
+
+    def submit(self, raw: bytes, *, null_sender: bool) -> Future[Analysis]:
+        """Queue the analysis of ``raw``."""
+        future: Future[Analysis] = Future()
+        with self._lock:
+            self._queued.append((future, raw, null_sender))
+        return future
+
+    def run_until(self, future: Future[Analysis]) -> None:
+        """Analyse the queued messages in order until ``future`` is done."""
+        while not future.done():
+            with self._lock:
+                if not self._queued:
+                    raise RuntimeError("run_until: the future was not submitted here")
+                queued, raw, null_sender = self._queued.popleft()
+            try:
+                queued.set_result(self.analyse(raw, null_sender=null_sender))
+            except Exception as exc:  # noqa: BLE001 - the message's, handled with its case work
+                queued.set_exception(exc)
 
     def priority(self, mail: ParsedMail) -> PriorityDecision:
         """The priority of ``mail``."""
@@ -125,43 +182,95 @@ class InProcess:
         """Nothing to release."""
 
 
-class Sandbox:
-    """A long-lived worker process that analyses one message at a time within ``Limits``.
+@dataclass(eq=False)
+class _Request:
+    """One request to the worker and the future its reply resolves."""
 
-    Thread-safe: one request at a time; the worker is (re)started on demand.
+    message: tuple[Any, ...]
+    future: Future[Any] = field(default_factory=Future)
+
+
+class Sandbox:
+    """A long-lived worker process that analyses messages within ``Limits``, two in flight.
+
+    Thread-safe. Any thread may submit; one thread at a time talks to the worker (the
+    one in ``run_until``, ``priority``, ``start``, ``reconfigure`` or ``close``), and a
+    thread waiting for its future is woken as soon as whoever is talking resolves it.
+    The worker is (re)started on demand.
     """
 
     # The analysis runs on another core: the processor feeds it ahead of its case work.
     runs_elsewhere = True
 
     def __init__(
-        self, settings: AnalysisSettings, limits: Limits, *, target: AnalyseFn = analyse_entry
+        self,
+        settings: AnalysisSettings,
+        limits: Limits,
+        *,
+        target: AnalyseFn = analyse_entry,
+        depth: int = DEPTH,
     ) -> None:
         self.settings = settings
         self.limits = limits
         self.target = target
+        self.depth = depth
         self.restarts = 0
-        self._lock = threading.Lock()
+        self.most_in_flight = 0  # the most requests the worker held at once (tests, bench)
+        self._cond = threading.Condition()
+        self._talking = False  # a thread has the right to talk to the worker
+        self._unsent: deque[_Request] = deque()  # guarded by _cond
+        # The rest below is touched only by the thread that is talking.
+        self._in_flight: deque[_Request] = deque()
+        self._head_since = 0.0  # when the worker began the oldest request in flight
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
+        self._sock: socket.socket | None = None  # the same socket, for writes that never block
 
     def analyse(self, raw: bytes, *, null_sender: bool) -> Analysis:
         """Analyse ``raw`` in the worker; PoisonError when it runs out of time or memory."""
-        result = self._call(("analyse", raw, null_sender))
-        if not isinstance(result, Analysis):
-            raise TypeError(f"worker returned {type(result).__name__}")
-        return result
+        future = self.submit(raw, null_sender=null_sender)
+        self.run_until(future)
+        return future.result()
+
+    def submit(self, raw: bytes, *, null_sender: bool) -> Future[Analysis]:
+        """Queue the analysis of ``raw``; nothing is sent until someone runs the queue."""
+        return self._queue(_Request(("analyse", raw, null_sender)), is_urgent=False)
 
     def priority(self, mail: ParsedMail) -> PriorityDecision:
-        """The priority of ``mail``, computed in the worker under the same bound."""
-        return self._call(("priority", mail))  # type: ignore[no-any-return]
+        """The priority of ``mail``, computed in the worker under the same bound.
+
+        It goes ahead of analyses not sent yet: the case work that asks waits for it.
+        """
+        future = self._queue(_Request(("priority", mail)), is_urgent=True)
+        self.run_until(future)
+        return future.result()  # type: ignore[no-any-return]
+
+    def run_until(self, future: Future[Any]) -> None:
+        """Talk to the worker until ``future`` is done (or wait while another thread does)."""
+        while True:
+            with self._cond:
+                while self._talking and not future.done():
+                    self._cond.wait()
+                if future.done():
+                    return
+                if not self._unsent and not self._in_flight:
+                    raise RuntimeError("run_until: the future was not submitted here")
+                self._talking = True
+            try:
+                self._step()
+            finally:
+                self._done_talking()
 
     def reconfigure(self, settings: AnalysisSettings) -> None:
-        """Use ``settings`` from the next message on: the worker restarts with them."""
-        with self._lock:
+        """Use ``settings`` from the next message on: the worker restarts with them.
+
+        Requests already sent are sent again, to the worker with the new settings.
+        """
+        with self._talk():
             if settings != self.settings:
                 self.settings = settings
-                self._stop(kill=False)
+                self._send_again()
+                self._stop(kill=True)
 
     def start(self) -> None:
         """Start the worker if it is not running.
@@ -172,53 +281,147 @@ class Sandbox:
         waiting to be analysed, and a few kills soon after start-ups would quarantine
         an innocent message as poison.
         """
-        if not self._lock.acquire(blocking=False):
-            return  # busy with a request: the worker is running
+        with self._cond:
+            if self._talking:
+                return  # another thread is talking to the worker: it is running
+            self._talking = True
         try:
-            self._ensure_worker()
+            if not self._in_flight:
+                self._ensure_worker()
         finally:
-            self._lock.release()
+            self._done_talking()
 
     def close(self) -> None:
-        """Stop the worker (it also exits by itself when this process goes away)."""
-        with self._lock:
-            self._stop(kill=False)
+        """Stop the worker (it also exits by itself when this process goes away).
 
-    def _call(self, request: tuple[Any, ...]) -> Any:
-        with self._lock:
-            conn = self._ensure_worker()
-            try:
-                # A worker that ran out of memory reading the request closes the pipe
-                # mid-send; its reply, read next, says so.
-                with contextlib.suppress(BrokenPipeError):
-                    conn.send(request)
-                reply = self._receive(conn)
-            except (EOFError, OSError):
-                self._stop(kill=True)
-                raise PoisonError("crashed", "poison: crashed the worker") from None
-        kind, value = reply
-        if kind == "memory":
-            raise PoisonError("memory", f"poison: exceeded {self.limits.memory_mb} MiB")
+        Requests not answered yet fail: nobody is left to carry them out.
+        """
+        with self._talk():
+            left = [*self._in_flight, *self._take_unsent()]
+            self._in_flight.clear()
+            self._stop(kill=bool(left))
+        for request in left:
+            request.future.set_exception(RuntimeError("the analysis worker was closed"))
+
+    # -- the conversation (only the thread that is talking) --------------------------
+
+    def _step(self) -> None:
+        """Send what the worker can take, then read one reply."""
+        self._fill()
+        if self._in_flight:
+            self._receive_one()
+
+    def _fill(self) -> None:
+        while len(self._in_flight) < self.depth:
+            with self._cond:
+                if not self._unsent:
+                    return
+                request = self._unsent.popleft()
+            if not self._in_flight:
+                try:
+                    self._ensure_worker()  # a worker that died idle is started again here
+                except OSError as exc:
+                    request.future.set_exception(exc)
+                    continue
+                self._head_since = time.monotonic()
+            self._in_flight.append(request)
+            self.most_in_flight = max(self.most_in_flight, len(self._in_flight))
+            if not self._write(request):
+                return
+
+    def _write(self, request: _Request) -> bool:
+        """Send ``request`` without ever blocking; False when the worker's end cut it short."""
+        sock = self._sock
+        assert sock is not None  # noqa: S101 - a request in flight has a worker
+        for chunk in _frame(request.message):
+            view = memoryview(chunk)
+            while view:
+                try:
+                    view = view[sock.send(view, socket.MSG_DONTWAIT) :]
+                except BlockingIOError:
+                    if not self._wait_for_room(sock, request):
+                        return False
+                except OSError:
+                    # The worker closed its end: out of memory reading the request, or
+                    # crashed. Its reply or the end of the stream, read next, says which.
+                    return False
+        return True
+
+    def _wait_for_room(self, sock: socket.socket, request: _Request) -> bool:
+        """Wait until ``request`` can be written further; False if it no longer should be.
+
+        The worker may be writing the reply to an earlier request, and would wait for us
+        to read it while we wait for it to read: read it. The oldest request's deadline
+        bounds the wait.
+        """
+        poller = select.poll()
+        poller.register(sock, select.POLLIN | select.POLLOUT)
+        events = poller.poll(self._left() * 1000)
+        if not events:
+            self._give_up_head(
+                PoisonError("timeout", f"poison: exceeded {self._seconds():g} s"), kill=True
+            )
+            return False
+        if events[0][1] & (select.POLLIN | select.POLLHUP | select.POLLERR):
+            worker_before = self._proc
+            self._receive_one()
+            return self._proc is worker_before and any(r is request for r in self._in_flight)
+        return True
+
+    def _receive_one(self) -> None:
+        """Read the oldest request's reply (or find that its deadline passed, or a crash)."""
+        conn = self._conn
+        assert conn is not None  # noqa: S101 - a request in flight has a worker
+        try:
+            if not conn.poll(self._left()):
+                self._give_up_head(
+                    PoisonError("timeout", f"poison: exceeded {self._seconds():g} s"), kill=True
+                )
+                return
+            kind, value = conn.recv()
+        except (EOFError, OSError):
+            self._give_up_head(PoisonError("crashed", "poison: crashed the worker"), kill=True)
+            return
+        if kind == "memory":  # the worker exits after a MemoryError: start afresh
+            self._give_up_head(
+                PoisonError("memory", f"poison: exceeded {self.limits.memory_mb} MiB"), kill=False
+            )
+            return
+        head = self._in_flight.popleft()
+        self._head_since = time.monotonic()  # the worker has begun the next one
         if kind == "error":
-            raise RuntimeError(f"analysis failed in the worker: {value}")
-        return value
+            head.future.set_exception(RuntimeError(f"analysis failed in the worker: {value}"))
+        elif head.message[0] == "analyse" and not isinstance(value, Analysis):
+            head.future.set_exception(TypeError(f"worker returned {type(value).__name__}"))
+        else:
+            head.future.set_result(value)
 
-    def _receive(self, conn: Connection) -> tuple[str, Any]:
-        seconds = self.limits.timeout.total_seconds()
-        if not conn.poll(seconds):
-            self._stop(kill=True)
-            raise PoisonError("timeout", f"poison: exceeded {seconds:g} s")
-        reply: tuple[str, Any] = conn.recv()
-        if reply[0] == "memory":  # the worker exits after a MemoryError: start afresh
-            self._stop(kill=False)
-        return reply
+    def _give_up_head(self, exc: PoisonError, *, kill: bool) -> None:
+        """The oldest request failed with ``exc``: stop the worker; the rest go again."""
+        head = self._in_flight.popleft()
+        self._send_again()
+        self._stop(kill=kill)
+        head.future.set_exception(exc)
 
-    def _ensure_worker(self) -> Connection:
+    def _send_again(self) -> None:
+        """Put the requests in flight back at the front of the queue, in order."""
+        with self._cond:
+            self._unsent.extendleft(reversed(self._in_flight))
+        self._in_flight.clear()
+
+    def _left(self) -> float:
+        return max(0.0, self._seconds() - (time.monotonic() - self._head_since))
+
+    def _seconds(self) -> float:
+        return self.limits.timeout.total_seconds()
+
+    def _ensure_worker(self) -> None:
         if self._conn is not None and self._proc is not None and self._proc.poll() is None:
-            return self._conn
+            return
         self._stop(kill=True)
-        proc, conn = interpreters.spawn(_WORKER_MAIN)
+        proc, conn = interpreters.spawn(worker.MAIN)
         self._proc, self._conn = proc, conn
+        self._sock = socket.socket(fileno=os.dup(conn.fileno()))
         self.restarts += 1
         conn.send(list(sys.path))  # first, so that the target below can be unpickled
         conn.send((self.settings, self.limits.memory_mb, self.target))
@@ -226,61 +429,51 @@ class Sandbox:
         if not conn.poll(_START_TIMEOUT) or conn.recv() != "ready":
             self._stop(kill=True)
             raise OSError("the analysis worker did not start")
-        return conn
 
     def _stop(self, *, kill: bool) -> None:
-        proc, conn = self._proc, self._conn
-        self._proc = self._conn = None
+        proc, conn, sock = self._proc, self._conn, self._sock
+        self._proc = self._conn = self._sock = None
+        if sock is not None:
+            sock.close()
         interpreters.stop(proc, conn, kill=kill, timeout=_STOP_TIMEOUT)
 
+    # -- who talks ----------------------------------------------------------------------
 
-_WORKER_MAIN = (
-    "import sys; from ingest.analysis.sandbox import serve_worker; serve_worker(int(sys.argv[1]))"
-)
+    def _queue(self, request: _Request, *, is_urgent: bool) -> Future[Any]:
+        with self._cond:
+            if is_urgent:
+                self._unsent.appendleft(request)
+            else:
+                self._unsent.append(request)
+        return request.future
 
+    def _take_unsent(self) -> list[_Request]:
+        with self._cond:
+            taken = list(self._unsent)
+            self._unsent.clear()
+        return taken
 
-def serve_worker(fd: int) -> None:
-    """The worker process's entry point: set up from the parent's first messages, then serve."""
-    conn = Connection(fd)
-    sys.path[:] = conn.recv()
-    settings, memory_mb, target = conn.recv()
-    _cap_memory(memory_mb)
-    # Unpickling skips PriorityRules.__post_init__: build the detection plan now, at
-    # start-up, not inside the first message's time bound.
-    prepare(settings.priority_rules.features)
-    conn.send("ready")
-    _serve(conn, settings, target)
-
-
-def _serve(conn: Connection, settings: AnalysisSettings, target: AnalyseFn) -> None:
-    """The worker's loop: one request, one reply, until the parent closes the pipe."""
-    while True:
+    @contextlib.contextmanager
+    def _talk(self) -> Iterator[None]:
+        """The right to talk to the worker, waited for."""
+        with self._cond:
+            while self._talking:
+                self._cond.wait()
+            self._talking = True
         try:
-            request = conn.recv()  # a message bigger than the cap fails here already
-            reply = _answer(request, settings, target)
-        except (EOFError, OSError):
-            return
-        except MemoryError:
-            with contextlib.suppress(MemoryError, OSError):
-                conn.send(("memory", None))
-            return
-        except Exception as exc:  # noqa: BLE001 - a bug in one message's analysis, reported to the parent
-            reply = ("error", f"{type(exc).__name__}: {exc}"[:2000])
-        conn.send(reply)
+            yield
+        finally:
+            self._done_talking()
+
+    def _done_talking(self) -> None:
+        with self._cond:
+            self._talking = False
+            self._cond.notify_all()
 
 
-def _answer(request: tuple[Any, ...], settings: AnalysisSettings, target: AnalyseFn) -> Any:
-    if request[0] == "analyse":
-        return ("ok", target(request[1], settings, request[2]))
-    return ("ok", prioritise(request[1], settings))
-
-
-def _cap_memory(memory_mb: int) -> None:
-    """Cap the address space at its size now plus ``memory_mb`` (Linux; elsewhere unlimited)."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as fh:  # noqa: PTH123 - one tiny read
-            pages = int(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return
-    limit = pages * os.sysconf("SC_PAGE_SIZE") + memory_mb * _MIB
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+def _frame(message: tuple[Any, ...]) -> tuple[bytes, memoryview]:
+    """``message`` as ``multiprocessing.connection`` frames it: a length, then the pickle."""
+    payload = ForkingPickler.dumps(message)
+    size = len(payload)
+    header = struct.pack("!i", size) if size <= _SHORT_FRAME else struct.pack("!iQ", -1, size)
+    return header, payload

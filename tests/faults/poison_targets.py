@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ingest.analysis.core import Analysis, AnalysisSettings
 
 SPIN_SECONDS = 60.0
+SLOW_SECONDS = 0.6  # under a 1 s bound alone; over it if counted from an earlier sending
 ALLOC_STEP = 16 * 1024 * 1024
 ALLOC_STEPS = 4096  # 64 GiB: far past any test's memory bound, so the bound always trips first
 
@@ -20,6 +21,8 @@ def misbehaving(raw: bytes, settings: AnalysisSettings, null_sender: bool) -> An
     """The real analysis, except for messages that carry an ``X-Poison`` marker."""
     if b"X-Poison: spin" in raw:
         time.sleep(SPIN_SECONDS)  # stands in for a parser stuck in a super-linear loop
+    if b"X-Poison: slow" in raw:
+        time.sleep(SLOW_SECONDS)
     if b"X-Poison: alloc" in raw:
         hoard = [bytearray(ALLOC_STEP) for _ in range(ALLOC_STEPS)]
         del hoard
