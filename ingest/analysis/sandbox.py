@@ -70,6 +70,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ingest.analysis import interpreters, worker
 from ingest.analysis.core import Analysis, AnalysisSettings, analyse, prioritise
 from ingest.errors import PoisonError
+from ingest.priority.features import prepare
 
 if TYPE_CHECKING:
     import subprocess
@@ -141,6 +142,7 @@ class InProcess:
 
     def __init__(self, settings: AnalysisSettings) -> None:
         self.settings = settings
+        _prepare(settings)
         self._queued: deque[tuple[Future[Analysis], bytes, bool]] = deque()
         self._lock = threading.Lock()
 
@@ -173,6 +175,7 @@ class InProcess:
 
     def reconfigure(self, settings: AnalysisSettings) -> None:
         """Use ``settings`` from the next message on."""
+        _prepare(settings)
         self.settings = settings
 
     def start(self) -> None:
@@ -218,6 +221,7 @@ class Sandbox:
         self.most_in_flight = 0  # the most requests the worker held at once (tests, bench)
         self._cond = threading.Condition()
         self._talking = False  # a thread has the right to talk to the worker
+        self._starting = False  # and is starting it
         self._unsent: deque[_Request] = deque()  # guarded by _cond
         # The rest below is touched only by the thread that is talking.
         self._in_flight: deque[_Request] = deque()
@@ -282,13 +286,17 @@ class Sandbox:
         an innocent message as poison.
         """
         with self._cond:
+            while self._starting:
+                self._cond.wait()  # another thread is starting the worker: wait for it
             if self._talking:
                 return  # another thread is talking to the worker: it is running
-            self._talking = True
+            self._talking = self._starting = True
         try:
             if not self._in_flight:
                 self._ensure_worker()
         finally:
+            with self._cond:
+                self._starting = False
             self._done_talking()
 
     def close(self) -> None:
@@ -419,6 +427,16 @@ class Sandbox:
         if self._conn is not None and self._proc is not None and self._proc.poll() is None:
             return
         self._stop(kill=True)
+        with self._cond:
+            self._starting = True
+        try:
+            self._spawn()
+        finally:
+            with self._cond:
+                self._starting = False
+                self._cond.notify_all()
+
+    def _spawn(self) -> None:
         proc, conn = interpreters.spawn(worker.MAIN)
         self._proc, self._conn = proc, conn
         self._sock = socket.socket(fileno=os.dup(conn.fileno()))
@@ -469,6 +487,15 @@ class Sandbox:
         with self._cond:
             self._talking = False
             self._cond.notify_all()
+
+
+def _prepare(settings: AnalysisSettings) -> None:
+    """Build the priority rules' detection plan now, at start-up or reload.
+
+    Not when the rules are built: a process that hands the analysis to a worker (the
+    daemon, an import) never uses the plan, and it takes a few tenths of a second.
+    """
+    prepare(settings.priority_rules.features)
 
 
 def _frame(message: tuple[Any, ...]) -> tuple[bytes, memoryview]:

@@ -17,7 +17,6 @@ from ingest.priority.features import (
     Patterns,
     detect,
     environment_near,
-    prepare,
 )
 from ingest.priority.literal_factors import folds_plainly, is_plain, may_match
 from ingest.priority.text import first_line, new_text, sentences
@@ -73,11 +72,6 @@ class PriorityRules:
     languages: tuple[str, ...]
     unspecified_environment_is_production: bool = True
     quote_chars: int = 90
-
-    def __post_init__(self) -> None:
-        # The detection plan (~1,700 patterns' literal words) is built now, at start-up
-        # or reload, instead of inside the first message's processing.
-        prepare(self.features)
 
     @classmethod
     def default(cls) -> PriorityRules:

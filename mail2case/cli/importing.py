@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import sys
+import threading
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -84,6 +86,9 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
         status=InboundStatus.HELD,
         pace=IMPORT_PACE,
     )
+    # The worker's start-up (a fresh interpreter and its imports) runs on the other core
+    # while this one stages; the first claim waits for it to finish.
+    threading.Thread(target=_start_quietly, args=(processor,), daemon=True).start()
     code = 0
     try:
         importer.stage(sessions, messages, datetime.now(UTC), summary)
@@ -100,6 +105,12 @@ def run_import(args: argparse.Namespace, config: Config) -> int:
         engine.dispose()
     _report(args, summary, interrupted=code != 0)
     return code
+
+
+def _start_quietly(processor: Processor) -> None:
+    """Start the analysis worker; a failure is met again, and reported, at the first claim."""
+    with contextlib.suppress(OSError):
+        processor.analyser.start()
 
 
 def _messages(source: str, config: Config) -> Iterator[ArchivedMessage]:

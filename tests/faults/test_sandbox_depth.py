@@ -216,3 +216,43 @@ def test_closing_fails_what_was_not_answered(make: MakeSandbox) -> None:
         "RuntimeError: the analysis worker was closed",
         "RuntimeError: the analysis worker was closed",
     ]
+
+
+class _HeldStart(Sandbox):
+    """A sandbox whose worker start waits for the test's word."""
+
+    def __init__(self, limits: Limits) -> None:
+        super().__init__(settings(), limits, target=misbehaving)
+        self.spawning = threading.Event()
+        self.go_on = threading.Event()
+
+    def _spawn(self) -> None:
+        self.spawning.set()
+        self.go_on.wait(30)
+        super()._spawn()
+
+
+def test_start_waits_for_a_start_under_way_in_another_thread() -> None:
+    """The import starts the worker while it stages; the first claim's start waits for it.
+
+    Returning at once would let the claim's attempts count the rest of a start-up.
+    """
+    sandbox = _HeldStart(Limits(timeout=timedelta(seconds=20), memory_mb=256))
+    try:
+        early = threading.Thread(target=sandbox.start)
+        early.start()
+        assert sandbox.spawning.wait(30)
+        claim = threading.Thread(target=sandbox.start)
+        claim.start()
+        claim.join(0.3)
+        assert claim.is_alive()  # waiting, not returned
+        sandbox.go_on.set()
+        claim.join(30)
+        early.join(30)
+        assert not claim.is_alive()
+        assert sandbox.restarts == 1
+        assert sandbox.analyse(mail("after the start"), null_sender=False).mail is not None
+        assert sandbox.restarts == 1
+    finally:
+        sandbox.go_on.set()
+        sandbox.close()
