@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import mailbox
+import mmap
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -76,13 +77,47 @@ def read_mailbox(
 
 
 def _read_mbox(path: Path) -> Iterator[ArchivedMessage]:
-    box = mailbox.mbox(path, create=False)
-    try:
-        stamp = _mtime(path)
-        for key in box.iterkeys():
-            yield archived(box.get_bytes(key), stamp)
-    finally:
-        box.close()
+    """Every message of an mbox, the bytes ``mailbox.mbox.get_bytes`` gives.
+
+    ``mailbox.mbox`` finds the messages with a ``tell()`` and a ``readline()`` per line:
+    measured, 0.35 s for 1,000 messages (48 MB), half of the staging. Here the file is
+    mapped and searched for its separator lines; ``mbox_spans`` says how the two agree.
+    """
+    stamp = _mtime(path)
+    with path.open("rb") as fh:
+        if os.fstat(fh.fileno()).st_size == 0:
+            return
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            for start, stop in mbox_spans(data):
+                yield archived(data[start:stop], stamp)
+
+
+def mbox_spans(data: bytes | mmap.mmap) -> Iterator[tuple[int, int]]:
+    """Where each message of the mbox ``data`` is, after its ``From `` line: (start, stop).
+
+    The split of ``mailbox.mbox`` (``_generate_toc`` and ``get_bytes``), which
+    ``test_archive_source`` checks on generated files: a message begins at each line
+    starting ``From `` (that line is not part of it) and ends before the next, less the
+    blank line before it if there is one; likewise at the end of the file. Lines before
+    the first ``From `` line belong to no message. ``>From`` lines are not unquoted.
+    """
+    line = 0 if data[:5] == b"From " else _next_from_line(data, 0)
+    while line != -1:
+        following = _next_from_line(data, line)
+        end = len(data) if following == -1 else following
+        # The blank line before the next separator (or the end) is not the message's.
+        is_blank_before = end >= 2 and data[end - 2 : end] == b"\n\n"  # noqa: PLR2004 - two bytes
+        stop = end - 1 if is_blank_before else end
+        newline = data.find(b"\n", line)
+        start = end if newline == -1 else newline + 1
+        yield start, max(stop, start)
+        line = following
+
+
+def _next_from_line(data: bytes | mmap.mmap, after: int) -> int:
+    """Where the next line starting ``From `` after the one at ``after`` begins; -1: none."""
+    found = data.find(b"\nFrom ", after)
+    return -1 if found == -1 else found + 1
 
 
 def _read_maildir(path: Path) -> Iterator[ArchivedMessage]:
