@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -105,7 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace, config: Config) -> int:
     del args
-    from mail2case.service.build import build_daemon  # noqa: PLC0415 - only `run` needs the daemon's imports
+    import asyncio  # noqa: PLC0415 - only `run` needs the daemon's imports
+
+    from mail2case.service.build import build_daemon  # noqa: PLC0415
     from mail2case.service.startup import StartupError  # noqa: PLC0415
 
     daemon = build_daemon(config)

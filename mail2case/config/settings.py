@@ -13,7 +13,7 @@ from ingest.agents.outbox import AgentMailSettings
 from ingest.analysis.sandbox import Limits
 from ingest.priority.decision import DEFAULT_FLOOR, Floor
 from ingest.settings import ProcessSettings
-from ingest.sources.smtp import SmtpSettings
+from ingest.sources.smtp_settings import SmtpSettings
 from mail2case.config.imap import read_imap_settings
 from mail2case.config.reader import ConfigError, Section, field_default
 from mail2case.config.service_levels import (

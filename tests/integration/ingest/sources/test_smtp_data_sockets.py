@@ -22,7 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bench.mix import generate
-from ingest.sources.smtp import SmtpSettings, SupportHandler, start_server
+from ingest.sources.smtp import SupportHandler, start_server
+from ingest.sources.smtp_settings import SmtpSettings
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
