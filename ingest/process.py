@@ -296,24 +296,21 @@ class Processor:
         settled: list[tuple[str, Outcome]] = []
         # The case work's rows are written at the end, one statement per table.
         with self.sessions.begin() as s, deferred.deferring(s):
-            # The rows of every message ready now, in one query (not one each).
-            ready = [w.inbound_id for w in todo if w.is_ready()]
-            rows = inbound.lock_claimed(s, ready, status=self.status)
-            deferred.expect_messages(s, len(rows))
-            # Their duplicate checks likewise, in one query.
+            # The rows of the messages left, in one query, their analyses ready or not:
+            # one whose analysis comes in during the transaction needs no query of its
+            # own (measured: an import's transactions, which wait for analyses, made one
+            # for most messages). Rows are claimed already, so locking the ones this
+            # transaction does not reach keeps no one else waiting.
+            rows = inbound.lock_claimed(s, [w.inbound_id for w in todo], status=self.status)
+            deferred.expect_messages(s, sum(1 for w in todo if w.is_ready()))
+            # The duplicate checks of those ready, in one query too.
             cases.look_up_dedupe_keys(s, _content_keys(todo))
             # At least one message; more while the transaction is young, so that a
             # writer queued behind it (an SMTP commit) waits a bounded time.
             for index, work in enumerate(todo):
                 if settled and self._is_time_to_commit(began, work):
                     break
-                if work.inbound_id not in rows:
-                    # Its analysis came in during the transaction: lock it with the
-                    # others that did, in one query again.
-                    later = todo[index + 1 :]
-                    late = [work.inbound_id, *(w.inbound_id for w in later if w.is_ready())]
-                    rows.update(inbound.lock_claimed(s, late, status=self.status))
-                    deferred.expect_messages(s, len(rows))
+                deferred.expect_messages(s, index + 1)
                 row = rows.get(work.inbound_id)
                 if is_careful:
                     done = self._settle_one(s, work, row)
