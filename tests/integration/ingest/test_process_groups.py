@@ -411,3 +411,45 @@ def test_a_group_claimed_ahead_shares_the_byte_budget_of_the_one_before(
         ("work", 1),
     ]
     engine.dispose()
+
+
+class _SlowEach(InProcess):
+    """The real analysis, as if on another core, each message ``seconds`` slower."""
+
+    runs_elsewhere = True
+
+    def __init__(self, settings: AnalysisSettings, seconds: float) -> None:
+        super().__init__(settings)
+        self.seconds = seconds
+
+    def analyse(self, raw: bytes, *, null_sender: bool) -> Analysis:
+        """Analyse ``raw`` after a pause: its result comes in during the transaction."""
+        time.sleep(self.seconds)
+        return super().analyse(raw, null_sender=null_sender)
+
+
+def test_analyses_that_come_in_during_a_transaction_need_no_query_each(tmp_path: Path) -> None:
+    """An import's transaction waits for analyses: its rows are locked in one query, not six."""
+    config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(6)])
+    processor = app.build_processor(config, sessions)
+    processor.analyser = _SlowEach(processor.settings.analysis, 0.05)
+    processor.pace = process.Pace(
+        group_size=64, transaction_seconds=5, is_waiting_for_analysis=True
+    )
+    locks: list[str] = []
+    transactions: list[int] = []
+    event.listen(engine, "begin", lambda _conn: transactions.append(1))
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        # storage.inbound.lock_claimed's columns (the claim reads others)
+        if statement.startswith(
+            "SELECT inbound.id, inbound.source, inbound.mail_from, inbound.rcpt_to"
+        ):
+            locks.append(statement)
+
+    event.listen(engine, "before_cursor_execute", note)
+    done = processor.handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 6
+    assert len(transactions) == 3  # the reference counter, the claims, the work of all six
+    assert len(locks) == 1
+    engine.dispose()
