@@ -72,6 +72,11 @@ class WriteQueue:
             self.owner = threading.get_ident()
             return True
 
+    def is_waited_for(self) -> bool:
+        """Whether a writer of this process waits in the queue."""
+        with self._mutex:
+            return bool(self._urgent or self._waiters)
+
     def release(self) -> None:
         """Hand the lock to the first urgent waiter, else the longest waiter, or free it."""
         with self._mutex:
@@ -162,6 +167,10 @@ class FileLock:
             else:
                 return True
 
+    def is_urgently_waited_for(self) -> bool:
+        """Whether another process's urgent writer (an SMTP commit) waits for the lock."""
+        return self._other_urgent(self._files()[2])
+
     def release(self) -> None:
         """Unlock (held by this process, so the descriptor is open)."""
         if self._fds is not None:
@@ -186,6 +195,23 @@ def write_queue_for(engine: Engine) -> WriteQueue:
             queue = _queues[key] = WriteQueue()
             queue.file_lock = FileLock(f"{key}-writer")
         return queue
+
+
+def is_waited_for(engine: Engine) -> bool:
+    """Whether a writer waits for the write lock the caller's transaction holds.
+
+    A writer of this process queued for it, or another process's urgent writer (an
+    SMTP commit); another process's other writers are not seen, and wait their turn.
+    False for a database without a write queue (PostgreSQL locks rows, not the file).
+    """
+    if engine.dialect.name != "sqlite":
+        return False
+    queue = _queues.get(engine.url.database or "")
+    if queue is None:
+        return False
+    if queue.is_waited_for():
+        return True
+    return queue.file_lock is not None and queue.file_lock.is_urgently_waited_for()
 
 
 @contextlib.contextmanager

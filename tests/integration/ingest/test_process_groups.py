@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -17,6 +20,7 @@ from mail2case.config.settings import config_from_mapping
 from storage import inbound
 from storage.models import Case, Inbound, Message
 from storage.statuses import InboundStatus
+from tests.support.services import REPO
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -452,4 +456,63 @@ def test_analyses_that_come_in_during_a_transaction_need_no_query_each(tmp_path:
     assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 6
     assert len(transactions) == 3  # the reference counter, the claims, the work of all six
     assert len(locks) == 1
+    engine.dispose()
+
+
+# The daemon's SMTP commit, from another process: an urgent writer; prints when it committed.
+_SMTP_COMMIT = """
+import sys, time
+from datetime import UTC, datetime
+from storage import inbound
+from storage.engine import make_engine, session_factory
+from storage.write_queue import urgent
+sessions = session_factory(make_engine(sys.argv[1]))
+with urgent(), sessions.begin() as s:
+    inbound.add_inbound(s, raw=b"Subject: hi\\r\\n\\r\\nhi\\r\\n", source="smtp",
+                        now=datetime.now(UTC), mail_from="a@client.example")
+print(time.monotonic(), flush=True)
+"""
+
+
+class _SlowWithSmtp(_SlowOnSubject):
+    """A slow analysis during which the daemon's SMTP listener commits a message."""
+
+    def __init__(self, settings: AnalysisSettings, seconds: float, url: str) -> None:
+        super().__init__(settings, seconds)
+        self.url = url
+        self.smtp: subprocess.Popen[str] | None = None
+        self.slow_done = 0.0
+
+    def analyse(self, raw: bytes, *, null_sender: bool) -> Analysis:
+        """Start the SMTP commit as the slow analysis begins; note when it ends."""
+        if b"Subject: slow" in raw:
+            self.smtp = subprocess.Popen(
+                [sys.executable, "-c", _SMTP_COMMIT, self.url],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
+        found = super().analyse(raw, null_sender=null_sender)
+        if b"Subject: slow" in raw:
+            self.slow_done = time.monotonic()
+        return found
+
+
+def test_a_transaction_waiting_for_an_analysis_lets_an_smtp_commit_in(tmp_path: Path) -> None:
+    """The daemon's pace waits for analyses while young, but not while an SMTP commit waits.
+
+    Without that, the SMTP commit would wait for the 1.5 s analysis (the budget is 5 s).
+    """
+    raws = [_mail(0), _mail(1, "slow one"), _mail(2)]
+    config, engine, sessions, ids = _site(tmp_path, raws)
+    processor = app.build_processor(config, sessions)
+    analyser = _SlowWithSmtp(processor.settings.analysis, 1.5, str(engine.url))
+    processor.analyser = analyser
+    processor.pace = process.Pace(transaction_seconds=5, is_waiting_for_analysis=True)
+    done = processor.handle_many([(i, NOW) for i in ids])
+    assert [o.status if o else None for _, o in done] == [InboundStatus.PROCESSED] * 3
+    assert analyser.smtp is not None
+    out, _ = analyser.smtp.communicate(timeout=30)
+    assert analyser.smtp.returncode == 0
+    assert float(out) < analyser.slow_done  # committed while the analysis still ran
     engine.dispose()
