@@ -61,7 +61,7 @@ import sys
 import threading
 import time
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from datetime import timedelta
 from multiprocessing.reduction import ForkingPickler
@@ -262,6 +262,13 @@ class Sandbox:
                 self._talking = True
             try:
                 self._step()
+            except BaseException:
+                # Not one of the failures a request is charged with (those are handled
+                # in the step): where the conversation stands is unknown, a frame may be
+                # half written. The worker goes; what it held is sent to a fresh one.
+                self._send_again()
+                self._stop(kill=True)
+                raise
             finally:
                 self._done_talking()
 
@@ -286,10 +293,12 @@ class Sandbox:
         an innocent message as poison.
         """
         with self._cond:
-            while self._starting:
-                self._cond.wait()  # another thread is starting the worker: wait for it
+            # Another thread starting the worker, or talking while none runs (it stopped
+            # one, and may start the next): wait, rather than let a claim count a start.
+            while self._starting or (self._talking and not self._is_running()):
+                self._cond.wait()
             if self._talking:
-                return  # another thread is talking to the worker: it is running
+                return  # another thread is talking to the running worker
             self._talking = self._starting = True
         try:
             if not self._in_flight:
@@ -309,7 +318,7 @@ class Sandbox:
             self._in_flight.clear()
             self._stop(kill=bool(left))
         for request in left:
-            request.future.set_exception(RuntimeError("the analysis worker was closed"))
+            _fail(request.future, RuntimeError("the analysis worker was closed"))
 
     # -- the conversation (only the thread that is talking) --------------------------
 
@@ -325,23 +334,40 @@ class Sandbox:
                 if not self._unsent:
                     return
                 request = self._unsent.popleft()
+            if request.future.done():
+                continue  # its caller gave up on it (failed it): nobody wants the answer
+            try:
+                frame = _frame(request.message)
+            except Exception as exc:  # noqa: BLE001 - an unpicklable request is its own failure
+                _fail(request.future, exc)
+                continue
             if not self._in_flight:
                 try:
                     self._ensure_worker()  # a worker that died idle is started again here
                 except OSError as exc:
-                    request.future.set_exception(exc)
+                    _fail(request.future, exc)
                     continue
                 self._head_since = time.monotonic()
+            elif not self._is_running():
+                # It died with a reply of its own still to read: the reply first, then a
+                # fresh worker for this one, which is not to be blamed for the death.
+                with self._cond:
+                    self._unsent.appendleft(request)
+                return
             self._in_flight.append(request)
             self.most_in_flight = max(self.most_in_flight, len(self._in_flight))
-            if not self._write(request):
+            if not self._write(request, frame):
                 return
 
-    def _write(self, request: _Request) -> bool:
+    def _is_running(self) -> bool:
+        proc = self._proc
+        return proc is not None and proc.poll() is None
+
+    def _write(self, request: _Request, frame: tuple[bytes, memoryview]) -> bool:
         """Send ``request`` without ever blocking; False when the worker's end cut it short."""
         sock = self._sock
         assert sock is not None  # noqa: S101 - a request in flight has a worker
-        for chunk in _frame(request.message):
+        for chunk in frame:
             view = memoryview(chunk)
             while view:
                 try:
@@ -390,6 +416,10 @@ class Sandbox:
         except (EOFError, OSError):
             self._give_up_head(PoisonError("crashed", "poison: crashed the worker"), kill=True)
             return
+        except Exception as exc:  # noqa: BLE001 - an unreadable reply (a pickle, memory)
+            # The stream may stand mid-frame: the request's failure, and a fresh worker.
+            self._give_up_head(exc, kill=True)
+            return
         if kind == "memory":  # the worker exits after a MemoryError: start afresh
             self._give_up_head(
                 PoisonError("memory", f"poison: exceeded {self.limits.memory_mb} MiB"), kill=False
@@ -398,18 +428,18 @@ class Sandbox:
         head = self._in_flight.popleft()
         self._head_since = time.monotonic()  # the worker has begun the next one
         if kind == "error":
-            head.future.set_exception(RuntimeError(f"analysis failed in the worker: {value}"))
+            _fail(head.future, RuntimeError(f"analysis failed in the worker: {value}"))
         elif head.message[0] == "analyse" and not isinstance(value, Analysis):
-            head.future.set_exception(TypeError(f"worker returned {type(value).__name__}"))
+            _fail(head.future, TypeError(f"worker returned {type(value).__name__}"))
         else:
-            head.future.set_result(value)
+            _resolve(head.future, value)
 
-    def _give_up_head(self, exc: PoisonError, *, kill: bool) -> None:
+    def _give_up_head(self, exc: Exception, *, kill: bool) -> None:
         """The oldest request failed with ``exc``: stop the worker; the rest go again."""
         head = self._in_flight.popleft()
         self._send_again()
         self._stop(kill=kill)
-        head.future.set_exception(exc)
+        _fail(head.future, exc)
 
     def _send_again(self) -> None:
         """Put the requests in flight back at the front of the queue, in order."""
@@ -431,6 +461,12 @@ class Sandbox:
             self._starting = True
         try:
             self._spawn()
+        except Exception as exc:
+            self._stop(kill=True)
+            if isinstance(exc, OSError):
+                raise
+            # It died while starting (EOF on its first reply, say): no worker either.
+            raise OSError(f"the analysis worker did not start: {exc!r}") from exc
         finally:
             with self._cond:
                 self._starting = False
@@ -487,6 +523,18 @@ class Sandbox:
         with self._cond:
             self._talking = False
             self._cond.notify_all()
+
+
+def _resolve(future: Future[Any], value: Any) -> None:
+    """Give ``future`` its result, unless its caller already gave up on it (failed it)."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_result(value)
+
+
+def _fail(future: Future[Any], exc: BaseException) -> None:
+    """Fail ``future``, unless it is done already."""
+    with contextlib.suppress(InvalidStateError):
+        future.set_exception(exc)
 
 
 def _prepare(settings: AnalysisSettings) -> None:

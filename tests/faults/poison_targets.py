@@ -26,6 +26,19 @@ def misbehaving(raw: bytes, settings: AnalysisSettings, null_sender: bool) -> An
     if b"X-Poison: alloc" in raw:
         hoard = [bytearray(ALLOC_STEP) for _ in range(ALLOC_STEPS)]
         del hoard
+    if b"X-Poison: unreadable" in raw:
+        return _Unreadable()  # type: ignore[return-value]
     if b"X-Poison: crash" in raw:
         os._exit(70)  # a crash in C code: no reply, the pipe just closes
     return analyse_entry(raw, settings, null_sender)
+
+
+class _Unreadable:
+    """A reply the parent cannot unpickle: rebuilding it raises."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (_explode, ())
+
+
+def _explode() -> None:
+    raise ValueError("this reply cannot be read")

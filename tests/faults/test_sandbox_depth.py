@@ -7,6 +7,7 @@ Real worker processes (``ingest.analysis.sandbox.Sandbox``) with the test target
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
@@ -256,3 +257,70 @@ def test_start_waits_for_a_start_under_way_in_another_thread() -> None:
     finally:
         sandbox.go_on.set()
         sandbox.close()
+
+
+def test_an_unpicklable_request_fails_alone(make: MakeSandbox) -> None:
+    """A request that cannot be sent is its own failure; the worker and the rest go on."""
+    sandbox = make(Limits(timeout=timedelta(seconds=20), memory_mb=256))
+    futures = submit_all(sandbox, [mail("before")])
+    with pytest.raises(Exception, match="pickle"):
+        sandbox.priority(lambda: None)  # type: ignore[arg-type]
+    futures += submit_all(sandbox, [mail("after")])
+    assert run_all(sandbox, futures) == ["before", "after"]
+    assert sandbox.restarts == 1
+
+
+def test_an_unreadable_reply_is_its_request_s_failure(make: MakeSandbox) -> None:
+    """The reply is read but cannot be rebuilt: that message fails; the next one is right."""
+    sandbox = make(Limits(timeout=timedelta(seconds=20), memory_mb=256))
+    raws = [mail("unreadable", marker="unreadable"), mail("behind"), mail("last")]
+    assert run_all(sandbox, submit_all(sandbox, raws)) == [
+        "ValueError: this reply cannot be read",
+        "behind",
+        "last",
+    ]
+
+
+def test_a_request_its_caller_gave_up_on_is_answered_without_a_fuss(make: MakeSandbox) -> None:
+    """The processor fails a group's futures when its pipeline breaks: their replies are dropped."""
+    sandbox = make(Limits(timeout=timedelta(seconds=20), memory_mb=256))
+    futures = submit_all(sandbox, [mail("one"), mail("two"), mail("three"), mail("four")])
+    sandbox.run_until(futures[0])  # "two" is in flight, "three" waits
+    for given_up in futures[1:3]:
+        given_up.set_exception(RuntimeError("gave up"))
+    sandbox.run_until(futures[3])
+    assert [outcome(f) for f in futures] == [
+        "one",
+        "RuntimeError: gave up",
+        "RuntimeError: gave up",
+        "four",
+    ]
+
+
+def test_a_worker_that_cannot_start_fails_the_request_not_the_conversation() -> None:
+    """Its start fails (here: a target it cannot be given): an OSError each time, no hang."""
+
+    def local_target(raw: bytes, settings: AnalysisSettings, null_sender: bool) -> Analysis:
+        raise AssertionError("never called")
+
+    sandbox = Sandbox(settings(), Limits(timeout=timedelta(seconds=20)), target=local_target)
+    try:
+        for _ in range(2):
+            with pytest.raises(OSError, match="did not start"):
+                sandbox.analyse(mail("first"), null_sender=False)
+    finally:
+        sandbox.close()
+
+
+def test_a_worker_that_died_after_replying_is_not_blamed_on_the_next(make: MakeSandbox) -> None:
+    """Killed from outside with a reply still unread: the reply is taken, the next goes fresh."""
+    sandbox = make(Limits(timeout=timedelta(seconds=20), memory_mb=256))
+    futures = submit_all(sandbox, [mail("one"), mail("two"), mail("three")])
+    sandbox.run_until(futures[0])  # "two" is in flight
+    time.sleep(0.5)  # its analysis takes milliseconds: its reply waits in the socket
+    worker = sandbox._proc
+    assert worker is not None
+    worker.kill()
+    worker.wait(10)
+    assert run_all(sandbox, futures) == ["one", "two", "three"]
+    assert sandbox.restarts == 2
