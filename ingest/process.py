@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from concurrent import futures
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, assert_never
 import structlog
 from sqlalchemy.exc import DBAPIError
 
-from ingest.analysis.sandbox import Analyser, InProcess
+from ingest.analysis.sandbox import Analyser, InProcess, fail_quietly
 from ingest.case_step import CaseStep, UnitOfWork
 from ingest.errors import PoisonError
 from ingest.outcome import Outcome
@@ -370,7 +369,7 @@ class Processor:
                 self.analyser.run_until(future)
             except Exception as exc:  # noqa: BLE001 - a bug: each message's case work sees it
                 for left in pending:
-                    _fail_quietly(left, exc)
+                    fail_quietly(left, exc)
                 return
 
     def _analyse_bounded(self, work: _Work) -> Analysis | Exception:
@@ -556,12 +555,6 @@ class _Work:
 def _is_null_sender(claim: inbound.Claim) -> bool:
     """Whether SMTP gave the message a null reverse path (bounces, automatic replies)."""
     return claim.source == "smtp" and not claim.mail_from
-
-
-def _fail_quietly(future: Future[Analysis], exc: Exception) -> None:
-    """Fail ``future`` unless it is done already."""
-    with contextlib.suppress(futures.InvalidStateError):
-        future.set_exception(exc)
 
 
 def _exhausted(s: Session, row: inbound.Exhausted, now: datetime) -> Outcome:

@@ -165,9 +165,9 @@ class InProcess:
                     raise RuntimeError("run_until: the future was not submitted here")
                 queued, raw, null_sender = self._queued.popleft()
             try:
-                queued.set_result(self.analyse(raw, null_sender=null_sender))
+                _resolve(queued, self.analyse(raw, null_sender=null_sender))
             except Exception as exc:  # noqa: BLE001 - the message's, handled with its case work
-                queued.set_exception(exc)
+                fail_quietly(queued, exc)
 
     def priority(self, mail: ParsedMail) -> PriorityDecision:
         """The priority of ``mail``."""
@@ -318,7 +318,7 @@ class Sandbox:
             self._in_flight.clear()
             self._stop(kill=bool(left))
         for request in left:
-            _fail(request.future, RuntimeError("the analysis worker was closed"))
+            fail_quietly(request.future, RuntimeError("the analysis worker was closed"))
 
     # -- the conversation (only the thread that is talking) --------------------------
 
@@ -339,13 +339,13 @@ class Sandbox:
             try:
                 frame = _frame(request.message)
             except Exception as exc:  # noqa: BLE001 - an unpicklable request is its own failure
-                _fail(request.future, exc)
+                fail_quietly(request.future, exc)
                 continue
             if not self._in_flight:
                 try:
                     self._ensure_worker()  # a worker that died idle is started again here
                 except OSError as exc:
-                    _fail(request.future, exc)
+                    fail_quietly(request.future, exc)
                     continue
                 self._head_since = time.monotonic()
             elif not self._is_running():
@@ -392,9 +392,7 @@ class Sandbox:
         poller.register(sock, select.POLLIN | select.POLLOUT)
         events = poller.poll(self._left() * 1000)
         if not events:
-            self._give_up_head(
-                PoisonError("timeout", f"poison: exceeded {self._seconds():g} s"), kill=True
-            )
+            self._time_out_head()
             return False
         if events[0][1] & (select.POLLIN | select.POLLHUP | select.POLLERR):
             worker_before = self._proc
@@ -408,9 +406,7 @@ class Sandbox:
         assert conn is not None  # noqa: S101 - a request in flight has a worker
         try:
             if not conn.poll(self._left()):
-                self._give_up_head(
-                    PoisonError("timeout", f"poison: exceeded {self._seconds():g} s"), kill=True
-                )
+                self._time_out_head()
                 return
             kind, value = conn.recv()
         except (EOFError, OSError):
@@ -428,18 +424,22 @@ class Sandbox:
         head = self._in_flight.popleft()
         self._head_since = time.monotonic()  # the worker has begun the next one
         if kind == "error":
-            _fail(head.future, RuntimeError(f"analysis failed in the worker: {value}"))
+            fail_quietly(head.future, RuntimeError(f"analysis failed in the worker: {value}"))
         elif head.message[0] == "analyse" and not isinstance(value, Analysis):
-            _fail(head.future, TypeError(f"worker returned {type(value).__name__}"))
+            fail_quietly(head.future, TypeError(f"worker returned {type(value).__name__}"))
         else:
             _resolve(head.future, value)
+
+    def _time_out_head(self) -> None:
+        seconds = self.limits.timeout.total_seconds()
+        self._give_up_head(PoisonError("timeout", f"poison: exceeded {seconds:g} s"), kill=True)
 
     def _give_up_head(self, exc: Exception, *, kill: bool) -> None:
         """The oldest request failed with ``exc``: stop the worker; the rest go again."""
         head = self._in_flight.popleft()
         self._send_again()
         self._stop(kill=kill)
-        _fail(head.future, exc)
+        fail_quietly(head.future, exc)
 
     def _send_again(self) -> None:
         """Put the requests in flight back at the front of the queue, in order."""
@@ -448,13 +448,11 @@ class Sandbox:
         self._in_flight.clear()
 
     def _left(self) -> float:
-        return max(0.0, self._seconds() - (time.monotonic() - self._head_since))
-
-    def _seconds(self) -> float:
-        return self.limits.timeout.total_seconds()
+        elapsed = time.monotonic() - self._head_since
+        return max(0.0, self.limits.timeout.total_seconds() - elapsed)
 
     def _ensure_worker(self) -> None:
-        if self._conn is not None and self._proc is not None and self._proc.poll() is None:
+        if self._conn is not None and self._is_running():
             return
         self._stop(kill=True)
         with self._cond:
@@ -481,8 +479,7 @@ class Sandbox:
         conn.send((self.settings, self.limits.memory_mb, self.target))
         # Start-up (imports) is not part of any message's time.
         if not conn.poll(_START_TIMEOUT) or conn.recv() != "ready":
-            self._stop(kill=True)
-            raise OSError("the analysis worker did not start")
+            raise OSError("the analysis worker did not start")  # stopped by the caller
 
     def _stop(self, *, kill: bool) -> None:
         proc, conn, sock = self._proc, self._conn, self._sock
@@ -531,8 +528,8 @@ def _resolve(future: Future[Any], value: Any) -> None:
         future.set_result(value)
 
 
-def _fail(future: Future[Any], exc: BaseException) -> None:
-    """Fail ``future``, unless it is done already."""
+def fail_quietly(future: Future[Any], exc: BaseException) -> None:
+    """Fail ``future``, unless it is done already (answered, or given up on)."""
     with contextlib.suppress(InvalidStateError):
         future.set_exception(exc)
 

@@ -110,7 +110,7 @@ def mbox_spans(data: bytes | mmap.mmap) -> Iterator[tuple[int, int]]:
         stop = end - 1 if is_blank_before else end
         newline = data.find(b"\n", line)
         start = end if newline == -1 else newline + 1
-        yield start, max(stop, start)
+        yield start, stop
         line = following
 
 

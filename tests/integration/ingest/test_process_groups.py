@@ -265,17 +265,23 @@ def test_a_pace_that_waits_for_the_analysis_commits_a_group_at_once(tmp_path: Pa
 
 
 class _SlowOnSubject(InProcess):
-    """The real analysis, as if on another core, taking ``seconds`` longer for a "slow" subject."""
+    """The real analysis, as if on another core, ``seconds`` longer for mail holding ``marker``.
+
+    The default marker is a "slow" subject; an empty one slows every message.
+    """
 
     runs_elsewhere = True
 
-    def __init__(self, settings: AnalysisSettings, seconds: float) -> None:
+    def __init__(
+        self, settings: AnalysisSettings, seconds: float, marker: bytes = b"Subject: slow"
+    ) -> None:
         super().__init__(settings)
         self.seconds = seconds
+        self.marker = marker
 
     def analyse(self, raw: bytes, *, null_sender: bool) -> Analysis:
-        """Analyse ``raw``, after a pause when its subject says slow."""
-        if b"Subject: slow" in raw:
+        """Analyse ``raw``, after a pause when it holds the marker."""
+        if self.marker in raw:
             time.sleep(self.seconds)
         return super().analyse(raw, null_sender=null_sender)
 
@@ -417,26 +423,12 @@ def test_a_group_claimed_ahead_shares_the_byte_budget_of_the_one_before(
     engine.dispose()
 
 
-class _SlowEach(InProcess):
-    """The real analysis, as if on another core, each message ``seconds`` slower."""
-
-    runs_elsewhere = True
-
-    def __init__(self, settings: AnalysisSettings, seconds: float) -> None:
-        super().__init__(settings)
-        self.seconds = seconds
-
-    def analyse(self, raw: bytes, *, null_sender: bool) -> Analysis:
-        """Analyse ``raw`` after a pause: its result comes in during the transaction."""
-        time.sleep(self.seconds)
-        return super().analyse(raw, null_sender=null_sender)
-
-
 def test_analyses_that_come_in_during_a_transaction_need_no_query_each(tmp_path: Path) -> None:
     """An import's transaction waits for analyses: its rows are locked in one query, not six."""
     config, engine, sessions, ids = _site(tmp_path, [_mail(n) for n in range(6)])
     processor = app.build_processor(config, sessions)
-    processor.analyser = _SlowEach(processor.settings.analysis, 0.05)
+    # Every analysis 50 ms: each comes in during the transaction.
+    processor.analyser = _SlowOnSubject(processor.settings.analysis, 0.05, marker=b"")
     processor.pace = process.Pace(
         group_size=64, transaction_seconds=5, is_waiting_for_analysis=True
     )

@@ -9,8 +9,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from storage.engine import make_engine, session_factory
 from storage.write_queue import is_waited_for
@@ -55,8 +57,8 @@ def test_a_writer_of_this_process_queued_behind_the_transaction_is_seen(tmp_path
     engine.dispose()
 
 
-def _write(sessions: object, who: str) -> None:
-    with sessions.begin() as s:  # type: ignore[attr-defined]
+def _write(sessions: sessionmaker[Session], who: str) -> None:
+    with sessions.begin() as s:
         s.execute(text("INSERT INTO t VALUES (:w)"), {"w": who})
 
 
@@ -88,7 +90,21 @@ def test_another_process_s_smtp_commit_is_seen(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_postgresql_has_no_write_lock_to_wait_for() -> None:
-    """Rows are locked there, not the database: nobody waits for a transaction's lock."""
-    engine = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")  # never connects
-    assert not is_waited_for(engine)
+def test_postgresql_has_no_write_lock_to_wait_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are locked there, not the database: a SQLite file of the same name is not it."""
+    monkeypatch.chdir(tmp_path)
+    sqlite = make_engine("sqlite:///none")  # its write queue is known by the name "none"
+    postgres = create_engine("postgresql+psycopg://nobody@127.0.0.1:9/none")  # never connects
+    sessions = session_factory(sqlite)
+    with sessions.begin() as s:
+        s.execute(text("CREATE TABLE t (who TEXT)"))
+    with sessions.begin() as s:
+        s.execute(text("INSERT INTO t VALUES ('holder')"))
+        second = threading.Thread(target=_write, args=(sessions, "second"))
+        second.start()
+        assert _seen_within(sqlite)
+        assert not is_waited_for(postgres)
+    second.join(WAIT)
+    sqlite.dispose()
