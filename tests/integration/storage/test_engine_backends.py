@@ -329,7 +329,8 @@ def test_instances_starting_together_migrate_once(empty_database_url: str) -> No
         for _ in range(4)
     ]
     errors = [p.communicate(timeout=JOIN_SECONDS)[1].decode() for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, errors
+    # The whole of each traceback: a list in the message is cut short in pytest's report.
+    assert [p.returncode for p in procs] == [0] * 4, "\n".join(errors)
     engine = make_engine(empty_database_url)
     assert current_revision(engine) == head_revision(engine)
     engine.dispose()
