@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ingest.agents.reply_address import reply_address
+from ingest.analysis.pool import SandboxPool
 from ingest.analysis.sandbox import Sandbox
 from ingest.priority.model import PriorityModel
 from ingest.process import Processor
@@ -155,13 +156,20 @@ def current_priority_model(config: Config) -> ChosenModel:
         engine.dispose()
 
 
-def bounded_analyser(config: Config, settings: ProcessSettings) -> Sandbox:
-    """The analysis in a worker process, within the configured time and memory per message.
+def bounded_analyser(
+    config: Config, settings: ProcessSettings, *, workers: int | None = None
+) -> Sandbox | SandboxPool:
+    """The analysis in worker processes, within the configured time and memory per message.
 
-    The poison-message bound, and a second core: the processor feeds the worker ahead
-    of its case work.
+    The poison-message bound, and more cores: the processor feeds the workers ahead of
+    its case work. ``workers`` (default ``[processing] analysis_workers``): one is a
+    ``Sandbox``, more a ``SandboxPool`` of them.
     """
-    return Sandbox(settings.analysis, config.processing.limits)
+    workers = workers or config.processing.analysis_workers
+    limits = config.processing.limits
+    if workers == 1:
+        return Sandbox(settings.analysis, limits)
+    return SandboxPool([Sandbox(settings.analysis, limits) for _ in range(workers)])
 
 
 MAILDIR_LEASE = timedelta(seconds=15)

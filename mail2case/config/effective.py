@@ -131,6 +131,7 @@ def _processing(p: ProcessingSettings) -> dict[str, Any]:
         "message_timeout_seconds": p.limits.timeout.total_seconds(),
         "message_memory_mb": p.limits.memory_mb,
         "max_attempts": p.max_attempts,
+        "analysis_workers": p.analysis_workers,
         "separate_process": p.separate_process,
     }
 

@@ -106,6 +106,8 @@ class ProcessingSettings:
     # and attempts before quarantine.
     limits: Limits = field(default_factory=Limits)
     max_attempts: int = field(default=field_default(ProcessSettings, "max_attempts"))
+    # Analysis worker processes, each within ``limits`` (ingest.analysis.pool).
+    analysis_workers: int = 1
     # The stage runs in a child process of its own (its own GIL; mail2case.service.process_child).
     separate_process: bool = True
 
@@ -343,6 +345,7 @@ def _processing(s: Section) -> ProcessingSettings:
         auto_reply_opens_case=auto_reply_opens_case,
         limits=limits,
         max_attempts=s.int("max_attempts", d.max_attempts, 1, 100),
+        analysis_workers=s.int("analysis_workers", d.analysis_workers, 1, 64),
         separate_process=s.bool("separate_process", default=d.separate_process),
     )
 

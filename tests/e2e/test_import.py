@@ -137,6 +137,29 @@ def test_mbox_import_rebuilds_threads_and_sends_nothing(tmp_path: Path) -> None:
     assert threads_in(site) == built
 
 
+def test_the_number_of_workers_changes_nothing_but_the_speed(tmp_path: Path) -> None:
+    """One worker and three build the same threads, statuses and summary."""
+    msgs, _ = history(40, seed=11)
+    mbox = write_mbox(tmp_path / "history.mbox", msgs)
+    results = []
+    for workers in ("1", "3"):
+        site = make_site(tmp_path, f"site{workers}")
+        summary = import_json(site, str(mbox), "--workers", workers)
+        results.append((summary, threads_in(site)))
+    assert results[0] == results[1]
+    assert results[0][0]["imported"] == len(msgs)
+
+
+def test_a_bad_worker_count_is_refused(tmp_path: Path) -> None:
+    """``--workers 0`` is a usage error (exit 2) that names the option; nothing is imported."""
+    site = make_site(tmp_path)
+    mbox = write_mbox(tmp_path / "history.mbox", history(2, seed=1)[0])
+    done = site.cli("import", str(mbox), "--workers", "0", check=False)
+    assert done.returncode == 2
+    assert b"--workers: must be a whole number from 1 to 16 (got '0')" in done.stderr
+    assert not (site.root / "cases.db").exists()
+
+
 def test_maildir_interrupted_then_resumed_equals_uninterrupted(tmp_path: Path) -> None:
     """An import stopped half-way and run again ends where an uninterrupted one does."""
     msgs, _ = history(80, seed=5)

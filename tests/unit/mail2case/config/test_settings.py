@@ -251,6 +251,10 @@ def test_field_default_of_a_field_without_one() -> None:
             ),
         ),
         (
+            {"processing": {"analysis_workers": 0}},
+            "processing.analysis_workers: must be an integer between 1 and 64 (got 0)",
+        ),
+        (
             {"sla": {"poll_interval_seconds": "30s"}},
             "sla.poll_interval_seconds: must be a number (got '30s')",
         ),
