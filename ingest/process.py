@@ -306,14 +306,15 @@ class Processor:
             # transaction does not reach keeps no one else waiting.
             rows = inbound.lock_claimed(s, [w.inbound_id for w in todo], status=self.status)
             deferred.expect_messages(s, sum(1 for w in todo if w.is_ready()))
-            # The duplicate checks of those ready, in one query too.
-            cases.look_up_dedupe_keys(s, _content_keys(todo))
             # At least one message; more while the transaction is young, so that a
             # writer queued behind it (an SMTP commit) waits a bounded time.
             for index, work in enumerate(todo):
                 if settled and self._is_time_to_commit(s, began, work):
                     break
                 deferred.expect_messages(s, index + 1)
+                # The duplicate checks of the messages analysed by now, in one query
+                # (asked only for keys not looked up yet in this transaction).
+                cases.look_up_dedupe_keys(s, _content_keys(todo[index:]))
                 row = rows.get(work.inbound_id)
                 if is_careful:
                     done = self._settle_one(s, work, row)

@@ -179,12 +179,14 @@ def message_by_dedupe_key(session: Session, key: str) -> tuple[int, int] | None:
         same = next((r for r in rows.rows_of(_MESSAGES) if r.get("dedupe_key") == key), None)
         if same is not None:
             return (same["id"], same["case_id"])
-        looked_up = rows.memo.get(_DEDUPE_MEMO)
-        # Answered by the group's lookup, unless held rows were written since (one of
-        # them may carry the key; the table is asked again).
-        if looked_up is not None and looked_up[0] == rows.flushes and key in looked_up[1]:
-            answer: tuple[int, int] | None = looked_up[1][key]
-            return answer
+        written = rows.written_messages.get(key)
+        if written is not None:
+            return written
+        # Answered by a lookup of this transaction, unless the unit of work has inserted
+        # rows since (held rows written since are in ``written_messages``).
+        known = _dedupe_memo(rows)
+        if key in known:
+            return known[key]
     found = session.execute(_BY_DEDUPE_KEY, {"key": key}).first()
     return (found[0], found[1]) if found is not None else None
 
@@ -193,19 +195,37 @@ _DEDUPE_MEMO = "dedupe_keys"
 
 
 def look_up_dedupe_keys(session: Session, keys: Collection[str]) -> None:
-    """Read in one query which of a group's content keys are stored already.
+    """Read in one query which of these content keys (of messages to come) are stored.
 
-    :func:`message_by_dedupe_key` then answers for these keys without a query of its
-    own, until held rows are next written. Only in a group's case work
+    :func:`message_by_dedupe_key` then answers for them without a query of its own.
+    Keys looked up already in this transaction are not asked again: the processor calls
+    this before each message with the keys of all the messages analysed by then (those
+    whose analysis came during the transaction were unknown at its start; measured: one
+    query each for 921 of an import's 1,000 messages). Only in a group's case work
     (``storage.deferred``); elsewhere this does nothing.
     """
     rows = held(session)
-    if rows is None or not keys:
+    if rows is None:
         return
-    stored: dict[str, tuple[int, int] | None] = dict.fromkeys(keys)
-    found = session.execute(_BY_DEDUPE_KEYS, {"keys": list(stored)})
-    stored.update({k: (i, c) for k, i, c in found})
-    rows.memo[_DEDUPE_MEMO] = (rows.flushes, stored)
+    known = _dedupe_memo(rows)
+    new = [k for k in dict.fromkeys(keys) if k not in known]
+    if not new:
+        return
+    found = session.execute(_BY_DEDUPE_KEYS, {"keys": new})
+    known.update(dict.fromkeys(new))
+    known.update({k: (i, c) for k, i, c in found})
+
+
+def _dedupe_memo(rows: DeferredRows) -> dict[str, tuple[int, int] | None]:
+    """The content keys looked up in this transaction: stored (id, case id), or None.
+
+    Started afresh once the unit of work has inserted rows since the lookups.
+    """
+    stamp, known = rows.memo.get(_DEDUPE_MEMO, (-1, {}))
+    if stamp != rows.orm_inserts:
+        known = {}
+        rows.memo[_DEDUPE_MEMO] = (rows.orm_inserts, known)
+    return known  # type: ignore[no-any-return]
 
 
 def customer_id(session: Session, name: str, now: datetime) -> int | None:

@@ -64,6 +64,7 @@ DEFERRED_TABLES = frozenset(TABLE_ORDER) - {"inbound"}
 # not given out are lost (a gap is harmless), so no more are taken than may be used:
 # the ids are 32-bit.
 _IDS_PER_MESSAGE = {"cases": 1, "messages": 2}
+_MESSAGES_RANK = TABLE_ORDER.index("messages")
 
 
 @dataclass
@@ -116,7 +117,12 @@ class DeferredRows:
         self._expected = 0  # how many messages the transaction works (expect_messages)
         self._next_id: dict[str, int] = {}  # SQLite: the next id to give out
         self.memo: dict[Any, Any] = {}  # lookups that hold for the transaction
-        self.flushes = 0  # how many times held rows were written: lookups older are stale
+        self.flushes = 0  # how many times held rows were written
+        # Rows the unit of work inserted (not held ones): a lookup older may be stale.
+        self.orm_inserts = 0
+        # The messages this transaction wrote from held rows, by content key: (id, case
+        # id). A lookup of a key needs not ask the table for them (storage.cases).
+        self.written_messages: dict[str, tuple[int, int]] = {}
         self.counter: HeldCounter | None = None  # the case-reference counter, once taken
 
     def add(self, table: Table, stmt: Insert | Update, row: dict[str, Any]) -> None:
@@ -205,6 +211,7 @@ class DeferredRows:
                 h.row = _columns_of(h.obj)
                 attach.append((h.obj, h.row))
                 h.obj = None
+        self._note_messages(held)
         ordered = sorted(held, key=_batch_key)
         start = 0
         for end in range(1, len(ordered) + 1):
@@ -214,6 +221,13 @@ class DeferredRows:
         for obj, row in attach:
             _attach(session, obj, row)
         self.flushes += 1
+
+    def _note_messages(self, written: list[_Held]) -> None:
+        for h in written:
+            if h.rank == _MESSAGES_RANK:
+                key, row_id, case_id = (h.row.get(c) for c in ("dedupe_key", "id", "case_id"))
+                if key and row_id is not None and case_id is not None:
+                    self.written_messages[key] = (row_id, case_id)
 
     def begin_scope(self) -> None:
         """A message's savepoint begins."""
@@ -230,6 +244,7 @@ class DeferredRows:
         self.held = scope.written_before + self.held[: scope.before]
         # What was looked up may have been written in the savepoint (a customer): ask again.
         self.memo.clear()
+        self.written_messages.clear()
         # The values given out in the savepoint are given again (references stay gapless).
         if scope.counter is None:
             self.counter = None  # taken in the savepoint: its UPDATE was undone
@@ -360,3 +375,4 @@ def _barrier_before_flush(session: Session, _context: UOWTransaction, _objects: 
         rows = held(session)
         if rows is not None:
             rows.forget_ids({obj.__table__.name for obj in session.new})
+            rows.orm_inserts += 1
