@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, fields
+from functools import cache, cached_property
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -63,15 +63,40 @@ class PriorityDecision:
     confidence: float | None = None  # the model's probability for its class; None: rules alone
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class PriorityRules:
-    """Patterns per feature and language, and the customer-claim markers, compiled."""
+    """Patterns per feature and language, and the customer-claim markers.
 
-    features: Mapping[str, Patterns]
-    claims: Mapping[str, Patterns]
+    Compiled when first used, not when built: the shipped rules are some 1,700 patterns
+    (a fifth of a second to compile), and a process that hands the analysis to a worker
+    (the daemon, an import) builds the rules only to send them there. A mapping given to
+    ``from_mapping`` is still compiled at once, so that a bad pattern is refused there.
+    """
+
+    feature_sources: Mapping[str, tuple[str, ...]]
+    claim_sources: Mapping[str, tuple[str, ...]]
     languages: tuple[str, ...]
     unspecified_environment_is_production: bool = True
     quote_chars: int = 90
+
+    @cached_property
+    def features(self) -> Mapping[str, Patterns]:
+        """The feature patterns, compiled, in ``FEATURES`` order."""
+        return {name: _compiled(v) for name, v in self.feature_sources.items()}
+
+    @cached_property
+    def claims(self) -> Mapping[str, Patterns]:
+        """The claim markers, compiled, in ``CLAIMS`` order."""
+        return {name: _compiled(v) for name, v in self.claim_sources.items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The sources only: a compiled pattern pickles as its source anyway, and is
+        # compiled again where it is unpickled (the worker compiles when it first uses).
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     @classmethod
     def default(cls) -> PriorityRules:
@@ -79,8 +104,11 @@ class PriorityRules:
         return _default_rules()
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> PriorityRules:
+    def from_mapping(cls, data: Mapping[str, Any], *, check_patterns: bool = True) -> PriorityRules:
         """Build rules from the ``[priority]`` table; missing keys take the defaults.
+
+        ``check_patterns``: compile every pattern now, so that a bad one is refused here
+        (the shipped rules skip it: a test compiles them).
 
         Raises:
             ValueError: ``priority.<key>: <problem> (got X)`` for the first bad value.
@@ -92,9 +120,11 @@ class PriorityRules:
         languages = _languages(merged["languages"])
         features = {**_default_data()["features"], **_table(merged["features"], "features")}
         claims = {**_default_data()["claims"], **_table(merged["claims"], "claims")}
-        return cls(
-            features=_compile_features(features, languages),
-            claims={name: _compile(v, f"claims.{name}") for name, v in _known(claims, CLAIMS)},
+        rules = cls(
+            feature_sources=_feature_sources(features, languages),
+            claim_sources={
+                name: _sources(v, f"claims.{name}") for name, v in _known(claims, CLAIMS)
+            },
             languages=languages,
             unspecified_environment_is_production=_bool(
                 merged["unspecified_environment_is_production"],
@@ -102,6 +132,9 @@ class PriorityRules:
             ),
             quote_chars=_positive_int(merged["quote_chars"], "quote_chars"),
         )
+        if check_patterns:
+            _check(features, languages, claims)
+        return rules
 
 
 _TOP_KEYS = frozenset(
@@ -118,7 +151,7 @@ def _default_data() -> dict[str, Any]:
 
 @cache
 def _default_rules() -> PriorityRules:
-    return PriorityRules.from_mapping({})
+    return PriorityRules.from_mapping({}, check_patterns=False)
 
 
 # --- validation -----------------------------------------------------------------------
@@ -156,32 +189,50 @@ def _positive_int(value: object, key: str) -> int:
     return value
 
 
-def _compile_features(table: Mapping[str, Any], languages: tuple[str, ...]) -> dict[str, Patterns]:
-    compiled: dict[str, Patterns] = {}
+def _feature_sources(
+    table: Mapping[str, Any], languages: tuple[str, ...]
+) -> dict[str, tuple[str, ...]]:
+    sources: dict[str, tuple[str, ...]] = {}
     for name, per_language in _known(table, FEATURES):
         by_language = _table(per_language, f"features.{name}")
-        patterns: list[re.Pattern[str]] = []
+        patterns: list[str] = []
         for language in languages:
-            key = f"features.{name}.{language}"
-            patterns.extend(_compile(by_language.get(language, []), key))
-        compiled[name] = tuple(patterns)
-    return compiled
+            patterns.extend(_sources(by_language.get(language, []), f"features.{name}.{language}"))
+        sources[name] = tuple(patterns)
+    return sources
 
 
-def _compile(value: object, key: str) -> Patterns:
+def _sources(value: object, key: str) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise ValueError(f"priority.{key}: must be a list of patterns (got {value!r})")  # noqa: TRY004 # config errors are ValueError by contract
-    compiled = []
     for index, pattern in enumerate(value):
         if not isinstance(pattern, str) or not pattern:
             raise ValueError(
                 f"priority.{key}[{index}]: must be a non-empty string (got {pattern!r})"
             )
-        try:
-            compiled.append(re.compile(pattern, re.IGNORECASE))
-        except re.error as error:
-            raise ValueError(f"priority.{key}[{index}]: {error} (got {pattern!r})") from None
-    return tuple(compiled)
+    return tuple(value)
+
+
+def _check(
+    features: Mapping[str, Any], languages: tuple[str, ...], claims: Mapping[str, Any]
+) -> None:
+    """Compile every pattern once; the first that ``re`` refuses is named by its key."""
+    keyed = [
+        (f"features.{name}.{language}", per_language.get(language, []))
+        for name, per_language in features.items()
+        for language in languages
+    ]
+    keyed += [(f"claims.{name}", patterns) for name, patterns in claims.items()]
+    for key, patterns in keyed:
+        for index, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern, re.IGNORECASE)
+            except re.error as error:
+                raise ValueError(f"priority.{key}[{index}]: {error} (got {pattern!r})") from None
+
+
+def _compiled(sources: tuple[str, ...]) -> Patterns:
+    return tuple(re.compile(pattern, re.IGNORECASE) for pattern in sources)
 
 
 # --- inference ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 
 import pytest
@@ -383,3 +384,27 @@ def test_megabytes_of_pasted_logs_leave_the_decision_to_the_head() -> None:
     logs = "2026-11-26T02:00:01 worker-3 ERROR upstream timeout after 30000 ms\n" * 20_000
     decision = infer_priority("API down", head + logs, {}, PriorityRules.default())
     assert decision.priority is Priority.HIGH
+
+
+def test_the_shipped_rules_all_compile() -> None:
+    """``default()`` skips the check (its patterns compile when first used): they pass it."""
+    checked = PriorityRules.from_mapping({}, check_patterns=True)
+    assert checked == PriorityRules.default()
+    compiled = PriorityRules.default().features
+    assert [len(p) for p in compiled.values()] == [
+        len(s) for s in PriorityRules.default().feature_sources.values()
+    ]
+    assert sum(map(len, compiled.values())) > 0
+
+
+def test_rules_travel_to_a_worker_as_their_sources() -> None:
+    """A pickle holds the sources, not compiled patterns, even after they were compiled."""
+    rules = PriorityRules.from_mapping({"languages": ["en"]})
+    assert rules.claims["label_high"]  # compiled here
+    payload = pickle.dumps(rules)
+    assert b"_compile" not in payload
+    copy = pickle.loads(payload)  # noqa: S301 - our own pickle
+    assert copy == rules
+    assert [p.pattern for p in copy.claims["label_high"]] == [
+        p.pattern for p in rules.claims["label_high"]
+    ]
