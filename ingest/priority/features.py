@@ -6,18 +6,20 @@ import bisect
 import itertools
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.priority.literal_factors import folds_plainly, is_plain, required_factors
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
 __all__ = [
     "FEATURES",
     "INCIDENT_FEATURES",
     "Evidence",
     "Hit",
+    "LazyPattern",
+    "PatternLike",
     "Patterns",
     "detect",
     "environment_near",
@@ -63,7 +65,56 @@ INCIDENT_FEATURES = frozenset(
         "severe_impact",
     }
 )
-Patterns = tuple[re.Pattern[str], ...]
+
+
+class PatternLike(Protocol):
+    """What the rules need of a pattern: its source and a search (``re.Pattern`` has both)."""
+
+    @property
+    def pattern(self) -> str:
+        """The source of the regular expression."""
+
+    def search(self, string: str, /) -> re.Match[str] | None:
+        """The first match in ``string``, or None."""
+
+
+Patterns = tuple[PatternLike, ...]
+
+
+class LazyPattern:
+    """A case-insensitive regular expression, compiled when first searched.
+
+    The shipped rules are ~1,700 patterns, a fifth of a second to compile, and a
+    message's text holds the words of a few dozen of them: a process that analyses one
+    message (a piped one) compiles those, and a long-lived one compiles each once.
+    Pickles as its source.
+    """
+
+    __slots__ = ("_compiled", "pattern", "search")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self._compiled: re.Pattern[str] | None = None
+        # Until the first search, ``search`` compiles; from then on it *is* the compiled
+        # pattern's search, so a search costs what it costs on ``re.Pattern``.
+        self.search: Callable[[str], re.Match[str] | None] = self._first_search
+
+    def _first_search(self, string: str, /) -> re.Match[str] | None:
+        compiled = self._compiled = re.compile(self.pattern, re.IGNORECASE)
+        self.search = compiled.search
+        return compiled.search(string)
+
+    def __reduce__(self) -> tuple[type[LazyPattern], tuple[str]]:
+        return (LazyPattern, (self.pattern,))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LazyPattern) and other.pattern == self.pattern
+
+    def __hash__(self) -> int:
+        return hash(self.pattern)
+
+    def __repr__(self) -> str:
+        return f"LazyPattern({self.pattern!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +203,7 @@ class _Plan:
 
     names: tuple[str, ...]  # the feature of each check
     feature_index: tuple[int, ...]  # the same as a number
-    patterns: tuple[re.Pattern[str], ...]
+    patterns: Patterns
     always: frozenset[int]
     # Finds, at each place where a factor starts, the longest factor starting there;
     # the factors that start there too are its prefixes, so each longest factor maps to

@@ -14,6 +14,8 @@ from ingest.priority.features import (
     FEATURES,
     Evidence,
     Hit,
+    LazyPattern,
+    PatternLike,
     Patterns,
     detect,
     environment_near,
@@ -232,7 +234,7 @@ def _check(
 
 
 def _compiled(sources: tuple[str, ...]) -> Patterns:
-    return tuple(re.compile(pattern, re.IGNORECASE) for pattern in sources)
+    return tuple(LazyPattern(pattern) for pattern in sources)
 
 
 # --- inference ------------------------------------------------------------------------
@@ -453,7 +455,7 @@ def _match_claim(
     return None if best is None else (best[1], best[2])
 
 
-def _cannot_match(pattern: re.Pattern[str], lowered: str) -> bool:
+def _cannot_match(pattern: PatternLike, lowered: str) -> bool:
     """Proof that ``pattern`` finds nothing in the plain text whose lower case is ``lowered``."""
     return folds_plainly(pattern.pattern) and not may_match(pattern, lowered)
 

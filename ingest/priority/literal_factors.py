@@ -15,7 +15,7 @@ import functools
 import importlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -93,15 +93,46 @@ def required_factors(pattern: str) -> Factor | None:
     factor, and repeats of at least one. Used with re.IGNORECASE patterns and
     lower-cased text, so the strings are lower-cased.
     """
+    return _read(pattern)[0]
+
+
+@functools.cache
+def _read(pattern: str) -> tuple[Factor | None, frozenset[int] | None]:
+    """The factors of ``pattern`` and every literal code point in it, from one parse.
+
+    (None, None) without the parser, or when it fails on the pattern. One parse for
+    both: a detection plan reads ~1,700 patterns, and a parse is most of the cost of
+    building it (measured: three parses a pattern, with its compiling, were a third of
+    a piped message's time).
+    """
     sre = _SRE
     if sre is None:
-        return None
-    return _attempt(
-        lambda: _best(_factors(sre, list(sre.parse(pattern, re.IGNORECASE)))), otherwise=None
-    )
+        return None, None
+
+    def read() -> tuple[Factor | None, frozenset[int] | None]:
+        parsed = sre.parse(pattern, re.IGNORECASE)
+        return _best(_factors(sre, list(parsed))), frozenset(_literals(sre, parsed))
+
+    unknown: tuple[Factor | None, frozenset[int] | None] = (None, None)
+    return _attempt(read, otherwise=unknown)
 
 
-def may_match(pattern: re.Pattern[str], lowered_text: str) -> bool:
+def forget() -> None:
+    """Drop every answer read with the parser in use (tests that swap the parser)."""
+    _read.cache_clear()
+    required_factors.cache_clear()
+    folds_plainly.cache_clear()
+
+
+class Sourced(Protocol):
+    """A pattern object: ``re.Pattern``, or the rules' ``LazyPattern``."""
+
+    @property
+    def pattern(self) -> str:
+        """The source of the regular expression."""
+
+
+def may_match(pattern: Sourced, lowered_text: str) -> bool:
     """False only when ``pattern`` certainly finds nothing in the lower-cased text."""
     factors = required_factors(pattern.pattern)
     return factors is None or any(f in lowered_text for f in factors)
@@ -149,10 +180,7 @@ def folds_plainly(pattern: str) -> bool:
     factors is in the lower-cased matched text (not only in the lower-cased whole).
     False without the regex parser: nothing is proved, every pattern runs.
     """
-    sre = _SRE
-    if sre is None:
-        return False
-    literals = _attempt(lambda: _literals(sre, sre.parse(pattern, re.IGNORECASE)), otherwise=None)
+    literals = _read(pattern)[1]
     return literals is not None and all(_plain_char(chr(code)) for code in literals)
 
 

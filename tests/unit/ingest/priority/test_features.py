@@ -10,12 +10,20 @@ in every sentence.
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.priority.features import INCIDENT_FEATURES, Evidence, Hit, _longest_first, detect
+from ingest.priority.features import (
+    INCIDENT_FEATURES,
+    Evidence,
+    Hit,
+    LazyPattern,
+    _longest_first,
+    detect,
+)
 from ingest.priority.inference import PriorityRules, _match_claim
 from ingest.priority.literal_factors import folds_plainly, is_plain, may_match, required_factors
 from ingest.priority.text import new_text, sentences
@@ -183,3 +191,26 @@ def test_longest_first_finds_every_word(words: list[str], text: str) -> None:
         if m.group().startswith(prefix)
     }
     assert found == {w for w in words if w in text}
+
+
+def test_a_lazy_pattern_searches_as_its_compiled_self() -> None:
+    """Case-insensitive like the rules' patterns; compiled once, at its first search."""
+    lazy = LazyPattern(r"\bserver (is )?down\b")
+    assert lazy._compiled is None
+    found = lazy.search("Our SERVER is Down since 9")
+    assert found is not None
+    assert found.group(0) == "SERVER is Down"
+    compiled = lazy._compiled
+    assert lazy.search("server down") is not None
+    assert lazy._compiled is compiled
+    assert lazy.search("the service is up") is None
+
+
+def test_a_lazy_pattern_pickles_as_its_source() -> None:
+    """A worker gets the source, whether or not the sender had compiled it."""
+    lazy = LazyPattern(r"\boutage\b")
+    lazy.search("an outage")
+    copy = pickle.loads(pickle.dumps(lazy))  # noqa: S301 - our own pickle
+    assert copy == lazy
+    assert copy._compiled is None
+    assert hash(copy) == hash(lazy)

@@ -34,8 +34,11 @@ def test_factors_of_patterns(pattern: str, factors: set[str] | None) -> None:
 
 
 def all_patterns() -> list[re.Pattern[str]]:
-    """Every compiled pattern of the default priority rules."""
-    return [p for patterns in PriorityRules.default().features.values() for p in patterns]
+    """Every pattern of the default priority rules, compiled."""
+    rules = PriorityRules.default()
+    return [
+        re.compile(p, re.IGNORECASE) for sources in rules.feature_sources.values() for p in sources
+    ]
 
 
 def texts() -> list[str]:

@@ -37,8 +37,7 @@ RULES = PriorityRules.default()
 
 def forget() -> None:
     """Drop every answer read with the parser in use (factors, proofs, detection plans)."""
-    required_factors.cache_clear()
-    folds_plainly.cache_clear()
+    literal_factors.forget()
     _PLANS.clear()
 
 
