@@ -19,6 +19,8 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
+import structlog
+
 from ingest.analysis.sandbox import Sandbox, fail_quietly
 
 if TYPE_CHECKING:
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     from ingest.analysis.core import Analysis, AnalysisSettings
     from ingest.mime.parsed import ParsedMail
     from ingest.priority.inference import PriorityDecision
+
+
+log = structlog.get_logger("mail2case.analysis")
 
 
 class SandboxPool:
@@ -57,7 +62,7 @@ class SandboxPool:
 
     @property
     def restarts(self) -> int:
-        """Worker restarts, all sandboxes together."""
+        """Worker starts, first ones included (as ``Sandbox.restarts``), all sandboxes."""
         return sum(s.restarts for s in self.sandboxes)
 
     @property
@@ -72,13 +77,18 @@ class SandboxPool:
         return future.result()
 
     def submit(self, raw: bytes, *, null_sender: bool) -> Future[Analysis]:
-        """Queue the analysis of ``raw`` in the next sandbox in turn."""
+        """Queue the analysis of ``raw`` in the next sandbox in turn.
+
+        Once the pool is closed, the future comes back failed ("closed"), as from a
+        closed sandbox.
+        """
         with self._lock:
             index = self._next_index()
             sandbox = self.sandboxes[index]
             future = sandbox.submit(raw, null_sender=null_sender)
-            self._owner[future] = sandbox
-            self._pumps[index].submit(self._pump, sandbox, future)
+            if not self._closed:
+                self._owner[future] = sandbox
+                self._pumps[index].submit(_pump, sandbox, future)
         return future
 
     def run_until(self, future: Future[Analysis]) -> None:
@@ -92,9 +102,12 @@ class SandboxPool:
         sandbox.run_until(future)
 
     def priority(self, mail: ParsedMail) -> PriorityDecision:
-        """The priority of ``mail``, in the next worker (ahead of its queued analyses)."""
-        with self._lock:
-            sandbox = self._next()
+        """The priority of ``mail``, in the worker with the least work queued.
+
+        The case work waits for it inside its transaction: not behind a worker busy
+        with a slow message while another has nothing to do.
+        """
+        sandbox = min(self.sandboxes, key=lambda s: s.load)
         return sandbox.priority(mail)
 
     def reconfigure(self, settings: AnalysisSettings) -> None:
@@ -103,39 +116,43 @@ class SandboxPool:
             sandbox.reconfigure(settings)
 
     def start(self) -> None:
-        """Start the workers side by side: each start is a fresh interpreter's imports."""
-        self._each("start")
+        """Start the workers not running, side by side: each is a fresh interpreter.
+
+        Called before every claim: a pool whose workers run returns at once.
+        """
+        if self._closed:
+            return
+        idle = [s for s in self.sandboxes if not s.has_worker]
+        if len(idle) <= 1:
+            for sandbox in idle:
+                sandbox.start()
+            return
+        with ThreadPoolExecutor(len(idle), thread_name_prefix="analysis-start") as ex:
+            started = [ex.submit(s.start) for s in idle]
+        for done in started:
+            done.result()  # the first failure, once every start has ended
 
     def close(self) -> None:
-        """Stop the workers; what they had not answered fails (it is not carried out first)."""
-        self._closed = True  # the pumps take no further future
-        self._each("close")
-        for pump in self._pumps:
-            pump.shutdown(wait=True)
-
-    def _pump(self, sandbox: Sandbox, future: Future[Analysis]) -> None:
-        """In the sandbox's own thread: talk to its worker until ``future`` is done."""
-        if self._closed:
-            return  # failed by the sandbox's close
+        """Stop the workers for good; what they had not answered fails."""
+        with self._lock:
+            self._closed = True
         try:
-            sandbox.run_until(future)
-        except Exception as exc:  # noqa: BLE001 - the message's, seen by whoever waits for it
-            fail_quietly(future, exc)
-
-    def _next(self) -> Sandbox:
-        return self.sandboxes[self._next_index()]
+            for sandbox in self.sandboxes:
+                sandbox.close()  # prompt: one step of its conversation at most
+        finally:
+            for pump in self._pumps:
+                pump.shutdown(wait=True)
 
     def _next_index(self) -> int:
         index = self._turn % len(self.sandboxes)
         self._turn += 1
         return index
 
-    def _each(self, method: str) -> None:
-        """``method`` of every sandbox at once; the first failure is raised after all end."""
-        if len(self.sandboxes) == 1:
-            getattr(self.sandboxes[0], method)()
-            return
-        with ThreadPoolExecutor(len(self.sandboxes), thread_name_prefix="analysis-pool") as ex:
-            futures = [ex.submit(getattr(s, method)) for s in self.sandboxes]
-        for future in futures:
-            future.result()
+
+def _pump(sandbox: Sandbox, future: Future[Analysis]) -> None:
+    """In the sandbox's own thread: talk to its worker until ``future`` is done."""
+    try:
+        sandbox.run_until(future)
+    except Exception as exc:  # noqa: BLE001 - the message's: its case work sees it
+        log.warning("analysis.pump_failed", error=f"{type(exc).__name__}: {exc}"[:500])
+        fail_quietly(future, exc)

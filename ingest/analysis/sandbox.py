@@ -222,6 +222,8 @@ class Sandbox:
         self._cond = threading.Condition()
         self._talking = False  # a thread has the right to talk to the worker
         self._starting = False  # and is starting it
+        self._closing = False  # close() waits for the right to talk: nobody else takes it
+        self._closed = False  # for good: what is queued now fails at once
         self._unsent: deque[_Request] = deque()  # guarded by _cond
         # The rest below is touched only by the thread that is talking.
         self._in_flight: deque[_Request] = deque()
@@ -253,10 +255,12 @@ class Sandbox:
         """Talk to the worker until ``future`` is done (or wait while another thread does)."""
         while True:
             with self._cond:
-                while self._talking and not future.done():
+                while not future.done() and (self._talking or (self._closing and not self._closed)):
                     self._cond.wait()
                 if future.done():
                     return
+                if self._closed:
+                    raise RuntimeError("the analysis worker was closed")
                 if not self._unsent and not self._in_flight:
                     raise RuntimeError("run_until: the future was not submitted here")
                 self._talking = True
@@ -297,8 +301,8 @@ class Sandbox:
             # one, and may start the next): wait, rather than let a claim count a start.
             while self._starting or (self._talking and not self._is_running()):
                 self._cond.wait()
-            if self._talking:
-                return  # another thread is talking to the running worker
+            if self._talking or self._closing:
+                return  # another thread is talking to the running worker, or it is closed
             self._talking = self._starting = True
         try:
             if not self._in_flight:
@@ -309,16 +313,38 @@ class Sandbox:
             self._done_talking()
 
     def close(self) -> None:
-        """Stop the worker (it also exits by itself when this process goes away).
+        """Stop the worker for good (it also exits by itself when this process goes away).
 
-        Requests not answered yet fail: nobody is left to carry them out.
+        Requests not answered yet fail, and so does any queued from now on: nobody is
+        left to carry them out. Close goes next: a thread waiting to talk (the
+        processor's pipeline) does not take the worker back first, so closing waits for
+        one step of the conversation at most, not for every message queued.
         """
+        with self._cond:
+            if self._closed:
+                return
+            self._closing = True
         with self._talk():
             left = [*self._in_flight, *self._take_unsent()]
             self._in_flight.clear()
             self._stop(kill=bool(left))
-        for request in left:
-            fail_quietly(request.future, RuntimeError("the analysis worker was closed"))
+            with self._cond:
+                self._closed = True
+            # Before the right to talk is given up: a thread that waits for one of these
+            # then finds it failed, not missing from the queues.
+            for request in left:
+                fail_quietly(request.future, RuntimeError("the analysis worker was closed"))
+
+    @property
+    def has_worker(self) -> bool:
+        """Whether a worker process runs now (unlocked: a hint, such as for ``start``)."""
+        proc = self._proc
+        return proc is not None and proc.poll() is None
+
+    @property
+    def load(self) -> int:
+        """Requests queued or in flight now (unlocked: a hint for dealing work)."""
+        return len(self._unsent) + len(self._in_flight)
 
     # -- the conversation (only the thread that is talking) --------------------------
 
@@ -492,7 +518,9 @@ class Sandbox:
 
     def _queue(self, request: _Request, *, is_urgent: bool) -> Future[Any]:
         with self._cond:
-            if is_urgent:
+            if self._closed:
+                fail_quietly(request.future, RuntimeError("the analysis worker was closed"))
+            elif is_urgent:
                 self._unsent.appendleft(request)
             else:
                 self._unsent.append(request)

@@ -62,7 +62,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         type=worker_count,
         default=None,
         metavar="N",
-        help="analysis worker processes (default: 2 on a machine with 2 cores or more)",
+        help=(
+            "analysis worker processes, each within [processing] message_memory_mb "
+            "(default: 2 on a machine with 2 cores or more)"
+        ),
     )
     p.set_defaults(func=run_import)
 

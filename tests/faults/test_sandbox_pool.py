@@ -5,6 +5,8 @@ Real worker processes with the test target of ``poison_targets``.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -107,13 +109,84 @@ def test_priority_is_answered_by_a_worker(make: MakePool) -> None:
     assert decision.priority is Priority.HIGH
 
 
+CLOSED = "RuntimeError: the analysis worker was closed"
+
+
 def test_closing_fails_what_was_not_answered(make: MakePool) -> None:
-    """Requests still queued when the pool closes fail; none is left waiting for ever."""
+    """Requests still queued when the pool closes fail as closed; none is left waiting."""
     pool = make(2, ROOMY)
     futures = [pool.submit(mail(f"late {n}", marker="slow"), null_sender=False) for n in range(6)]
     pool.close()
-    assert all(f.done() for f in futures)
-    assert any(isinstance(f.exception(), RuntimeError) for f in futures)
+    outcomes = [outcome(f) for f in futures]
+    assert set(outcomes) <= {CLOSED} | {f"late {n}" for n in range(6)}, outcomes
+    assert outcomes[-2:] == [CLOSED, CLOSED]  # each pump had one step at most
+
+
+def test_a_thread_waiting_in_order_sees_closed_not_missing(make: MakePool) -> None:
+    """Closing while the pipeline waits: its message fails as closed, promptly.
+
+    The pipeline thread would otherwise take the worker back before close (close then
+    waited for every message), and, woken after close, find its message in no queue.
+    """
+    pool = make(2, ROOMY)
+    futures = [pool.submit(mail(f"slow {n}", marker="slow"), null_sender=False) for n in range(8)]
+    waited: list[str] = []
+
+    def pipeline() -> None:
+        for future in futures:
+            try:
+                pool.run_until(future)
+            except RuntimeError as exc:
+                waited.append(str(exc))
+                return
+
+    thread = threading.Thread(target=pipeline)
+    thread.start()
+    futures[0].result(timeout=30)  # the workers are busy: close comes mid-conversation
+    pool.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    outcomes = [outcome(f) for f in futures]
+    assert outcomes[-1] == CLOSED  # not carried out first
+    assert "run_until: the future was not submitted here" not in waited
+    assert all(o == CLOSED or o.startswith("slow ") for o in outcomes), outcomes
+
+
+def test_a_closed_pool_stays_closed(make: MakePool) -> None:
+    """After close, a submit fails at once and a start starts nothing."""
+    pool = make(2, ROOMY)
+    pool.close()
+    late = pool.submit(mail("too late"), null_sender=False)
+    assert outcome(late) == CLOSED
+    pool.start()
+    assert not any(s.has_worker for s in pool.sandboxes)
+
+
+def test_priority_goes_to_a_worker_with_nothing_to_do(make: MakePool) -> None:
+    """While one worker spins on a message, the case work's priority goes to the other."""
+    pool = make(2, Limits(timeout=timedelta(seconds=20), memory_mb=256))
+    pool.start()
+    spinning = pool.submit(mail("spins", marker="spin"), null_sender=False)
+    quick = pool.submit(mail("quick"), null_sender=False)  # the other worker's; next turn: 0
+    pool.run_until(quick)
+    busy = pool.sandboxes[0]
+    for _ in range(100):  # until the spinning message is in flight (bounded)
+        if busy.most_in_flight:
+            break
+        time.sleep(0.05)
+    decision = pool.priority(parse_message(mail("Production is down", body="Everything fails.")))
+    assert decision.priority is Priority.HIGH
+    assert not spinning.done()  # answered without waiting out the spin
+
+
+def test_a_crash_is_its_own_message_s_in_a_pool(make: MakePool) -> None:
+    """A message that kills its worker fails alone; the rest, in both workers, go on."""
+    pool = make(2, ROOMY)
+    raws = [mail("one"), mail("two"), mail("dies", marker="crash"), mail("four"), mail("five")]
+    outcomes = [outcome(f) for f in run_in_order(pool, raws)]
+    assert outcomes[:2] == ["one", "two"]
+    assert outcomes[2].startswith("poison: crashed the worker")
+    assert outcomes[3:] == ["four", "five"]
 
 
 def test_a_future_from_elsewhere_is_refused(make: MakePool) -> None:
