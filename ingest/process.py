@@ -312,9 +312,11 @@ class Processor:
                 if settled and self._is_time_to_commit(s, began, work):
                     break
                 deferred.expect_messages(s, index + 1)
-                # The duplicate checks of the messages analysed by now, in one query
-                # (asked only for keys not looked up yet in this transaction).
-                cases.look_up_dedupe_keys(s, _content_keys(todo[index:]))
+                # A duplicate check this transaction cannot answer yet: asked in one
+                # query with those of every message analysed by now.
+                key = _content_key(work)
+                if key is not None and not cases.knows_dedupe_key(s, key):
+                    cases.look_up_dedupe_keys(s, _content_keys(todo[index:]))
                 row = rows.get(work.inbound_id)
                 if is_careful:
                     done = self._settle_one(s, work, row)
@@ -570,14 +572,18 @@ def _exhausted(s: Session, row: inbound.Exhausted, now: datetime) -> Outcome:
 
 def _content_keys(todo: list[_Work]) -> list[str]:
     """The content keys of the messages whose analysis is done and parsed them."""
-    keys: list[str] = []
-    for work in todo:
-        if work.is_ready():
-            work.wait()  # done: this only takes the result
-            found = work.analysis
-            if found is not None and not isinstance(found, Exception) and found.mail is not None:
-                keys.append(found.mail.content_key)
-    return keys
+    return [key for work in todo if (key := _content_key(work)) is not None]
+
+
+def _content_key(work: _Work) -> str | None:
+    """The message's content key, if its analysis is done and parsed it."""
+    if not work.is_ready():
+        return None
+    work.wait()  # done: this only takes the result
+    found = work.analysis
+    if found is None or isinstance(found, Exception) or found.mail is None:
+        return None
+    return found.mail.content_key
 
 
 def _roll_back(s: Session, savepoint: SessionTransaction) -> None:

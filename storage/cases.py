@@ -216,6 +216,18 @@ def look_up_dedupe_keys(session: Session, keys: Collection[str]) -> None:
     known.update({k: (i, c) for k, i, c in found})
 
 
+def knows_dedupe_key(session: Session, key: str) -> bool:
+    """Whether :func:`message_by_dedupe_key` answers for ``key`` without a query."""
+    rows = held(session)
+    if rows is None:
+        return False
+    return (
+        key in _dedupe_memo(rows)
+        or key in rows.written_messages
+        or any(r.get("dedupe_key") == key for r in rows.rows_of(_MESSAGES))
+    )
+
+
 def _dedupe_memo(rows: DeferredRows) -> dict[str, tuple[int, int] | None]:
     """The content keys looked up in this transaction: stored (id, case id), or None.
 
