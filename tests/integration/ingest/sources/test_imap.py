@@ -23,6 +23,7 @@ from structlog.testing import capture_logs
 
 from ingest.sources import imap
 from ingest.sources.imap import (
+    IDLE_RECHECK_SECONDS,
     Backoff,
     LeaseLostError,
     MailboxPoller,
@@ -829,3 +830,35 @@ def test_mail_arriving_during_a_pass_is_not_left_for_the_next_poll(
     dovecot.append(folder, mail("First"))
     assert asyncio.run(run_until(poller, lambda: len(stored(sessions)) == 2, 5))
     assert stored(sessions)[1].raw == second
+
+
+class DeafInIdle(ImapClientMailbox):
+    """A mailbox whose IDLE announces nothing (one CI run lost an announcement this way)."""
+
+    def idle_wait(self, timeout: float) -> bool:
+        """Wait as IDLE does, and hear nothing."""
+        super().idle_wait(timeout)
+        return False
+
+
+def test_mail_idle_does_not_announce_is_found_by_the_next_look(
+    dovecot: DovecotServer, folder: str, sessions: sessionmaker[Session]
+) -> None:
+    """An announcement lost in IDLE delays the mail by a recheck, not by the IDLE timeout."""
+    settings = settings_for(dovecot, folder, idle_timeout_seconds=600, poll_interval_seconds=600)
+    factory = Factory(settings, first=[DeafInIdle(settings, timeout=10)])
+    poller = poller_for(settings, sessions, factory=factory)
+    dovecot.append(folder, mail("First"))
+    second = mail("Never announced")
+    appended: list[bool] = []
+
+    def both_stored() -> bool:
+        count = len(stored(sessions))
+        if count == 1 and not appended:
+            dovecot.append(folder, second)  # the poller is idling, deaf, by now or soon
+            appended.append(True)
+        return count == 2
+
+    assert asyncio.run(run_until(poller, both_stored, IDLE_RECHECK_SECONDS * 3))
+    assert stored(sessions)[1].raw == second
+    assert factory.made == 1  # found by the look, not by a reconnect
