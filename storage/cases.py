@@ -176,19 +176,30 @@ def message_by_dedupe_key(session: Session, key: str) -> tuple[int, int] | None:
     """(id, case id) of the case message already stored for this content key, if any."""
     rows = held(session)
     if rows is not None:
-        same = next((r for r in rows.rows_of(_MESSAGES) if r.get("dedupe_key") == key), None)
-        if same is not None:
-            return (same["id"], same["case_id"])
-        written = rows.written_messages.get(key)
-        if written is not None:
-            return written
-        # Answered by a lookup of this transaction, unless the unit of work has inserted
-        # rows since (held rows written since are in ``written_messages``).
-        known = _dedupe_memo(rows)
-        if key in known:
-            return known[key]
+        known, answer = _answer_in_memory(rows, key)
+        if known:
+            return answer
     found = session.execute(_BY_DEDUPE_KEY, {"key": key}).first()
     return (found[0], found[1]) if found is not None else None
+
+
+def _answer_in_memory(rows: DeferredRows, key: str) -> tuple[bool, tuple[int, int] | None]:
+    """(whether this transaction knows the answer for ``key``, the answer).
+
+    Known: a held row carries the key, a row the transaction wrote does, or a lookup of
+    this transaction answered it and the unit of work has inserted nothing since (held
+    rows written since are in ``written_messages``).
+    """
+    same = next((r for r in rows.rows_of(_MESSAGES) if r.get("dedupe_key") == key), None)
+    if same is not None:
+        return True, (same["id"], same["case_id"])
+    written = rows.written_messages.get(key)
+    if written is not None:
+        return True, written
+    looked_up = _dedupe_memo(rows)
+    if key in looked_up:
+        return True, looked_up[key]
+    return False, None
 
 
 _DEDUPE_MEMO = "dedupe_keys"
@@ -219,13 +230,7 @@ def look_up_dedupe_keys(session: Session, keys: Collection[str]) -> None:
 def knows_dedupe_key(session: Session, key: str) -> bool:
     """Whether :func:`message_by_dedupe_key` answers for ``key`` without a query."""
     rows = held(session)
-    if rows is None:
-        return False
-    return (
-        key in _dedupe_memo(rows)
-        or key in rows.written_messages
-        or any(r.get("dedupe_key") == key for r in rows.rows_of(_MESSAGES))
-    )
+    return rows is not None and _answer_in_memory(rows, key)[0]
 
 
 def _dedupe_memo(rows: DeferredRows) -> dict[str, tuple[int, int] | None]:

@@ -117,7 +117,6 @@ class DeferredRows:
         self._expected = 0  # how many messages the transaction works (expect_messages)
         self._next_id: dict[str, int] = {}  # SQLite: the next id to give out
         self.memo: dict[Any, Any] = {}  # lookups that hold for the transaction
-        self.flushes = 0  # how many times held rows were written
         # Rows the unit of work inserted (not held ones): a lookup older may be stale.
         self.orm_inserts = 0
         # The messages this transaction wrote from held rows, by content key: (id, case
@@ -220,7 +219,6 @@ class DeferredRows:
                 start = end
         for obj, row in attach:
             _attach(session, obj, row)
-        self.flushes += 1
 
     def _note_messages(self, written: list[_Held]) -> None:
         for h in written:

@@ -47,10 +47,11 @@ class SandboxPool:
         self._lock = threading.Lock()
         self._turn = 0
         self._closed = False
-        # Which sandbox a future is queued in; weak, so an answered future is not kept.
+        # One thread per sandbox talks to its worker, so none waits on another's message.
         self._pumps = [
             ThreadPoolExecutor(1, thread_name_prefix=f"analysis-{n}") for n in range(len(sandboxes))
         ]
+        # Which sandbox a future is queued in; weak, so an answered future is not kept.
         self._owner: weakref.WeakKeyDictionary[Future[Analysis], Sandbox] = (
             weakref.WeakKeyDictionary()
         )

@@ -338,8 +338,7 @@ class Sandbox:
     @property
     def has_worker(self) -> bool:
         """Whether a worker process runs now (unlocked: a hint, such as for ``start``)."""
-        proc = self._proc
-        return proc is not None and proc.poll() is None
+        return self._is_running()
 
     @property
     def load(self) -> int:
